@@ -1,0 +1,41 @@
+// GET /api/topics/:topic/history: a topic's retained publications, under the subscribe ACL.
+import type { FastifyInstance } from 'fastify'
+import type { Config } from '../src/config.js'
+import { canSubscribe } from '../src/core/identity.js'
+import { encodeWithMessages, ErrorCode } from '../src/core/protocol.js'
+import { httpError } from './errors.js'
+import { assertTopic, topicSchema } from './schemas.js'
+
+interface HistoryQuerystring { since?: number, epoch?: string, limit?: number }
+
+export default async function topicRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
+  const node = app.realtime
+  const { historySize } = options.config
+
+  app.get<{ Params: { topic: string }, Querystring: HistoryQuerystring }>('/api/topics/:topic/history', {
+    schema: {
+      params: { type: 'object', properties: { topic: topicSchema } },
+      querystring: {
+        type: 'object',
+        properties: {
+          since: { type: 'integer', minimum: 0 },
+          epoch: { type: 'string', minLength: 1 },
+          limit: { type: 'integer', minimum: 0 }
+        },
+        dependencies: { since: ['epoch'] }
+      }
+    }
+  }, async (request, reply) => {
+    const { topic } = request.params
+    const { since, epoch, limit } = request.query
+    assertTopic('params/topic', topic)
+    const identity = await app.realtimeAuth.authenticate(request)
+    if (!canSubscribe(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to read the history of "${topic}"`)
+    const history = await node.history(topic, {
+      since: since === undefined || epoch === undefined ? undefined : { epoch, offset: since },
+      limit: Math.min(limit ?? historySize, historySize)
+    })
+    reply.type('application/json')
+    return encodeWithMessages({ topic, epoch: history.epoch, offset: history.offset }, history.publications.map(p => p.frame))
+  })
+}

@@ -1,0 +1,35 @@
+// GET /ws: every check happens before the upgrade, so a refused client gets a plain HTTP error
+// (401/403/429/503) and never an upgraded socket.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Config } from '../src/config.js'
+import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
+import { ErrorCode } from '../src/core/protocol.js'
+import { httpError, HttpError } from './errors.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the /ws route's admission check, before the upgrade. */
+    realtimeIdentity: Identity | null
+  }
+}
+
+export default async function wsRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
+  const { config } = options
+  const node = app.realtime
+  app.decorateRequest('realtimeIdentity', null)
+
+  async function admit (request: FastifyRequest): Promise<void> {
+    if (node.draining) throw httpError(ErrorCode.unavailable, 'server is shutting down; connect to another node')
+    if (node.hub.connections.size >= config.maxConnections) throw httpError(ErrorCode.unavailable, 'server is at MAX_CONNECTIONS')
+    const identity = await app.realtimeAuth.authenticate(request)
+    if (identity.user !== null && node.hub.connectionsOf(identity.user).size >= config.maxConnectionsPerUser) {
+      node.stats.rateLimited.connect++
+      throw new HttpError(429, ErrorCode.rateLimited, `at most ${config.maxConnectionsPerUser} connections per user`)
+    }
+    request.realtimeIdentity = identity
+  }
+
+  app.get('/ws', { websocket: true, onRequest: admit }, (socket, request) => {
+    node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY)
+  })
+}

@@ -1,0 +1,104 @@
+// The in-memory broker: one process, no dependencies. Offsets, epochs and history behave exactly as
+// with Redis (the conformance tests hold both to the same contract), so a single node can later grow
+// into many without clients noticing.
+import type { Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult } from '../broker.js'
+import { newEpoch } from '../epoch.js'
+import { encodeMessageFrame, type Publication, type PublicationInput, type StreamPosition } from '../protocol.js'
+import { selectHistory } from './history.js'
+
+export interface MemoryBrokerOptions {
+  historySize: number
+  /** Seconds a topic's stream (offsets and history) outlives its last publication. */
+  historyTtl: number
+  now?: () => number
+}
+
+interface Stream {
+  epoch: string
+  offset: number
+  /** The newest `historySize` publications, oldest first. */
+  history: Publication[]
+  expiresAt: number
+}
+
+export class MemoryBroker implements Broker {
+  readonly up = true
+  private listener?: BrokerListener
+  private readonly streams = new Map<string, Stream>()
+  private readonly subscribed = new Set<string>()
+  private readonly ttlMs: number
+  private readonly now: () => number
+  private sweeper?: NodeJS.Timeout
+
+  constructor (private readonly options: MemoryBrokerOptions) {
+    this.ttlMs = options.historyTtl * 1000
+    this.now = options.now ?? Date.now
+  }
+
+  async start (listener: BrokerListener): Promise<void> {
+    this.listener = listener
+    // Expired streams are also dropped lazily on access; the sweep only bounds memory for idle topics.
+    this.sweeper = setInterval(() => this.sweep(), Math.min(this.ttlMs, 60_000))
+    this.sweeper.unref()
+  }
+
+  async publish (input: PublicationInput): Promise<StreamPosition> {
+    const stream = this.stream(input.topic)
+    const ts = this.now()
+    stream.offset += 1
+    stream.expiresAt = ts + this.ttlMs
+    const position = { epoch: stream.epoch, offset: stream.offset }
+    const publication: Publication = {
+      topic: input.topic,
+      ...position,
+      ts,
+      frame: encodeMessageFrame(input.topic, JSON.stringify(input.data), position, ts, input.from)
+    }
+    if (this.options.historySize > 0) {
+      stream.history.push(publication)
+      if (stream.history.length > this.options.historySize) stream.history.shift()
+    }
+    if (this.subscribed.has(input.topic)) this.listener?.publication(publication)
+    return position
+  }
+
+  async subscribe (topic: string): Promise<void> {
+    this.subscribed.add(topic)
+  }
+
+  async unsubscribe (topic: string): Promise<void> {
+    this.subscribed.delete(topic)
+  }
+
+  async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
+    const stream = this.stream(topic)
+    return { epoch: stream.epoch, offset: stream.offset, publications: selectHistory(stream.history, stream.epoch, query) }
+  }
+
+  async sendControl (message: ControlMessage): Promise<void> {
+    this.listener?.control(message)
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.sweeper)
+    this.listener = undefined
+  }
+
+  /** The topic's live stream, starting a fresh epoch when it has none or it expired. */
+  private stream (topic: string): Stream {
+    const now = this.now()
+    let stream = this.streams.get(topic)
+    if (stream === undefined || stream.expiresAt <= now) {
+      stream = { epoch: newEpoch(), offset: 0, history: [], expiresAt: now + this.ttlMs }
+      this.streams.set(topic, stream)
+    }
+    return stream
+  }
+
+  private sweep (): void {
+    const now = this.now()
+    for (const [topic, stream] of this.streams) {
+      if (stream.expiresAt <= now) this.streams.delete(topic)
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// One websocket connection as the core sees it: its identity, its subscriptions, and a send() that
+// refuses to let a slow reader grow the server's memory without bound.
+import { WebSocket } from 'ws'
+import type { Identity } from './identity.js'
+import { CloseCode } from './protocol.js'
+import type { Subscription } from './subscription.js'
+import { TokenBucket } from './token-bucket.js'
+
+export interface ConnectionLimits {
+  sendBufferLimit: number
+  messageRate: number
+  messageBurst: number
+}
+
+export class Connection {
+  readonly subscriptions = new Map<string, Subscription>()
+  readonly bucket: TokenBucket
+  /** Frames refused by the rate limit since the last accepted one. */
+  rateStrikes = 0
+  /** When the oldest unanswered heartbeat ping was sent (ms), 0 when none is outstanding. */
+  unansweredPingSince = 0
+  /** Fires when the token expires without a refresh (set by the auth layer). */
+  expiryTimer?: NodeJS.Timeout
+  /** The close code this server chose, recorded because a peer that never answers reports 1006. */
+  closeCode?: number
+  private closing = false
+
+  constructor (
+    readonly id: string,
+    readonly socket: WebSocket,
+    public identity: Identity,
+    private readonly limits: ConnectionLimits
+  ) {
+    this.bucket = new TokenBucket(limits.messageRate, limits.messageBurst)
+  }
+
+  get user (): string | null {
+    return this.identity.user
+  }
+
+  get open (): boolean {
+    return !this.closing && this.socket.readyState === WebSocket.OPEN
+  }
+
+  send (frame: string): void {
+    if (!this.open) return
+    this.socket.send(frame)
+    if (this.socket.bufferedAmount > this.limits.sendBufferLimit) {
+      this.close(CloseCode.slowConsumer, 'slow consumer: send buffer over its limit')
+    }
+  }
+
+  /**
+   * Starts the closing handshake. Nothing more is sent after it; ws terminates the socket itself if
+   * the peer never answers (30 s), so a reader that stopped reading cannot hold it open for ever.
+   */
+  close (code: number, reason = ''): void {
+    if (this.closing) return
+    this.closing = true
+    this.closeCode = code
+    clearTimeout(this.expiryTimer)
+    this.socket.close(code, reason)
+  }
+
+  terminate (): void {
+    this.closing = true
+    clearTimeout(this.expiryTimer)
+    this.socket.terminate()
+  }
+}

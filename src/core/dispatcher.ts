@@ -1,0 +1,94 @@
+// Handles the frames a client sends: rate limit, parse, authorize, act, reply. Every failure becomes
+// an `error` frame on a connection that stays open.
+import type { RawData } from 'ws'
+import { BrokerUnavailableError } from './broker.js'
+import type { Connection } from './connection.js'
+import { Heartbeat } from './heartbeat.js'
+import { canPublish, canSubscribe } from './identity.js'
+import type { RealtimeNode } from './node.js'
+import {
+  CloseCode, encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, parseClientFrame, ProtocolError,
+  type ClientFrame, type RequestId
+} from './protocol.js'
+
+export class Dispatcher {
+  constructor (private readonly node: RealtimeNode) {}
+
+  handle (connection: Connection, data: RawData, isBinary: boolean): void {
+    Heartbeat.alive(connection)
+    // ws enforces MAX_PAYLOAD itself, unless a host registered @fastify/websocket with its own limit.
+    if (byteLength(data) > this.node.config.maxPayload) return connection.close(CloseCode.tooLarge, 'frame larger than MAX_PAYLOAD')
+    if (!this.withinRate(connection)) return
+    if (isBinary) return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
+    const parsed = parseClientFrame(data.toString())
+    if (!parsed.ok) return this.fail(connection, parsed.error, parsed.id)
+    const frame = parsed.frame
+    this.dispatch(connection, frame).catch(err => this.fail(connection, err, frame.id))
+  }
+
+  private withinRate (connection: Connection): boolean {
+    if (connection.bucket.take()) {
+      connection.rateStrikes = 0
+      return true
+    }
+    this.node.stats.rateLimited.message++
+    // A client that keeps sending into a full limit is closed; one that only bursts is just told.
+    if (++connection.rateStrikes >= this.node.config.messageBurst) {
+      connection.close(CloseCode.rateLimited, 'message rate limit exceeded repeatedly')
+    } else {
+      this.fail(connection, new ProtocolError(ErrorCode.rateLimited, `over ${this.node.config.messageRate} frames per second`))
+    }
+    return false
+  }
+
+  private async dispatch (connection: Connection, frame: ClientFrame): Promise<void> {
+    const { hub, config } = this.node
+    switch (frame.type) {
+      case 'ping':
+        return connection.send(encodePong(frame.id))
+      case 'subscribe':
+        this.authorize(canSubscribe(connection.identity, frame.topic), 'subscribe to', frame.topic)
+        return hub.subscribe(connection, frame.id, frame.topic, frame.since)
+      case 'unsubscribe':
+        hub.unsubscribe(connection, frame.topic)
+        return connection.send(encodeAck(frame.id, { topic: frame.topic }))
+      case 'publish': {
+        this.authorize(canPublish(connection.identity, frame.topic), 'publish to', frame.topic)
+        const result = await this.node.publish(frame.topic, frame.data, 'ws', connection.user ?? undefined)
+        return connection.send(encodeAck(frame.id, result))
+      }
+      case 'history': {
+        this.authorize(canSubscribe(connection.identity, frame.topic), 'read the history of', frame.topic)
+        const limit = Math.min(frame.limit ?? config.historySize, config.historySize)
+        const history = await this.node.history(frame.topic, { since: frame.since, limit })
+        const fields = { type: 'ack', id: frame.id, topic: frame.topic, epoch: history.epoch, offset: history.offset }
+        return connection.send(encodeWithMessages(fields, history.publications.map(p => p.frame)))
+      }
+      case 'presence':
+        throw new ProtocolError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
+      case 'refresh':
+        throw new ProtocolError(ErrorCode.badRequest, 'this server verifies no tokens (no JWT key configured): nothing to refresh')
+    }
+  }
+
+  private authorize (allowed: boolean, action: string, topic: string): void {
+    if (!allowed) throw new ProtocolError(ErrorCode.forbidden, `not allowed to ${action} "${topic}"`)
+  }
+
+  private fail (connection: Connection, err: unknown, id?: RequestId): void {
+    const error = toProtocolError(err)
+    if (error.code === ErrorCode.internal) this.node.log.error({ err, connectionId: connection.id }, 'frame handling failed')
+    this.node.stats.count(this.node.stats.errors, error.code)
+    connection.send(encodeError(error.code, error.message, id))
+  }
+}
+
+function byteLength (data: RawData): number {
+  return Array.isArray(data) ? data.reduce((sum, chunk) => sum + chunk.length, 0) : data.byteLength
+}
+
+export function toProtocolError (err: unknown): ProtocolError {
+  if (err instanceof ProtocolError) return err
+  if (err instanceof BrokerUnavailableError) return new ProtocolError(ErrorCode.unavailable, 'the broker is unavailable; try again')
+  return new ProtocolError(ErrorCode.internal, 'internal error')
+}

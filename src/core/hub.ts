@@ -1,0 +1,164 @@
+// This node's connections and its topic -> subscriptions index. The hub subscribes the node to a
+// topic at the broker when the first local client subscribes and unsubscribes after the last one
+// leaves, and fans each publication out by writing the same, already-serialized frame to every
+// local subscriber.
+import type { Broker } from './broker.js'
+import type { Connection } from './connection.js'
+import { encodeAck, ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
+import type { Stats } from './stats.js'
+import { Subscription } from './subscription.js'
+
+export interface HubOptions {
+  maxSubscriptions: number
+  /** The most publications a recovering subscribe replays; a bigger gap is `recovered: false`. */
+  maxRecovery: number
+}
+
+export class Hub {
+  readonly connections = new Set<Connection>()
+  private readonly byUser = new Map<string, Set<Connection>>()
+  private readonly topics = new Map<string, Set<Subscription>>()
+  /** Topics the broker is subscribed to for this node (what the broker has, not what we want). */
+  private readonly brokerTopics = new Set<string>()
+  /** Per topic, the broker (un)subscribe in progress, so that they run one at a time in order. */
+  private readonly brokerOps = new Map<string, Promise<void>>()
+  private subscriptionCount = 0
+
+  constructor (private readonly broker: Broker, private readonly stats: Stats, private readonly options: HubOptions) {}
+
+  add (connection: Connection): void {
+    this.connections.add(connection)
+    const user = connection.user
+    if (user === null) return
+    let connections = this.byUser.get(user)
+    if (connections === undefined) this.byUser.set(user, connections = new Set())
+    connections.add(connection)
+  }
+
+  remove (connection: Connection): void {
+    if (!this.connections.delete(connection)) return
+    for (const subscription of connection.subscriptions.values()) this.unindex(subscription)
+    connection.subscriptions.clear()
+    const user = connection.user
+    const connections = user === null ? undefined : this.byUser.get(user)
+    if (connections === undefined) return
+    connections.delete(connection)
+    if (connections.size === 0) this.byUser.delete(user as string)
+  }
+
+  connectionsOf (user: string): ReadonlySet<Connection> {
+    return this.byUser.get(user) ?? new Set()
+  }
+
+  /**
+   * Subscribes, replies with the ack and, when `since` allows recovery, replays the missed
+   * publications; live publications that race with all this are buffered and delivered after.
+   */
+  async subscribe (connection: Connection, id: RequestId, topic: string, since?: StreamPosition): Promise<void> {
+    if (connection.subscriptions.has(topic)) throw new ProtocolError(ErrorCode.badRequest, `already subscribed to "${topic}"`)
+    if (connection.subscriptions.size >= this.options.maxSubscriptions) {
+      throw new ProtocolError(ErrorCode.limitExceeded, `at most ${this.options.maxSubscriptions} subscriptions per connection`)
+    }
+    const subscription = new Subscription(connection, topic)
+    connection.subscriptions.set(topic, subscription)
+    this.index(subscription)
+    try {
+      await this.syncBrokerSubscription(topic)
+      if (!this.brokerTopics.has(topic)) throw new ProtocolError(ErrorCode.unavailable, 'the broker could not subscribe')
+      // Read the stream only now that live publications are flowing, so none falls in between.
+      const history = await this.broker.history(topic, since === undefined ? { limit: 0 } : { since, limit: this.options.maxRecovery })
+      const recovered = since === undefined ? undefined : this.canRecover(since, history, history.publications)
+      if (recovered !== undefined) this.stats.recoveries[recovered ? 'recovered' : 'failed']++
+      const ack: Record<string, unknown> = { topic, epoch: history.epoch, offset: history.offset }
+      if (recovered !== undefined) ack.recovered = recovered
+      connection.send(encodeAck(id, ack))
+      // An unsubscribe (or close) that overtook this subscribe has already removed it: nothing to send.
+      if (subscription.removed) return
+      this.stats.deliveries += subscription.activate(history, recovered === true ? history.publications : [])
+    } catch (err) {
+      if (connection.subscriptions.get(topic) === subscription) this.unsubscribe(connection, topic)
+      throw err
+    }
+  }
+
+  unsubscribe (connection: Connection, topic: string): void {
+    const subscription = connection.subscriptions.get(topic)
+    if (subscription === undefined) throw new ProtocolError(ErrorCode.badRequest, `not subscribed to "${topic}"`)
+    connection.subscriptions.delete(topic)
+    this.unindex(subscription)
+  }
+
+  /** Fan-out: the same frame bytes to every local subscriber of the topic. */
+  deliver (publication: Publication): void {
+    const subscriptions = this.topics.get(publication.topic)
+    if (subscriptions === undefined) return
+    this.stats.observeDeliveryLag((Date.now() - publication.ts) / 1000)
+    let delivered = 0
+    for (const subscription of subscriptions) {
+      if (subscription.deliver(publication)) delivered++
+    }
+    this.stats.deliveries += delivered
+  }
+
+  /** Topics with at least one local subscriber. */
+  localTopics (): IterableIterator<string> {
+    return this.topics.keys()
+  }
+
+  subscribersOf (topic: string): ReadonlySet<Subscription> {
+    return this.topics.get(topic) ?? new Set()
+  }
+
+  get counts (): { connections: number, subscriptions: number, topics: number } {
+    return { connections: this.connections.size, subscriptions: this.subscriptionCount, topics: this.topics.size }
+  }
+
+  /** Recovery is possible when the epoch is the same and history still holds every missed offset. */
+  private canRecover (since: StreamPosition, top: StreamPosition, publications: readonly Publication[]): boolean {
+    if (since.epoch !== top.epoch) return false
+    const missed = top.offset - since.offset
+    if (missed < 0 || missed > this.options.maxRecovery) return false
+    return missed === 0 || (publications.length >= missed && publications[0].offset === since.offset + 1)
+  }
+
+  private index (subscription: Subscription): void {
+    let subscriptions = this.topics.get(subscription.topic)
+    if (subscriptions === undefined) this.topics.set(subscription.topic, subscriptions = new Set())
+    subscriptions.add(subscription)
+    this.subscriptionCount++
+  }
+
+  private unindex (subscription: Subscription): void {
+    subscription.removed = true
+    const subscriptions = this.topics.get(subscription.topic)
+    if (subscriptions === undefined || !subscriptions.delete(subscription)) return
+    this.subscriptionCount--
+    if (subscriptions.size > 0) return
+    this.topics.delete(subscription.topic)
+    // Nobody waits for this: a failed broker unsubscribe only means some unneeded traffic.
+    this.syncBrokerSubscription(subscription.topic).catch(() => {})
+  }
+
+  /**
+   * Brings the broker's subscription for `topic` in line with whether anyone here wants it. Calls
+   * for one topic are chained, so a subscribe racing an unsubscribe never leaves the two out of step.
+   */
+  private syncBrokerSubscription (topic: string): Promise<void> {
+    const previous = this.brokerOps.get(topic) ?? Promise.resolve()
+    const operation = previous.then(async () => {
+      const wanted = this.topics.has(topic)
+      if (wanted && !this.brokerTopics.has(topic)) {
+        await this.broker.subscribe(topic)
+        this.brokerTopics.add(topic)
+      } else if (!wanted && this.brokerTopics.has(topic)) {
+        this.brokerTopics.delete(topic)
+        await this.broker.unsubscribe(topic)
+      }
+    })
+    const settled = operation.catch(() => {}).then(() => {
+      if (this.brokerOps.get(topic) === settled) this.brokerOps.delete(topic)
+    })
+    this.brokerOps.set(topic, settled)
+    return operation
+  }
+}

@@ -1,0 +1,125 @@
+// One realtime node: the broker, the hub, the heartbeat and the frame dispatcher wired together. The
+// Fastify plugins own its lifecycle; host routes reach it as `fastify.realtime`.
+import { randomUUID } from 'node:crypto'
+import type { WebSocket } from 'ws'
+import type { Config } from '../config.js'
+import { BrokerUnavailableError, type Broker, type ControlMessage, type HistoryQuery, type HistoryResult } from './broker.js'
+import { Connection } from './connection.js'
+import { Dispatcher } from './dispatcher.js'
+import { Heartbeat } from './heartbeat.js'
+import { Hub } from './hub.js'
+import type { Identity } from './identity.js'
+import { CloseCode, encodeWelcome, ErrorCode, ProtocolError, type StreamPosition } from './protocol.js'
+import { Stats, type PublishSource } from './stats.js'
+import { isValidTopic } from './topics.js'
+
+/** The subset of pino's logger the core uses, so the core does not depend on Fastify. */
+export interface Logger {
+  info: (obj: object, msg?: string) => void
+  warn: (obj: object, msg?: string) => void
+  error: (obj: object, msg?: string) => void
+}
+
+export interface PublishResult extends StreamPosition {
+  topic: string
+}
+
+export class RealtimeNode {
+  readonly id: string
+  readonly startedAt = Date.now()
+  readonly stats = new Stats()
+  readonly hub: Hub
+  private readonly heartbeat: Heartbeat
+  private readonly dispatcher = new Dispatcher(this)
+  /** Set when shutdown begins: readiness fails and new upgrades are refused. */
+  draining = false
+
+  constructor (readonly config: Config, readonly broker: Broker, readonly log: Logger) {
+    this.id = config.nodeId
+    this.hub = new Hub(broker, this.stats, { maxSubscriptions: config.maxSubscriptions, maxRecovery: config.historySize })
+    this.heartbeat = new Heartbeat(this.hub.connections, config.heartbeatInterval, config.heartbeatTimeout)
+  }
+
+  async start (): Promise<void> {
+    await this.broker.start({
+      publication: publication => this.hub.deliver(publication),
+      control: message => this.applyControl(message),
+      status: up => this.log[up ? 'info' : 'warn']({ broker: up ? 'up' : 'down' }, up ? 'broker reachable again' : 'broker unreachable')
+    })
+    this.heartbeat.start()
+  }
+
+  get ready (): boolean {
+    return !this.draining && this.broker.up
+  }
+
+  /** Publishes `data` to `topic` on every node. Rejects with `bad_request` or `unavailable`. */
+  async publish (topic: string, data: unknown, source: PublishSource = 'api', from?: string): Promise<PublishResult> {
+    if (typeof topic !== 'string' || !isValidTopic(topic)) throw new ProtocolError(ErrorCode.badRequest, `invalid topic "${String(topic).slice(0, 300)}"`)
+    if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
+    const started = performance.now()
+    const position = await this.broker.publish({ topic, data, from })
+    this.stats.observePublishDuration((performance.now() - started) / 1000)
+    this.stats.publications[source]++
+    return { topic, epoch: position.epoch, offset: position.offset }
+  }
+
+  async history (topic: string, query: HistoryQuery): Promise<HistoryResult> {
+    if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
+    return this.broker.history(topic, query)
+  }
+
+  /**
+   * Takes over an upgraded socket. The message handler is attached synchronously, before anything is
+   * awaited, so no early frame is lost.
+   */
+  accept (socket: WebSocket, identity: Identity): Connection {
+    const connection = new Connection(randomUUID(), socket, identity, this.config)
+    socket.on('message', (data, isBinary) => this.dispatcher.handle(connection, data, isBinary))
+    socket.on('pong', () => Heartbeat.alive(connection))
+    socket.once('close', code => {
+      this.hub.remove(connection)
+      this.stats.count(this.stats.disconnects, connection.closeCode ?? code)
+    })
+    this.hub.add(connection)
+    connection.send(encodeWelcome({
+      connectionId: connection.id,
+      user: identity.user,
+      node: this.id,
+      heartbeat: this.config.heartbeatInterval,
+      expiresAt: identity.expiresAt
+    }))
+    return connection
+  }
+
+  /** Acts on a control message from any node: closes the affected local connections with 4003. */
+  applyControl (message: ControlMessage): void {
+    if (message.type === 'disconnect') {
+      for (const connection of this.hub.connectionsOf(message.user)) connection.close(CloseCode.forbidden, 'disconnected by the server')
+      return
+    }
+    for (const connection of this.hub.connections) {
+      if (connection.identity.jti === message.jti) connection.close(CloseCode.forbidden, 'token revoked')
+    }
+  }
+
+  /**
+   * Graceful drain: refuse new upgrades, close every socket with 1001 (clients reconnect elsewhere and
+   * recover), wait for them to go, up to `timeoutMs`, then cut off whoever is left.
+   */
+  async drain (timeoutMs = this.config.shutdownTimeout): Promise<void> {
+    this.draining = true
+    this.heartbeat.stop()
+    for (const connection of this.hub.connections) connection.close(CloseCode.goingAway, 'server shutting down')
+    const deadline = Date.now() + timeoutMs
+    while (this.hub.connections.size > 0 && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    for (const connection of this.hub.connections) connection.terminate()
+  }
+
+  async close (): Promise<void> {
+    this.heartbeat.stop()
+    await this.broker.close()
+  }
+}

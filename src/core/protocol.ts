@@ -1,0 +1,194 @@
+// The wire protocol (PROTOCOL.md §2): parsing and validating client frames, encoding server frames,
+// error codes and close codes. Everything that touches the JSON shape of a frame lives here.
+import { isValidTopic } from './topics.js'
+
+export const ErrorCode = {
+  badRequest: 'bad_request',
+  unauthorized: 'unauthorized',
+  forbidden: 'forbidden',
+  notFound: 'not_found',
+  rateLimited: 'rate_limited',
+  tooLarge: 'too_large',
+  limitExceeded: 'limit_exceeded',
+  unavailable: 'unavailable',
+  internal: 'internal'
+} as const
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  tooLarge: 1009,
+  internal: 1011,
+  tokenExpired: 4001,
+  forbidden: 4003,
+  rateLimited: 4008,
+  slowConsumer: 4009
+} as const
+
+/** An error that answers one client request; `code` goes on the wire. */
+export class ProtocolError extends Error {
+  constructor (readonly code: ErrorCode, message: string) {
+    super(message)
+  }
+}
+
+export type RequestId = string | number
+
+export interface StreamPosition {
+  epoch: string
+  offset: number
+}
+
+export type ClientFrame =
+  | { type: 'subscribe', id: RequestId, topic: string, since?: StreamPosition }
+  | { type: 'unsubscribe', id: RequestId, topic: string }
+  | { type: 'publish', id: RequestId, topic: string, data: unknown }
+  | { type: 'history', id: RequestId, topic: string, since?: StreamPosition, limit?: number }
+  | { type: 'presence', id: RequestId, topic: string }
+  | { type: 'refresh', id: RequestId, token: string }
+  | { type: 'ping', id?: RequestId }
+
+export type ParseResult =
+  | { ok: true, frame: ClientFrame }
+  | { ok: false, error: ProtocolError, id?: RequestId }
+
+type Json = Record<string, unknown>
+
+function isRequestId (value: unknown): value is RequestId {
+  return (typeof value === 'string' && value.length > 0 && value.length <= 128) ||
+    (typeof value === 'number' && Number.isFinite(value))
+}
+
+function bad (message: string): ProtocolError {
+  return new ProtocolError(ErrorCode.badRequest, message)
+}
+
+function requireTopic (raw: Json): string {
+  const topic = raw.topic
+  if (typeof topic !== 'string') throw bad('"topic" must be a string')
+  if (!isValidTopic(topic)) throw bad(`invalid topic "${topic.slice(0, 300)}"`)
+  return topic
+}
+
+function optionalSince (raw: Json): StreamPosition | undefined {
+  const since = raw.since
+  if (since === undefined) return undefined
+  if (since === null || typeof since !== 'object' || Array.isArray(since)) throw bad('"since" must be an object {epoch, offset}')
+  const { epoch, offset } = since as Json
+  if (typeof epoch !== 'string') throw bad('"since.epoch" must be a string')
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw bad('"since.offset" must be a non-negative integer')
+  return { epoch, offset: offset as number }
+}
+
+function optionalLimit (raw: Json): number | undefined {
+  const limit = raw.limit
+  if (limit === undefined) return undefined
+  if (!Number.isSafeInteger(limit) || (limit as number) < 0) throw bad('"limit" must be a non-negative integer')
+  return limit as number
+}
+
+function toFrame (raw: Json, id: RequestId | undefined): ClientFrame {
+  const type = raw.type
+  if (type === 'ping') return id === undefined ? { type } : { type, id }
+  if (typeof type !== 'string') throw bad('"type" must be a string')
+  if (id === undefined) throw bad('"id" is required (a string or a number)')
+  switch (type) {
+    case 'subscribe': return { type, id, topic: requireTopic(raw), since: optionalSince(raw) }
+    case 'unsubscribe': return { type, id, topic: requireTopic(raw) }
+    case 'publish':
+      if (!('data' in raw)) throw bad('"data" is required')
+      return { type, id, topic: requireTopic(raw), data: raw.data }
+    case 'history': return { type, id, topic: requireTopic(raw), since: optionalSince(raw), limit: optionalLimit(raw) }
+    case 'presence': return { type, id, topic: requireTopic(raw) }
+    case 'refresh':
+      if (typeof raw.token !== 'string' || raw.token === '') throw bad('"token" must be a non-empty string')
+      return { type, id, token: raw.token }
+    default: throw bad(`unknown type "${type.slice(0, 64)}"`)
+  }
+}
+
+/** Parses one text frame. Never throws: a bad frame becomes an error to send back. */
+export function parseClientFrame (text: string): ParseResult {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    return { ok: false, error: bad('malformed JSON') }
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return { ok: false, error: bad('a frame must be a JSON object') }
+  }
+  const rawId = (raw as Json).id
+  if (rawId !== undefined && !isRequestId(rawId)) {
+    return { ok: false, error: bad('"id" must be a non-empty string (at most 128 characters) or a finite number') }
+  }
+  const id = rawId as RequestId | undefined
+  try {
+    return { ok: true, frame: toFrame(raw as Json, id) }
+  } catch (err) {
+    return { ok: false, error: err as ProtocolError, id }
+  }
+}
+
+// ---- server -> client ----
+
+export interface Welcome {
+  connectionId: string
+  user: string | null
+  node: string
+  heartbeat: number
+  expiresAt: number | null
+}
+
+export function encodeWelcome (welcome: Welcome): string {
+  return JSON.stringify({ type: 'welcome', ...welcome })
+}
+
+export function encodeAck (id: RequestId, fields: object = {}): string {
+  return JSON.stringify({ type: 'ack', id, ...fields })
+}
+
+export function encodeError (code: ErrorCode, message: string, id?: RequestId): string {
+  return JSON.stringify(id === undefined ? { type: 'error', code, message } : { type: 'error', code, message, id })
+}
+
+export function encodePong (id?: RequestId): string {
+  return id === undefined ? '{"type":"pong"}' : JSON.stringify({ type: 'pong', id })
+}
+
+export interface PublicationInput {
+  topic: string
+  data: unknown
+  /** The publishing user, when a client (not the server API) published. */
+  from?: string
+}
+
+/**
+ * A publication as it travels: its position in the topic's stream and the `message` frame, serialized
+ * once, that is sent as-is to every subscriber. Brokers build it; the hub only forwards `frame`.
+ */
+export interface Publication extends StreamPosition {
+  topic: string
+  /** When it was published, ms since epoch. */
+  ts: number
+  frame: string
+}
+
+/**
+ * Serializes a publication to its `message` frame. `dataJson` is the already-serialized `data`, so a
+ * broker that stores publications (history) can keep the JSON and never re-encode it.
+ */
+export function encodeMessageFrame (topic: string, dataJson: string, position: StreamPosition, ts: number, from?: string): string {
+  const fromPart = from === undefined ? '' : `,"from":${JSON.stringify(from)}`
+  return `{"type":"message","topic":${JSON.stringify(topic)},"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset},"ts":${ts}${fromPart},"data":${dataJson}}`
+}
+
+/**
+ * `fields` as JSON with a `messages` array of already-serialized message frames spliced in, so that
+ * stored publications are sent as they are (history ack, HTTP history), never re-encoded.
+ */
+export function encodeWithMessages (fields: object, frames: readonly string[]): string {
+  const head = JSON.stringify(fields)
+  return `${head.slice(0, -1)},"messages":[${frames.join(',')}]}`
+}

@@ -1,0 +1,51 @@
+// One connection's subscription to one topic. It delivers each publication at most once and in
+// offset order: while the subscribe is still being set up (broker subscription, ack, recovery replay)
+// live publications are buffered, and afterwards anything at or below the last delivered offset of the
+// same epoch is dropped. That one rule makes recovery and the Redis gap fill free of duplicates.
+import type { Connection } from './connection.js'
+import type { Publication, StreamPosition } from './protocol.js'
+
+export class Subscription {
+  epoch = ''
+  offset = 0
+  /** Live publications that arrived before the subscription was activated; null once active. */
+  private pending: Publication[] | null = []
+  removed = false
+
+  constructor (readonly connection: Connection, readonly topic: string) {}
+
+  get active (): boolean {
+    return this.pending === null
+  }
+
+  /** Returns true when the frame was written to the socket. */
+  deliver (publication: Publication): boolean {
+    if (this.pending !== null) {
+      this.pending.push(publication)
+      return false
+    }
+    if (publication.epoch === this.epoch) {
+      if (publication.offset <= this.offset) return false
+    } else {
+      this.epoch = publication.epoch
+    }
+    this.offset = publication.offset
+    this.connection.send(publication.frame)
+    return true
+  }
+
+  /**
+   * Goes live at `position` (what the ack announced): sends `replay` (the recovered publications),
+   * then whatever was buffered meanwhile, skipping what the replay already covered.
+   */
+  activate (position: StreamPosition, replay: readonly Publication[]): number {
+    const buffered = this.pending ?? []
+    this.pending = null
+    this.epoch = position.epoch
+    this.offset = replay.length > 0 ? replay[0].offset - 1 : position.offset
+    let delivered = 0
+    for (const publication of replay) if (this.deliver(publication)) delivered++
+    for (const publication of buffered) if (this.deliver(publication)) delivered++
+    return delivered
+  }
+}

@@ -1,0 +1,12 @@
+// Package exports: the plugins, buildApp and the types an embedding app needs.
+export { default as realtime, type RealtimeOptions } from '../plugins/realtime.js'
+export { default as broadcast } from '../plugins/broadcast.js'
+export { default as auth } from '../plugins/auth.js'
+export { default as connections } from '../plugins/connections.js'
+export { buildApp } from './app.js'
+export { loadConfig, configWith, ConfigError, type Config } from './config.js'
+export type { Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult } from './core/broker.js'
+export { MemoryBroker } from './core/brokers/memory.js'
+export type { Identity } from './core/identity.js'
+export type { RealtimeNode, PublishResult } from './core/node.js'
+export { CloseCode, ErrorCode } from './core/protocol.js'
