@@ -13,7 +13,6 @@ export default async function adminRoutes (app: FastifyInstance): Promise<void> 
 
   app.get('/api/info', async (request) => {
     await requireAdmin(app, request)
-    const { connections, subscriptions } = node.hub.counts
-    return { node: node.id, nodes: [{ id: node.id, connections, subscriptions, startedAt: node.startedAt }] }
+    return { node: node.id, nodes: await node.broker.nodes() }
   })
 }

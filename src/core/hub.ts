@@ -100,6 +100,15 @@ export class Hub {
     this.stats.deliveries += delivered
   }
 
+  /** Fan-out of an offset-less frame (join/leave) to the topic's active local subscribers. */
+  deliverEvent (topic: string, frame: string): void {
+    const subscriptions = this.topics.get(topic)
+    if (subscriptions === undefined) return
+    for (const subscription of subscriptions) {
+      if (subscription.active) subscription.connection.send(frame)
+    }
+  }
+
   /** Topics with at least one local subscriber. */
   localTopics (): IterableIterator<string> {
     return this.topics.keys()

@@ -43,6 +43,8 @@ export class RealtimeNode {
   async start (): Promise<void> {
     await this.broker.start({
       publication: publication => this.hub.deliver(publication),
+      event: (topic, frame) => this.hub.deliverEvent(topic, frame),
+      describe: () => ({ id: this.id, startedAt: this.startedAt, ...this.hub.counts }),
       control: message => this.applyControl(message),
       status: up => this.log[up ? 'info' : 'warn']({ broker: up ? 'up' : 'down' }, up ? 'broker reachable again' : 'broker unreachable')
     })

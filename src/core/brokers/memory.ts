@@ -1,7 +1,9 @@
 // The in-memory broker: one process, no dependencies. Offsets, epochs and history behave exactly as
 // with Redis (the conformance tests hold both to the same contract), so a single node can later grow
 // into many without clients noticing.
-import type { Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult } from '../broker.js'
+import type {
+  Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult, NodeInfo, PresenceEntry, PublishOptions
+} from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import { encodeMessageFrame, type Publication, type PublicationInput, type StreamPosition } from '../protocol.js'
 import { selectHistory } from './history.js'
@@ -26,6 +28,12 @@ export class MemoryBroker implements Broker {
   private listener?: BrokerListener
   private readonly streams = new Map<string, Stream>()
   private readonly subscribed = new Set<string>()
+  /** idempotency key -> the first publication's position, until it expires. */
+  private readonly idempotent = new Map<string, { position: StreamPosition, expiresAt: number }>()
+  /** jti -> revoked until (ms). */
+  private readonly revoked = new Map<string, number>()
+  /** topic -> connectionId -> entry. */
+  private readonly presenceByTopic = new Map<string, Map<string, PresenceEntry>>()
   private readonly ttlMs: number
   private readonly now: () => number
   private sweeper?: NodeJS.Timeout
@@ -42,9 +50,14 @@ export class MemoryBroker implements Broker {
     this.sweeper.unref()
   }
 
-  async publish (input: PublicationInput): Promise<StreamPosition> {
-    const stream = this.stream(input.topic)
+  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<StreamPosition> {
     const ts = this.now()
+    const { idempotencyKey, idempotencyTtlMs = 300_000 } = options
+    if (idempotencyKey !== undefined) {
+      const first = this.idempotent.get(idempotencyKey)
+      if (first !== undefined && first.expiresAt > ts) return first.position
+    }
+    const stream = this.stream(input.topic)
     stream.offset += 1
     stream.expiresAt = ts + this.ttlMs
     const position = { epoch: stream.epoch, offset: stream.offset }
@@ -58,8 +71,13 @@ export class MemoryBroker implements Broker {
       stream.history.push(publication)
       if (stream.history.length > this.options.historySize) stream.history.shift()
     }
+    if (idempotencyKey !== undefined) this.idempotent.set(idempotencyKey, { position, expiresAt: ts + idempotencyTtlMs })
     if (this.subscribed.has(input.topic)) this.listener?.publication(publication)
     return position
+  }
+
+  async publishEvent (topic: string, frame: string): Promise<void> {
+    if (this.subscribed.has(topic)) this.listener?.event(topic, frame)
   }
 
   async subscribe (topic: string): Promise<void> {
@@ -77,6 +95,35 @@ export class MemoryBroker implements Broker {
 
   async sendControl (message: ControlMessage): Promise<void> {
     this.listener?.control(message)
+  }
+
+  async revoke (jti: string, untilMs: number): Promise<void> {
+    this.revoked.set(jti, untilMs)
+  }
+
+  async isRevoked (jti: string): Promise<boolean> {
+    return (this.revoked.get(jti) ?? 0) > this.now()
+  }
+
+  async addPresence (topic: string, entry: PresenceEntry): Promise<void> {
+    let entries = this.presenceByTopic.get(topic)
+    if (entries === undefined) this.presenceByTopic.set(topic, entries = new Map())
+    entries.set(entry.connectionId, entry)
+  }
+
+  async removePresence (topic: string, connectionId: string): Promise<void> {
+    const entries = this.presenceByTopic.get(topic)
+    if (entries === undefined) return
+    entries.delete(connectionId)
+    if (entries.size === 0) this.presenceByTopic.delete(topic)
+  }
+
+  async presence (topic: string): Promise<PresenceEntry[]> {
+    return [...(this.presenceByTopic.get(topic)?.values() ?? [])]
+  }
+
+  async nodes (): Promise<NodeInfo[]> {
+    return this.listener === undefined ? [] : [this.listener.describe()]
   }
 
   async close (): Promise<void> {
@@ -99,6 +146,12 @@ export class MemoryBroker implements Broker {
     const now = this.now()
     for (const [topic, stream] of this.streams) {
       if (stream.expiresAt <= now) this.streams.delete(topic)
+    }
+    for (const [key, first] of this.idempotent) {
+      if (first.expiresAt <= now) this.idempotent.delete(key)
+    }
+    for (const [jti, until] of this.revoked) {
+      if (until <= now) this.revoked.delete(jti)
     }
   }
 }
