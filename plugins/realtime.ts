@@ -8,6 +8,7 @@ import routes from '../routes/index.js'
 import auth from './auth.js'
 import broadcast from './broadcast.js'
 import connections from './connections.js'
+import metrics from './metrics.js'
 
 export interface RealtimeOptions extends Partial<Config> {
   /** Mounts every route (including /ws) under this path, e.g. '/realtime'. */
@@ -24,6 +25,7 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
   await app.register(broadcast, { config, broker })
   await app.register(auth, { config })
   await app.register(connections, { config })
+  await app.register(metrics, { prefix })
   await app.register(routes, { config, prefix })
 }
 
