@@ -44,6 +44,8 @@ export interface Config {
 }
 
 export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+
   constructor (readonly variable: string, message: string) {
     super(`invalid configuration: ${variable} ${message}`)
   }

@@ -1,0 +1,126 @@
+// Configuration (PROTOCOL.md §5): defaults, parsing, and a start-up failure that names the variable.
+import t from 'tap'
+import { ConfigError, configWith, defaults, loadConfig } from '../src/config.js'
+import { exitWithin, spawnServer } from './fixtures/spawn.js'
+
+t.test('an empty environment gives the documented defaults', async t => {
+  const config = loadConfig({})
+  t.match(config, {
+    host: '127.0.0.1',
+    port: 3000,
+    redisUrl: undefined,
+    jwtSecret: undefined,
+    jwtPublicKey: undefined,
+    allowedOrigins: undefined,
+    defaultSubscribe: ['public.>', 'user.{sub}.>'],
+    defaultPublish: ['user.{sub}.>'],
+    historySize: 100,
+    historyTtl: 300,
+    heartbeatInterval: 25000,
+    heartbeatTimeout: 10000,
+    maxPayload: 65536,
+    maxSubscriptions: 128,
+    shutdownTimeout: 10000,
+    presence: false,
+    joinLeave: false,
+    logLevel: 'info',
+    production: false
+  })
+  t.match(config.nodeId, /^[0-9a-f]{8}$/, 'a random node id')
+  t.not(loadConfig({}).nodeId, config.nodeId, 'a new node id per start')
+  t.equal(config.sendBufferLimit, defaults.SEND_BUFFER_LIMIT)
+})
+
+t.test('values are parsed: integers, booleans, lists, origins, blank means unset', async t => {
+  const config = loadConfig({
+    PORT: '8080',
+    HISTORY_SIZE: '0',
+    PRESENCE: 'yes',
+    JOIN_LEAVE: 'off',
+    ALLOWED_ORIGINS: 'https://a.example.com, http://localhost:5173',
+    DEFAULT_SUBSCRIBE: ' news.*, public.> ',
+    DEFAULT_PUBLISH: '',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    JWT_SECRET: '   ',
+    JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\\nabc\\n-----END PUBLIC KEY-----',
+    NODE_ID: 'node-a',
+    LOG_LEVEL: 'silent',
+    NODE_ENV: 'production'
+  })
+  t.equal(config.port, 8080)
+  t.equal(config.historySize, 0, 'HISTORY_SIZE=0 keeps no history')
+  t.equal(config.presence, true)
+  t.equal(config.joinLeave, false)
+  t.same(config.allowedOrigins, ['https://a.example.com', 'http://localhost:5173'])
+  t.same(config.defaultSubscribe, ['news.*', 'public.>'])
+  t.same(config.defaultPublish, [], 'an explicitly empty list means no topics')
+  t.equal(config.redisUrl, 'redis://127.0.0.1:6379')
+  t.equal(config.jwtSecret, undefined, 'a blank value counts as unset')
+  t.equal(config.jwtPublicKey, '-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----', 'literal \\n become newlines')
+  t.equal(config.nodeId, 'node-a')
+  t.equal(config.logLevel, 'silent')
+  t.equal(config.production, true)
+})
+
+t.test('configWith overrides the defaults field by field', async t => {
+  const config = configWith({ maxPayload: 1024, port: 0 })
+  t.equal(config.maxPayload, 1024)
+  t.equal(config.port, 0)
+  t.equal(config.historySize, 100)
+})
+
+const badValues: Array<[Record<string, string>, string, RegExp]> = [
+  [{ PORT: 'abc' }, 'PORT', /integer.*"abc"/],
+  [{ PORT: '70000' }, 'PORT', /between 0 and 65535/],
+  [{ PORT: '1.5' }, 'PORT', /integer/],
+  [{ HISTORY_SIZE: '-1' }, 'HISTORY_SIZE', /between/],
+  [{ HEARTBEAT_INTERVAL: '10' }, 'HEARTBEAT_INTERVAL', /between/],
+  [{ MAX_PAYLOAD: 'lots' }, 'MAX_PAYLOAD', /integer/],
+  [{ SHUTDOWN_TIMEOUT: '-5' }, 'SHUTDOWN_TIMEOUT', /between/],
+  [{ PRESENCE: 'maybe' }, 'PRESENCE', /true or false.*"maybe"/],
+  [{ JOIN_LEAVE: '2' }, 'JOIN_LEAVE', /true or false/],
+  [{ ALLOWED_ORIGINS: 'bad' }, 'ALLOWED_ORIGINS', /"bad"/],
+  [{ ALLOWED_ORIGINS: 'https://ok.example.com,https://x.example.com/path' }, 'ALLOWED_ORIGINS', /path/],
+  [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /"loud"/],
+  [{ REDIS_URL: 'http://x' }, 'REDIS_URL', /redis:\/\/.*"http:\/\/x"/],
+  [{ JWT_SECRET: 's3cret', JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' }, 'JWT_SECRET', /JWT_PUBLIC_KEY/],
+  [{ DEFAULT_SUBSCRIBE: 'public.>.x' }, 'DEFAULT_SUBSCRIBE', /"public\.>\.x"/],
+  [{ DEFAULT_PUBLISH: 'a..b' }, 'DEFAULT_PUBLISH', /"a\.\.b"/]
+]
+
+t.test('a bad value throws a ConfigError that names the variable', async t => {
+  for (const [env, variable, detail] of badValues) {
+    const label = JSON.stringify(env)
+    t.throws(() => loadConfig(env), ConfigError, label)
+    try {
+      loadConfig(env)
+    } catch (err) {
+      t.type(err, ConfigError, label)
+      t.equal((err as ConfigError).variable, variable, `${label}: variable`)
+      t.match((err as Error).message, variable, `${label}: the message names ${variable}`)
+      t.match((err as Error).message, detail, `${label}: the message says what is wrong`)
+    }
+  }
+})
+
+t.test('the server process exits 1 with a bad variable and prints its name', async t => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ PORT: 'abc' }, 'PORT'],
+    [{ PRESENCE: 'maybe' }, 'PRESENCE']
+  ]
+  await Promise.all(cases.map(async ([env, variable]) => {
+    const server = spawnServer(t, { LOG_LEVEL: 'silent', ...env })
+    const code = await exitWithin(server, 10000)
+    t.equal(code, 1, `${variable}: exit code`)
+    t.match(server.output(), variable, `${variable}: named in the output`)
+    t.match(server.output(), /invalid configuration/, `${variable}: says the configuration is invalid`)
+    t.notMatch(server.output(), /at .*\.js:\d+/, `${variable}: a message, not a stack trace`)
+  }))
+})
+
+t.test('NODE_ENV=production without a JWT key refuses to start', async t => {
+  const server = spawnServer(t, { NODE_ENV: 'production', PORT: '0', LOG_LEVEL: 'error' })
+  const code = await exitWithin(server, 10000)
+  t.not(code, 0, 'a non-zero exit')
+  t.match(server.output(), /JWT_SECRET|JWT_PUBLIC_KEY/, 'says which variable to set')
+})
