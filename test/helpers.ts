@@ -33,6 +33,8 @@ export type Frame = Record<string, any>
  */
 export class Client {
   readonly frames: Frame[] = []
+  /** The same frames as received, unparsed, to compare bytes. */
+  readonly raw: string[] = []
   welcome!: Frame
   readonly closed: Promise<{ code: number, reason: string }>
   private readonly waiters = new Set<() => void>()
@@ -40,6 +42,7 @@ export class Client {
 
   constructor (readonly ws: WebSocket) {
     ws.on('message', data => {
+      this.raw.push(String(data))
       this.frames.push(JSON.parse(String(data)))
       for (const wake of this.waiters) wake()
     })
