@@ -4,7 +4,7 @@ import type { Config } from '../src/config.js'
 import { canPublish } from '../src/core/identity.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
-import { assertTopic, positionSchema, topicSchema } from './schemas.js'
+import { assertTopic, exactBodyTypes, positionSchema, topicSchema } from './schemas.js'
 
 interface PublishBody { topic: string, data: unknown, idempotencyKey?: string }
 interface BroadcastBody { topics: string[], data: unknown }
@@ -24,6 +24,7 @@ export default async function publishRoutes (app: FastifyInstance, options: { co
 
   app.post<{ Body: PublishBody }>('/api/publish', {
     bodyLimit,
+    preValidation: exactBodyTypes({ topic: 'string', idempotencyKey: 'string' }),
     schema: {
       body: {
         type: 'object',
@@ -41,6 +42,7 @@ export default async function publishRoutes (app: FastifyInstance, options: { co
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {
     bodyLimit,
+    preValidation: exactBodyTypes({ topics: 'string[]' }),
     schema: {
       body: {
         type: 'object',
