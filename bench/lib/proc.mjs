@@ -1,0 +1,111 @@
+// Spawning the servers under test and reading what they cost from /proc: CPU time (utime + stime)
+// and resident memory. Every process started here is killed by stopAll(), also on Ctrl-C.
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import net from 'node:net'
+import http from 'node:http'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+const CLOCK_TICKS = 100 // getconf CLK_TCK on Linux
+const children = new Set()
+
+/** Registers a child process so that it is killed when the benchmark ends, however it ends. */
+export function track (child) {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
+
+export async function freePort () {
+  const server = net.createServer()
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSeconds (pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // The command name may hold spaces: the fields start after its closing parenthesis.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+/** Resident set size in bytes. */
+export function rssBytes (pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /VmRSS:\s+(\d+) kB/.exec(status)
+  return Number(match[1]) * 1024
+}
+
+function get (port, path) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent: false }, res => {
+      res.resume()
+      resolve(res.statusCode)
+    })
+    req.on('error', () => resolve(0))
+    req.setTimeout(1000, () => req.destroy())
+  })
+}
+
+/**
+ * Starts `node <args>` with exactly the environment `env` and waits until GET `readyPath` answers 200. Resolves to a handle,
+ * or rejects with the process's output when it exits or is not ready within `timeoutMs`.
+ */
+export async function startServer ({ name, args, env, port, readyPath = '/health/live', timeoutMs = 15000 }) {
+  const child = spawn(process.execPath, args, {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  track(child)
+  let output = ''
+  const keep = chunk => { output = (output + chunk).slice(-8000) }
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
+  let exited = false
+  child.once('exit', () => { exited = true })
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`${name} exited before it was ready:\n${output.trim()}`)
+    if (await get(port, readyPath) === 200) {
+      return {
+        name,
+        pid: child.pid,
+        port,
+        url: `http://127.0.0.1:${port}`,
+        wsUrl: `ws://127.0.0.1:${port}/ws`,
+        output: () => output,
+        stop: (options) => stopChild(child, options)
+      }
+    }
+    await sleep(100)
+  }
+  await stopChild(child)
+  throw new Error(`${name} was not ready within ${timeoutMs} ms:\n${output.trim()}`)
+}
+
+/** SIGKILL, or with `graceful` SIGTERM first (needed for --cpu-prof to write its profile). */
+async function stopChild (child, { graceful = false } = {}) {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const gone = new Promise(resolve => child.once('exit', resolve))
+  child.kill(graceful ? 'SIGTERM' : 'SIGKILL')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15000)
+  await gone
+  clearTimeout(timer)
+}
+
+export async function stopAll () {
+  await Promise.all([...children].map(stopChild))
+}
+
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const child of children) child.kill('SIGKILL')
+    process.exit(130)
+  })
+}

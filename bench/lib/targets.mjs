@@ -1,0 +1,61 @@
+// The servers under test, started fresh for every measurement: ours (the built server, with every
+// limit that would get in the way raised), the raw `ws` baseline and the bare Fastify route.
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { freePort, startServer } from './proc.mjs'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const OURS = `${root}dist/src/server.js`
+
+/** Limits raised so that the benchmark measures the work, not the protections. */
+export const OURS_ENV = {
+  LOG_LEVEL: 'warn',
+  MAX_CONNECTIONS: '100000',
+  MAX_CONNECTIONS_PER_USER: '100000',
+  HEARTBEAT_INTERVAL: '3600000',
+  HEARTBEAT_TIMEOUT: '3600000',
+  MESSAGE_RATE: '1000000',
+  MESSAGE_BURST: '1000000',
+  RATE_LIMIT_MAX: '1000000000'
+}
+
+// Variables a developer's shell may carry that would change what is measured.
+const CLEARED = ['REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'API_KEY', 'ALLOWED_ORIGINS', 'NODE_ENV', 'NODE_OPTIONS', 'PORT', 'HOST']
+
+export const targets = {
+  ours: {
+    label: 'ours',
+    script: OURS,
+    env: OURS_ENV,
+    readyPath: '/health/live'
+  },
+  raw: {
+    label: 'raw ws',
+    script: `${root}bench/raw-ws-server.mjs`,
+    env: {},
+    readyPath: '/health/live'
+  },
+  bare: {
+    label: 'bare Fastify',
+    script: `${root}bench/bare-fastify-server.mjs`,
+    env: {},
+    readyPath: '/health/live'
+  }
+}
+
+/**
+ * Starts a target on a free loopback port. `env` adds to (or, with undefined, removes from) its
+ * environment; `nodeArgs` go before the script (e.g. --cpu-prof).
+ */
+export async function start (name, { env = {}, nodeArgs = [] } = {}) {
+  const target = targets[name]
+  if (name === 'ours' && !existsSync(OURS)) throw new Error(`${OURS} is missing: run npm run build first`)
+  const port = await freePort()
+  const merged = { ...process.env }
+  for (const variable of CLEARED) delete merged[variable]
+  for (const [variable, value] of Object.entries({ ...target.env, HOST: '127.0.0.1', PORT: String(port), ...env })) {
+    if (value === undefined) delete merged[variable]
+    else merged[variable] = value
+  }
+  return startServer({ name: target.label, args: [...nodeArgs, target.script], env: merged, port, readyPath: target.readyPath })
+}
