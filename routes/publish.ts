@@ -34,10 +34,10 @@ export default async function publishRoutes (app: FastifyInstance, options: { co
       response: { 200: positionSchema }
     }
   }, async (request) => {
-    const { topic, data } = request.body
+    const { topic, data, idempotencyKey } = request.body
     assertTopic('body/topic', topic)
     await authorizePublish(request, [topic])
-    return node.publish(topic, data, 'http')
+    return node.publish(topic, data, 'http', undefined, { idempotencyKey })
   })
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {

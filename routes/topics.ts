@@ -1,4 +1,5 @@
-// GET /api/topics/:topic/history: a topic's retained publications, under the subscribe ACL.
+// GET /api/topics/:topic/history and /presence: a topic's retained publications and who is
+// subscribed to it, both under the subscribe ACL.
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../src/config.js'
 import { canSubscribe } from '../src/core/identity.js'
@@ -37,5 +38,33 @@ export default async function topicRoutes (app: FastifyInstance, options: { conf
     })
     reply.type('application/json')
     return encodeWithMessages({ topic, epoch: history.epoch, offset: history.offset }, history.publications.map(p => p.frame))
+  })
+
+  app.get<{ Params: { topic: string } }>('/api/topics/:topic/presence', {
+    schema: {
+      params: { type: 'object', properties: { topic: topicSchema } },
+      response: {
+        200: {
+          type: 'object',
+          required: ['topic', 'connections', 'users'],
+          properties: {
+            topic: { type: 'string' },
+            connections: { type: 'integer' },
+            users: {
+              type: 'array',
+              items: { type: 'object', properties: { user: { type: 'string' }, connections: { type: 'integer' } } }
+            }
+          }
+        }
+      }
+    }
+  }, async (request) => {
+    const { topic } = request.params
+    assertTopic('params/topic', topic)
+    // Off is a 404 whoever asks: the route exists, the feature does not.
+    if (!options.config.presence) throw httpError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
+    const identity = await app.realtimeAuth.authenticate(request)
+    if (!canSubscribe(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to read the presence of "${topic}"`)
+    return node.presence(topic)
   })
 }

@@ -64,8 +64,12 @@ export class Dispatcher {
         const fields = { type: 'ack', id: frame.id, topic: frame.topic, epoch: history.epoch, offset: history.offset }
         return connection.send(encodeWithMessages(fields, history.publications.map(p => p.frame)))
       }
-      case 'presence':
-        throw new ProtocolError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
+      case 'presence': {
+        // Off is `not_found` before any ACL question, as over HTTP.
+        if (!config.presence) throw new ProtocolError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
+        this.authorize(canSubscribe(connection.identity, frame.topic), 'read the presence of', frame.topic)
+        return connection.send(encodeAck(frame.id, await this.node.presence(frame.topic)))
+      }
       case 'refresh':
         throw new ProtocolError(ErrorCode.badRequest, 'this server verifies no tokens (no JWT key configured): nothing to refresh')
     }

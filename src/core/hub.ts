@@ -4,6 +4,7 @@
 // local subscriber.
 import type { Broker } from './broker.js'
 import type { Connection } from './connection.js'
+import type { Presence } from './presence.js'
 import { encodeAck, ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
 import type { Stats } from './stats.js'
 import { Subscription } from './subscription.js'
@@ -12,6 +13,8 @@ export interface HubOptions {
   maxSubscriptions: number
   /** The most publications a recovering subscribe replays; a bigger gap is `recovered: false`. */
   maxRecovery: number
+  /** Presence and join/leave; absent when both are off, so nothing of it runs. */
+  presence?: Presence
 }
 
 export class Hub {
@@ -66,7 +69,10 @@ export class Hub {
       await this.syncBrokerSubscription(topic)
       if (!this.brokerTopics.has(topic)) throw new ProtocolError(ErrorCode.unavailable, 'the broker could not subscribe')
       // Read the stream only now that live publications are flowing, so none falls in between.
-      const history = await this.broker.history(topic, since === undefined ? { limit: 0 } : { since, limit: this.options.maxRecovery })
+      const [history] = await Promise.all([
+        this.broker.history(topic, since === undefined ? { limit: 0 } : { since, limit: this.options.maxRecovery }),
+        this.options.presence?.enter(subscription)
+      ])
       const recovered = since === undefined ? undefined : this.canRecover(since, history, history.publications)
       if (recovered !== undefined) this.stats.recoveries[recovered ? 'recovered' : 'failed']++
       const ack: Record<string, unknown> = { topic, epoch: history.epoch, offset: history.offset }
@@ -75,6 +81,7 @@ export class Hub {
       // An unsubscribe (or close) that overtook this subscribe has already removed it: nothing to send.
       if (subscription.removed) return
       this.stats.deliveries += subscription.activate(history, recovered === true ? history.publications : [])
+      this.options.presence?.joined(subscription)
     } catch (err) {
       if (connection.subscriptions.get(topic) === subscription) this.unsubscribe(connection, topic)
       throw err
@@ -142,6 +149,7 @@ export class Hub {
     const subscriptions = this.topics.get(subscription.topic)
     if (subscriptions === undefined || !subscriptions.delete(subscription)) return
     this.subscriptionCount--
+    this.options.presence?.left(subscription)
     if (subscriptions.size > 0) return
     this.topics.delete(subscription.topic)
     // Nobody waits for this: a failed broker unsubscribe only means some unneeded traffic.

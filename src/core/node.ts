@@ -9,6 +9,7 @@ import { Dispatcher } from './dispatcher.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
 import type { Identity } from './identity.js'
+import { Presence, type TopicPresence } from './presence.js'
 import { CloseCode, encodeWelcome, ErrorCode, ProtocolError, type StreamPosition } from './protocol.js'
 import { Stats, type PublishSource } from './stats.js'
 import { isValidTopic } from './topics.js'
@@ -24,6 +25,14 @@ export interface PublishResult extends StreamPosition {
   topic: string
 }
 
+export interface NodePublishOptions {
+  /** Publish at most once per key and topic within IDEMPOTENCY_TTL_MS; a repeat gets the first result. */
+  idempotencyKey?: string
+}
+
+/** How long an idempotency key is remembered (PROTOCOL §4: 5 minutes). */
+export const IDEMPOTENCY_TTL_MS = 5 * 60_000
+
 export class RealtimeNode {
   readonly id: string
   readonly startedAt = Date.now()
@@ -31,12 +40,17 @@ export class RealtimeNode {
   readonly hub: Hub
   private readonly heartbeat: Heartbeat
   private readonly dispatcher = new Dispatcher(this)
+  /** Undefined when PRESENCE and JOIN_LEAVE are both off. */
+  private readonly presenceTracker?: Presence
   /** Set when shutdown begins: readiness fails and new upgrades are refused. */
   draining = false
 
   constructor (readonly config: Config, readonly broker: Broker, readonly log: Logger) {
     this.id = config.nodeId
-    this.hub = new Hub(broker, this.stats, { maxSubscriptions: config.maxSubscriptions, maxRecovery: config.historySize })
+    if (config.presence || config.joinLeave) {
+      this.presenceTracker = new Presence(broker, this.id, { track: config.presence, joinLeave: config.joinLeave }, log)
+    }
+    this.hub = new Hub(broker, this.stats, { maxSubscriptions: config.maxSubscriptions, maxRecovery: config.historySize, presence: this.presenceTracker })
     this.heartbeat = new Heartbeat(this.hub.connections, config.heartbeatInterval, config.heartbeatTimeout)
   }
 
@@ -56,11 +70,16 @@ export class RealtimeNode {
   }
 
   /** Publishes `data` to `topic` on every node. Rejects with `bad_request` or `unavailable`. */
-  async publish (topic: string, data: unknown, source: PublishSource = 'api', from?: string): Promise<PublishResult> {
+  async publish (topic: string, data: unknown, source: PublishSource = 'api', from?: string, options: NodePublishOptions = {}): Promise<PublishResult> {
     if (typeof topic !== 'string' || !isValidTopic(topic)) throw new ProtocolError(ErrorCode.badRequest, `invalid topic "${String(topic).slice(0, 300)}"`)
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
     const started = performance.now()
-    const position = await this.broker.publish({ topic, data, from })
+    // Keys are per topic (a topic has no spaces, so the joined key is unambiguous): the same key on
+    // another topic is another publication, and a repeat always answers with its own topic's position.
+    const { idempotencyKey } = options
+    const position = await this.broker.publish({ topic, data, from }, idempotencyKey === undefined
+      ? undefined
+      : { idempotencyKey: `${topic} ${idempotencyKey}`, idempotencyTtlMs: IDEMPOTENCY_TTL_MS })
     this.stats.observePublishDuration((performance.now() - started) / 1000)
     this.stats.publications[source]++
     return { topic, epoch: position.epoch, offset: position.offset }
@@ -69,6 +88,15 @@ export class RealtimeNode {
   async history (topic: string, query: HistoryQuery): Promise<HistoryResult> {
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
     return this.broker.history(topic, query)
+  }
+
+  /** Who is subscribed to `topic` on every node. Rejects with `not_found` when PRESENCE is off. */
+  async presence (topic: string): Promise<TopicPresence> {
+    if (this.presenceTracker === undefined || !this.config.presence) {
+      throw new ProtocolError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
+    }
+    if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
+    return this.presenceTracker.report(topic)
   }
 
   /**

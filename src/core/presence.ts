@@ -1,0 +1,101 @@
+// Presence (PRESENCE) and join/leave events (JOIN_LEAVE), kept out of the hub: the hub calls in at
+// three points of a subscription's life (set up, active, gone) and only when one of them is on, so
+// fan-out costs nothing extra when both are off. The broker stores the entries (shared across nodes)
+// and carries the join/leave frames; this file decides when and what.
+import type { Broker, PresenceEntry } from './broker.js'
+import type { Logger } from './node.js'
+import type { Subscription } from './subscription.js'
+
+export interface PresenceOptions {
+  /** Record who is subscribed (PRESENCE). */
+  track: boolean
+  /** Send `join`/`leave` frames to the topic's subscribers (JOIN_LEAVE); works without `track`. */
+  joinLeave: boolean
+}
+
+/** What the `presence` request and GET /api/topics/:topic/presence answer. */
+export interface TopicPresence {
+  topic: string
+  /** Every subscribed connection, anonymous ones (user null) included. */
+  connections: number
+  /** Identified users only, with how many of their connections are subscribed; sorted by user. */
+  users: Array<{ user: string, connections: number }>
+}
+
+/** A `join` or `leave` frame; serialized once, fanned out as-is like a publication. */
+export function encodePresenceEvent (type: 'join' | 'leave', topic: string, user: string | null, connectionId: string): string {
+  return JSON.stringify({ type, topic, user, connectionId })
+}
+
+/** Counts entries per user. Anonymous connections count in `connections` but have no row in `users`. */
+export function summarize (topic: string, entries: readonly PresenceEntry[]): TopicPresence {
+  const perUser = new Map<string, number>()
+  for (const entry of entries) {
+    if (entry.user !== null) perUser.set(entry.user, (perUser.get(entry.user) ?? 0) + 1)
+  }
+  const users = [...perUser].map(([user, connections]) => ({ user, connections }))
+  users.sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0))
+  return { topic, connections: entries.length, users }
+}
+
+export class Presence {
+  /** The pending or settled broker write of each recorded subscription, so a removal never overtakes it. */
+  private readonly recorded = new WeakMap<Subscription, Promise<void>>()
+  /** Subscriptions whose `join` was sent, so that exactly those get a `leave`. */
+  private readonly announced = new WeakSet<Subscription>()
+
+  constructor (
+    private readonly broker: Broker,
+    private readonly nodeId: string,
+    readonly options: PresenceOptions,
+    private readonly log: Logger
+  ) {}
+
+  /**
+   * While a subscribe is being set up: records the connection. The hub waits for it before the ack,
+   * so a client that got its ack is already in the topic's presence on every node.
+   */
+  async enter (subscription: Subscription): Promise<void> {
+    // An unsubscribe or close that overtook the subscribe has already run left(): record nothing.
+    if (!this.options.track || subscription.removed) return
+    const { connection, topic } = subscription
+    const write = this.broker.addPresence(topic, { connectionId: connection.id, user: connection.user, node: this.nodeId })
+    this.recorded.set(subscription, write.catch(() => {}))
+    await write
+  }
+
+  /** The subscription is live (after its ack and replay): every subscriber, itself included, gets `join`. */
+  joined (subscription: Subscription): void {
+    if (!this.options.joinLeave) return
+    this.announced.add(subscription)
+    this.publishEvent('join', subscription)
+  }
+
+  /** The subscription is gone (unsubscribe, close, failed subscribe): undo what enter/joined did. */
+  left (subscription: Subscription): void {
+    const recorded = this.recorded.get(subscription)
+    if (recorded !== undefined) {
+      this.recorded.delete(subscription)
+      const { connection, topic } = subscription
+      recorded
+        .then(() => this.broker.removePresence(topic, connection.id))
+        .catch(err => this.warn(err, 'could not remove a presence entry', topic))
+    }
+    if (this.announced.delete(subscription)) this.publishEvent('leave', subscription)
+  }
+
+  async report (topic: string): Promise<TopicPresence> {
+    return summarize(topic, await this.broker.presence(topic))
+  }
+
+  private publishEvent (type: 'join' | 'leave', subscription: Subscription): void {
+    const { connection, topic } = subscription
+    this.broker.publishEvent(topic, encodePresenceEvent(type, topic, connection.user, connection.id))
+      .catch(err => this.warn(err, `could not send a ${type} event`, topic))
+  }
+
+  private warn (err: unknown, msg: string, topic: string): void {
+    // Expected while the broker is down; the Redis broker expires a dead node's entries anyway.
+    if (this.broker.up) this.log.warn({ err, topic }, msg)
+  }
+}
