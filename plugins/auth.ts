@@ -1,9 +1,14 @@
-// Who is calling: builds the Identity of a websocket upgrade or an HTTP API request. Without a JWT
-// key the server runs open and everybody gets OPEN_IDENTITY.
+// Who is calling: builds the Identity of a websocket upgrade or an HTTP API request (PROTOCOL.md §3).
+// JWTs are verified by @fastify/jwt; the rules (credentials, claims, algorithms, revocation) live in
+// src/core/auth/. Without a JWT key or a `verify` option the server runs open.
+import fastifyJwt, { type FastifyJWTOptions, type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
-import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
+import { Authenticator, type TokenVerifier } from '../src/core/auth/authenticator.js'
+import { identityFromClaims } from '../src/core/auth/claims.js'
+import { MIN_SECRET_BYTES, verificationKey, verifierOptions, type VerificationKey } from '../src/core/auth/keys.js'
+import type { Identity } from '../src/core/identity.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,19 +19,79 @@ declare module 'fastify' {
 export interface RealtimeAuth {
   /** The caller's identity; rejects with an HTTP error (401/403) when it has none. */
   authenticate: (request: FastifyRequest) => Promise<Identity>
+  /** Does the server verify anybody? False when it runs open. */
+  readonly enforced: boolean
 }
 
 export interface AuthOptions {
   config: Config
+  /**
+   * The host's own verification, used instead of the JWT lookup for upgrades and HTTP calls: resolve
+   * with the caller's Identity, or throw to refuse (401 with the error's message; an error with
+   * statusCode 403 gives 403). X-API-Key and the revocation of `identity.jti` still apply.
+   */
+  verify?: (request: FastifyRequest) => Identity | Promise<Identity>
+  /** Verifies the token of a `refresh` frame; by default the JWT key's verifier (none: refresh is refused). */
+  verifyToken?: TokenVerifier
+}
+
+/** The @fastify/jwt namespace we use when the host registered @fastify/jwt itself. */
+export const JWT_NAMESPACE = 'realtime'
+
+/**
+ * A verifier from @fastify/jwt, registered in a child context so that its decorators stay ours: a host
+ * that registers @fastify/jwt later does not collide with it, and one that did earlier keeps its own
+ * (we take a namespace then, because the child sees the host's `jwt` decorator).
+ */
+async function jwtVerifier (app: FastifyInstance, key: VerificationKey): Promise<(token: string) => Record<string, unknown>> {
+  let verifier: JWT | undefined
+  await app.register(async function realtimeJwt (child) {
+    const namespace = child.hasDecorator('jwt') ? JWT_NAMESPACE : undefined
+    // Verify-only: `public` without `private`, so this instance cannot sign anything.
+    const options: FastifyJWTOptions = { secret: { public: key.key }, verify: verifierOptions(key), namespace }
+    await child.register(fastifyJwt, options)
+    verifier = namespace === undefined ? child.jwt : (child.jwt as unknown as Record<string, JWT>)[namespace]
+  })
+  const jwt = verifier as JWT
+  return token => jwt.verify<Record<string, unknown>>(token)
 }
 
 async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> {
   const { config } = options
-  if (config.production) {
-    throw new Error('refusing to start open with NODE_ENV=production: set JWT_SECRET or JWT_PUBLIC_KEY')
+  const key = verificationKey(config)
+  let verifyToken = options.verifyToken
+  if (verifyToken === undefined && key !== undefined) {
+    const verifyJwt = await jwtVerifier(app, key)
+    verifyToken = token => identityFromClaims(verifyJwt(token), config)
   }
-  app.log.warn('NO JWT KEY CONFIGURED: running OPEN, anyone may subscribe and publish to any topic. Set JWT_SECRET or JWT_PUBLIC_KEY in production.')
-  app.decorate('realtimeAuth', { authenticate: async () => OPEN_IDENTITY })
+  const node = app.hasDecorator('realtime') ? app.realtime : undefined
+  const authenticator = new Authenticator<FastifyRequest>({
+    apiKey: config.apiKey,
+    verifyToken,
+    verifyRequest: options.verify,
+    isRevoked: node === undefined ? undefined : async jti => await node.broker.isRevoked(jti)
+  })
+
+  if (authenticator.open) {
+    if (config.production) {
+      throw new Error('refusing to start open with NODE_ENV=production: set JWT_SECRET or JWT_PUBLIC_KEY')
+    }
+    app.log.warn('NO JWT KEY CONFIGURED: running OPEN, anyone may subscribe and publish to any topic. Set JWT_SECRET or JWT_PUBLIC_KEY in production.')
+  } else if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
+    app.log.warn(`JWT_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: tokens signed with it can be brute-forced. Use a long random secret.`)
+  }
+  if (node !== undefined && authenticator.canRefresh) node.refreshIdentity = async token => await authenticator.refresh(token)
+
+  // The rate limiter and the route both ask; the token is verified once per request.
+  const identities = new WeakMap<FastifyRequest, Promise<Identity>>()
+  app.decorate('realtimeAuth', {
+    enforced: !authenticator.open,
+    authenticate: async (request: FastifyRequest): Promise<Identity> => {
+      let identity = identities.get(request)
+      if (identity === undefined) identities.set(request, identity = authenticator.authenticate(request))
+      return await identity
+    }
+  })
 }
 
 export default fp(auth, { fastify: '5.x', name: 'fastify-realtime-auth' })

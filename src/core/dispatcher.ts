@@ -1,6 +1,7 @@
 // Handles the frames a client sends: rate limit, parse, authorize, act, reply. Every failure becomes
 // an `error` frame on a connection that stays open.
 import type { RawData } from 'ws'
+import { armExpiry } from './auth/expiry.js'
 import { BrokerUnavailableError } from './broker.js'
 import type { Connection } from './connection.js'
 import { Heartbeat } from './heartbeat.js'
@@ -70,8 +71,15 @@ export class Dispatcher {
         this.authorize(canSubscribe(connection.identity, frame.topic), 'read the presence of', frame.topic)
         return connection.send(encodeAck(frame.id, await this.node.presence(frame.topic)))
       }
-      case 'refresh':
-        throw new ProtocolError(ErrorCode.badRequest, 'this server verifies no tokens (no JWT key configured): nothing to refresh')
+      case 'refresh': {
+        if (this.node.refreshIdentity === undefined) throw new ProtocolError(ErrorCode.badRequest, 'this server verifies no tokens (no JWT key configured): nothing to refresh')
+        const identity = await this.node.refreshIdentity(frame.token)
+        // A refresh extends a session; it must not turn it into somebody else's.
+        if (identity.user !== connection.identity.user) throw new ProtocolError(ErrorCode.forbidden, 'the new token is for another user (sub)')
+        connection.identity = identity
+        armExpiry(connection)
+        return connection.send(encodeAck(frame.id, { expiresAt: identity.expiresAt }))
+      }
     }
   }
 

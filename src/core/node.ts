@@ -44,6 +44,11 @@ export class RealtimeNode {
   private readonly presenceTracker?: Presence
   /** Set when shutdown begins: readiness fails and new upgrades are refused. */
   draining = false
+  /**
+   * Verifies the token of a `refresh` frame (set by the auth plugin); rejects with `unauthorized`.
+   * Undefined when the server verifies no tokens, and refresh is then refused.
+   */
+  refreshIdentity?: (token: string) => Promise<Identity>
 
   constructor (readonly config: Config, readonly broker: Broker, readonly log: Logger) {
     this.id = config.nodeId

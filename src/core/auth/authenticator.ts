@@ -1,0 +1,105 @@
+// Who is calling, for the websocket upgrade and every HTTP API call: the API key, a JWT (verified by
+// the plugin's verifier), or the host's own `verify(request)`; then the revocation list. The plugin
+// (plugins/auth.ts) supplies the verifiers; this file holds the rules.
+import { OPEN_IDENTITY, type Identity } from '../identity.js'
+import { ErrorCode, ProtocolError } from '../protocol.js'
+import { API_KEY_IDENTITY } from './claims.js'
+import { credentialsOf, sameSecret, type RequestLike } from './credentials.js'
+import { AuthError, tokenError } from './errors.js'
+
+export type TokenVerifier = (token: string) => Identity | Promise<Identity>
+
+export interface AuthenticatorOptions<R extends RequestLike> {
+  /** API_KEY: its holder is admin. */
+  apiKey?: string
+  /** A JWT -> its identity; rejects when the token is not acceptable. */
+  verifyToken?: TokenVerifier
+  /** The host's own verification of a whole request; replaces the token lookup and `verifyToken`. */
+  verifyRequest?: (request: R) => Identity | Promise<Identity>
+  /** The broker's revocation list. */
+  isRevoked?: (jti: string) => Promise<boolean>
+}
+
+export class Authenticator<R extends RequestLike> {
+  constructor (private readonly options: AuthenticatorOptions<R>) {}
+
+  /** No way to verify anybody: the server runs open and everybody may do everything. */
+  get open (): boolean {
+    return this.options.verifyToken === undefined && this.options.verifyRequest === undefined
+  }
+
+  /** Can `refresh` frames be verified? */
+  get canRefresh (): boolean {
+    return this.options.verifyToken !== undefined
+  }
+
+  /** The caller's identity; rejects with AuthError (401), or `forbidden` (403) from a host verifier. */
+  async authenticate (request: R): Promise<Identity> {
+    if (this.open) return OPEN_IDENTITY
+    const apiKey = request.headers['x-api-key']
+    if (apiKey !== undefined) return this.checkApiKey(apiKey)
+    const identity = this.options.verifyRequest !== undefined
+      ? await this.hostVerify(this.options.verifyRequest, request)
+      : await this.verifyToken(this.tokenOf(request))
+    await this.checkRevoked(identity)
+    return identity
+  }
+
+  /** The identity of a `refresh` frame's token. */
+  async refresh (token: string): Promise<Identity> {
+    const identity = await this.verifyToken(token)
+    await this.checkRevoked(identity)
+    return identity
+  }
+
+  private checkApiKey (given: string | string[]): Identity {
+    const expected = this.options.apiKey
+    if (typeof given !== 'string' || expected === undefined || !sameSecret(given, expected)) throw new AuthError('invalid API key')
+    return API_KEY_IDENTITY
+  }
+
+  private tokenOf (request: R): string {
+    const { token } = credentialsOf(request)
+    if (token === undefined) throw new AuthError('missing token: send "Authorization: Bearer <token>" or ?token=<token>')
+    return token
+  }
+
+  private async verifyToken (token: string): Promise<Identity> {
+    const verify = this.options.verifyToken
+    if (verify === undefined) throw new AuthError('this server cannot verify tokens')
+    try {
+      return await verify(token)
+    } catch (err) {
+      throw tokenError(err)
+    }
+  }
+
+  private async hostVerify (verify: (request: R) => Identity | Promise<Identity>, request: R): Promise<Identity> {
+    try {
+      return await verify(request)
+    } catch (err) {
+      throw hostError(err)
+    }
+  }
+
+  private async checkRevoked (identity: Identity): Promise<void> {
+    // A broker that cannot answer makes this throw `unavailable` (503): refusing is the safe side.
+    if (identity.jti !== undefined && this.options.isRevoked !== undefined && await this.options.isRevoked(identity.jti)) {
+      throw new AuthError('token revoked')
+    }
+  }
+}
+
+/**
+ * A host verifier refuses by throwing. Its message goes to the client with 401 (a missing-token 400
+ * from @fastify/jwt included); a 403 stays 403, and 5xx errors (its database is down) pass through.
+ */
+function hostError (err: unknown): Error {
+  if (err instanceof ProtocolError) return err
+  const status = (err as { statusCode?: unknown })?.statusCode
+  const message = (err as { message?: unknown })?.message
+  const text = typeof message === 'string' && message !== '' ? message : 'invalid credentials'
+  if (status === 403) return new ProtocolError(ErrorCode.forbidden, text)
+  if (typeof status === 'number' && status >= 500) return err as Error
+  return new AuthError(text)
+}
