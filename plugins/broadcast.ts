@@ -5,6 +5,7 @@ import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
 import type { Broker } from '../src/core/broker.js'
 import { MemoryBroker } from '../src/core/brokers/memory.js'
+import { RedisBroker } from '../src/core/brokers/redis.js'
 import { RealtimeNode } from '../src/core/node.js'
 
 declare module 'fastify' {
@@ -20,9 +21,16 @@ export interface BroadcastOptions {
   broker?: Broker
 }
 
+/**
+ * The Redis broker owns its two ioredis connections (commands, and a dedicated subscriber) rather
+ * than taking them from @fastify/redis: it must run outside Fastify too (the core has no Fastify
+ * imports), it must not claim the host's `redis` decorator, and it configures both connections to
+ * fail fast during outages (see src/core/brokers/redis-client.ts). node.close() closes them.
+ */
 function createBroker (config: Config): Broker {
-  if (config.redisUrl !== undefined) throw new Error('REDIS_URL is set but this build has no Redis broker yet')
-  return new MemoryBroker({ historySize: config.historySize, historyTtl: config.historyTtl })
+  const { historySize, historyTtl } = config
+  if (config.redisUrl === undefined) return new MemoryBroker({ historySize, historyTtl })
+  return new RedisBroker({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, historySize, historyTtl })
 }
 
 async function broadcast (app: FastifyInstance, options: BroadcastOptions): Promise<void> {

@@ -1,0 +1,76 @@
+// How the Redis broker's two ioredis connections are configured, and how their failures become
+// BrokerUnavailableError. The guiding rule: a command either reaches Redis now or fails now. ioredis
+// would otherwise queue commands while disconnected and resend them after a reconnect, which turns an
+// outage into publishes that hang, or that land twice, long after the caller gave up.
+import { Redis, type RedisOptions } from 'ioredis'
+import { BrokerUnavailableError } from '../broker.js'
+
+/** Fails a command that Redis has not answered within this time (a stalled or partitioned Redis). */
+export const COMMAND_TIMEOUT_MS = 5000
+
+export function createClient (url: string, connectionName: string, overrides: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    connectionName,
+    lazyConnect: true,
+    // Fail fast while disconnected instead of queueing (see above).
+    enableOfflineQueue: false,
+    // Commands in flight when the connection drops are rejected at once and never resent: the caller
+    // learns that its publish may not have happened (idempotency keys make a retry safe).
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    // The broker resubscribes itself after a reconnect, so that it knows when it is done and can
+    // fill the gap from history before it reports itself up again.
+    autoResubscribe: false,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    connectTimeout: 2000,
+    // Reconnect for ever, quickly: readiness stays 503 until Redis is back.
+    retryStrategy: times => Math.min(times * 100, 1000),
+    ...overrides
+  })
+}
+
+/** Resolves once `client` is ready; rejects after `timeoutMs` with the last connection error. */
+export async function waitReady (client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return
+  let lastError: Error | undefined
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => { lastError = err }
+    const done = (err?: Error): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      client.off('error', onError)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onReady = (): void => done()
+    const timer = setTimeout(() => done(lastError ?? new Error(`not ready within ${timeoutMs} ms`)), timeoutMs)
+    client.on('ready', onReady)
+    client.on('error', onError)
+    if (client.status === 'wait') client.connect().catch(() => {})
+  })
+}
+
+/** Errors Redis answers with that mean "not now" rather than "this is wrong". */
+const TRANSIENT_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/
+
+/**
+ * Anything but a genuine error reply (a bug: a script or command Redis refuses) means Redis could
+ * not be reached or did not answer: callers get BrokerUnavailableError, i.e. 503 / `unavailable`.
+ */
+export function toBrokerError (err: unknown): Error {
+  if (err instanceof BrokerUnavailableError) return err
+  const error = err instanceof Error ? err : new Error(String(err))
+  if (error.name === 'ReplyError' && !TRANSIENT_REPLIES.test(error.message)) return error
+  return new BrokerUnavailableError(`Redis is unavailable: ${error.message}`)
+}
+
+/** The URL without its password, for messages and logs. */
+export function redactUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return 'the configured REDIS_URL'
+  }
+}

@@ -1,0 +1,206 @@
+// The Lua scripts of the Redis broker. Each runs atomically inside Redis, which is what makes offsets
+// agree on every node: one script reads the topic's position, takes the next offset, appends to the
+// history stream and PUBLISHes, with nothing interleaved.
+//
+// ioredis sends them with EVALSHA and falls back to EVAL on NOSCRIPT (a restarted Redis has an empty
+// script cache). Key names for other keys than KEYS[] (presence sweep) are built from prefixes
+// passed in ARGV, mirroring redis-keys.ts; fine on one Redis, see docs/scaling.md for Cluster.
+import type { Redis } from 'ioredis'
+
+/**
+ * Reads the topic's meta hash, or starts a fresh epoch (given by the caller, random) at offset 0 when
+ * it is gone: never published, expired (HISTORY_TTL), evicted or lost in a Redis reset. A leftover
+ * stream of the lost epoch is deleted so its entries never mix with the new epoch's offsets.
+ */
+const STREAM_META = `
+local function stream_meta(meta, stream, candidate, ttl)
+  local position = redis.call('HMGET', meta, 'e', 'o')
+  if position[1] then return position[1], position[2] end
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'e', candidate, 'o', 0)
+  redis.call('PEXPIRE', meta, ttl)
+  return candidate, '0'
+end
+`
+
+/**
+ * KEYS: meta, stream[, idempotency key]
+ * ARGV: candidate epoch, stream ttl ms, history size, ts, frame head, frame tail, channel,
+ *       idempotency ttl ms
+ * Returns {epoch, offset}. The `message` frame is head .. "epoch" .. ,"offset":N .. tail, where head and
+ * tail come from encodeMessageFrame (redis-codec.ts), so it is byte-identical to the memory broker's.
+ * The pub/sub payload is "m<epoch> <offset> <ts> <frame>".
+ */
+export const PUBLISH = STREAM_META + `
+if KEYS[3] then
+  local first = redis.call('GET', KEYS[3])
+  if first then
+    local space = string.find(first, ' ', 1, true)
+    return {string.sub(first, 1, space - 1), string.sub(first, space + 1)}
+  end
+end
+local epoch = stream_meta(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+local offset = string.format('%d', redis.call('HINCRBY', KEYS[1], 'o', 1))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local frame = ARGV[5] .. '"' .. epoch .. '","offset":' .. offset .. ARGV[6]
+local size = tonumber(ARGV[3])
+if size > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 't', ARGV[4], 'f', frame)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+redis.call('PUBLISH', ARGV[7], 'm' .. epoch .. ' ' .. offset .. ' ' .. ARGV[4] .. ' ' .. frame)
+if KEYS[3] then redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'PX', ARGV[8]) end
+return {epoch, offset}
+`
+
+/**
+ * KEYS: meta, stream
+ * ARGV: candidate epoch, stream ttl ms, limit (-1: no limit), since epoch ('' for none), since offset
+ * Returns {epoch, top offset, entries, newest-first flag}: with `since` in the current epoch the
+ * entries after it, oldest first; otherwise the newest `limit`, newest first (the caller reverses).
+ */
+export const HISTORY = STREAM_META + `
+local epoch, top = stream_meta(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+local limit = tonumber(ARGV[3])
+if limit == 0 then return {epoch, top, {}, 0} end
+if ARGV[4] == epoch then
+  local from = string.format('%d', tonumber(ARGV[5]) + 1) .. '-0'
+  if limit > 0 then return {epoch, top, redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', limit), 0} end
+  return {epoch, top, redis.call('XRANGE', KEYS[2], from, '+'), 0}
+end
+if limit > 0 then return {epoch, top, redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', limit), 1} end
+return {epoch, top, redis.call('XRANGE', KEYS[2], '-', '+'), 0}
+`
+
+/**
+ * KEYS: topic presence hash, the node's presence index
+ * ARGV: connection id, entry JSON, index member ("topic\\nconnectionId"), index ttl ms
+ */
+export const ADD_PRESENCE = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+`
+
+/** KEYS: topic presence hash, the node's presence index. ARGV: connection id, index member. */
+export const REMOVE_PRESENCE = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+`
+
+/**
+ * KEYS: topic presence hash. ARGV: node key prefix.
+ * Returns the entries (JSON) whose node is alive, and deletes the others: a node that died without
+ * cleaning up drops out of presence as soon as its heartbeat key expires.
+ */
+export const PRESENCE = `
+local entries = redis.call('HGETALL', KEYS[1])
+local alive = {}
+local live = {}
+for i = 1, #entries, 2 do
+  local ok, entry = pcall(cjson.decode, entries[i + 1])
+  local node = ok and type(entry) == 'table' and entry.node or nil
+  if type(node) == 'string' and alive[node] == nil then
+    alive[node] = redis.call('EXISTS', ARGV[1] .. node) == 1
+  end
+  if type(node) == 'string' and alive[node] then
+    table.insert(live, entries[i + 1])
+  else
+    redis.call('HDEL', KEYS[1], entries[i])
+  end
+end
+return live
+`
+
+/** Deletes every presence entry listed in a node's presence index, then the index. */
+const CLEAR_NODE_PRESENCE = `
+local function clear_node_presence(index, head, tail)
+  for _, member in ipairs(redis.call('SMEMBERS', index)) do
+    local newline = string.find(member, '\\n', 1, true)
+    if newline then
+      redis.call('HDEL', head .. string.sub(member, 1, newline - 1) .. tail, string.sub(member, newline + 1))
+    end
+  end
+  redis.call('DEL', index)
+end
+`
+
+/**
+ * The heartbeat. KEYS: this node's key, the nodes set, this node's presence index.
+ * ARGV: node id, NodeInfo JSON, node ttl ms, index ttl ms, node key prefix, presence index prefix,
+ *       presence hash head, presence hash tail.
+ * Refreshes this node, then sweeps nodes whose key expired: their presence entries are deleted and
+ * they leave the set, so storage does not grow with dead nodes even on topics nobody reads.
+ * Returns 0 when this node's own key had expired (it was stalled or cut off, and may have been swept
+ * itself: it must write its presence back), else 1.
+ */
+export const ANNOUNCE = CLEAR_NODE_PRESENCE + `
+local registered = redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'GET')
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[5] .. id) == 0 then
+    clear_node_presence(ARGV[6] .. id, ARGV[7], ARGV[8])
+    redis.call('SREM', KEYS[2], id)
+  end
+end
+if registered then return 1 end
+return 0
+`
+
+/** KEYS: the nodes set. ARGV: node key prefix. Returns the NodeInfo JSON of every live node. */
+export const NODES = `
+local infos = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local info = redis.call('GET', ARGV[1] .. id)
+  if info then table.insert(infos, info) end
+end
+return infos
+`
+
+/**
+ * Forgets this node's presence entries before it writes back the ones it holds (after an outage,
+ * during which it may have dropped some that Redis still has). KEYS: its presence index.
+ * ARGV: presence hash head, presence hash tail.
+ */
+export const CLEAR_PRESENCE = CLEAR_NODE_PRESENCE + `
+clear_node_presence(KEYS[1], ARGV[1], ARGV[2])
+`
+
+/**
+ * A node leaving cleanly. KEYS: its key, the nodes set, its presence index.
+ * ARGV: node id, presence hash head, presence hash tail.
+ */
+export const DEPART = CLEAR_NODE_PRESENCE + `
+clear_node_presence(KEYS[3], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+`
+
+const SCRIPTS = {
+  publish: PUBLISH,
+  history: HISTORY,
+  addPresence: ADD_PRESENCE,
+  removePresence: REMOVE_PRESENCE,
+  presence: PRESENCE,
+  announce: ANNOUNCE,
+  nodes: NODES,
+  clearPresence: CLEAR_PRESENCE,
+  depart: DEPART
+}
+
+export type ScriptName = keyof typeof SCRIPTS
+
+/** Runs script `name` with `keys` and `args` (numbers are sent as decimal strings). */
+export type RunScript = (name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number>) => Promise<unknown>
+
+/**
+ * Registers the scripts on `client` (defineCommand: EVALSHA with EVAL fallback) and returns a runner.
+ * They get a prefix because defineCommand would silently replace a built-in command of the same
+ * name (`publish`!).
+ */
+export function defineScripts (client: Redis): RunScript {
+  for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(`realtime_${name}`, { lua })
+  const commands = client as unknown as Record<string, (numberOfKeys: number, ...rest: Array<string | number>) => Promise<unknown>>
+  return async (name, keys, args) => commands[`realtime_${name}`](keys.length, ...keys, ...args)
+}

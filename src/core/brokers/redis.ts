@@ -1,0 +1,404 @@
+// The Redis broker: many nodes behave as one. Read it top to bottom:
+//
+// - publish runs ONE Lua script (redis-scripts.ts) that takes the topic's next offset, appends the
+//   serialized `message` frame to the topic's history stream and PUBLISHes it, so every node sees
+//   the same offsets in the same order.
+// - each node holds one dedicated subscriber connection, subscribed to the channel of every topic it
+//   has local subscribers for (the hub decides when) and to the control channel.
+// - when either connection drops, `up` turns false (publishes fail with BrokerUnavailableError,
+//   readiness is 503). When both are back, the node re-announces itself, writes its presence back,
+//   resubscribes every topic and fills each topic's gap from history, and only then turns `up` again.
+// - a heartbeat key per node (NodeInfo, expiring) is the node registry; presence entries of a node
+//   whose key expired are ignored and swept.
+import type { Redis } from 'ioredis'
+import {
+  BrokerUnavailableError, type Broker, type BrokerListener, type ControlMessage, type HistoryQuery, type HistoryResult,
+  type NodeInfo, type PresenceEntry, type PublishOptions
+} from '../broker.js'
+import { newEpoch } from '../epoch.js'
+import type { Publication, PublicationInput, StreamPosition } from '../protocol.js'
+import { createClient, redactUrl, toBrokerError, waitReady } from './redis-client.js'
+import { decodeEntry, decodePayload, decodePosition, encodeEventPayload, messageFrameParts, type StreamEntry } from './redis-codec.js'
+import { RedisKeys } from './redis-keys.js'
+import { defineScripts, type RunScript } from './redis-scripts.js'
+
+export interface RedisBrokerOptions {
+  /** redis:// or rediss:// URL (REDIS_URL). */
+  url: string
+  /** Prefix of every key and channel (REDIS_PREFIX). */
+  prefix: string
+  nodeId: string
+  historySize: number
+  /** Seconds a topic's stream (offsets and history) outlives its last publication. */
+  historyTtl: number
+  /** Milliseconds between two heartbeats of this node. Default 1000. */
+  heartbeatInterval?: number
+  /** Milliseconds a node stays listed (and its presence counted) after its last heartbeat. Default 5000. */
+  nodeTtl?: number
+  /** Milliseconds start() waits for Redis before failing. Default 5000. */
+  connectTimeout?: number
+}
+
+const DEFAULT_IDEMPOTENCY_TTL_MS = 300_000
+/** A node's presence index outlives it this long, so that surviving nodes can sweep its entries. */
+const PRESENCE_INDEX_TTL_MS = 24 * 3600_000
+/** Pause before retrying a recovery that failed while both connections were up. */
+const RECOVERY_RETRY_MS = 500
+/** Channels per SUBSCRIBE command when resubscribing many topics at once. */
+const SUBSCRIBE_BATCH = 1000
+
+export class RedisBroker implements Broker {
+  /** The command connection. Other plugins may use it (e.g. a rate-limit store); do not close it. */
+  readonly commands: Redis
+  /** Dedicated to SUBSCRIBE: a subscribed connection is kept out of the command path. */
+  private readonly subscriber: Redis
+  private readonly run: RunScript
+  private readonly keys: RedisKeys
+  private readonly heartbeatInterval: number
+  private readonly nodeTtl: number
+  private listener?: BrokerListener
+  private isUp = false
+  private wasUp = false
+  private closing = false
+  /** Bumped whenever a connection closes: a recovery that saw it change must start over. */
+  private losses = 0
+  private recovery?: Promise<void>
+  private heartbeat?: NodeJS.Timeout
+  /** Topics this node is subscribed to, as subscribe/unsubscribe asked. */
+  private readonly topics = new Set<string>()
+  /** Per topic, the last publication handed to the listener: where a gap fill reads from. */
+  private readonly delivered = new Map<string, StreamPosition>()
+  /** Topics being gap-filled after a reconnect; their live publications wait here meanwhile. */
+  private readonly filling = new Map<string, Publication[]>()
+  /** The presence entries added through this broker, written back after Redis comes back. */
+  private readonly localPresence = new Map<string, Map<string, PresenceEntry>>()
+
+  constructor (private readonly options: RedisBrokerOptions) {
+    this.keys = new RedisKeys(options.prefix)
+    this.heartbeatInterval = options.heartbeatInterval ?? 1000
+    this.nodeTtl = options.nodeTtl ?? 5000
+    // CLIENT LIST shows which node and role a connection belongs to (names cannot hold spaces).
+    const name = (role: string): string => `${options.prefix}${role}:${options.nodeId}`.replace(/\s/g, '_')
+    this.commands = createClient(options.url, name('cmd'))
+    this.subscriber = createClient(options.url, name('sub'))
+    this.run = defineScripts(this.commands)
+    for (const client of [this.commands, this.subscriber]) {
+      // Connection errors surface as `up` and the listener's status; without a listener ioredis
+      // would print every failed reconnect attempt.
+      client.on('error', () => {})
+      client.on('close', () => this.lost())
+      client.on('ready', () => { if (this.listener !== undefined) void this.recover() })
+    }
+    this.subscriber.on('message', (channel: string, payload: string) => this.receive(channel, payload))
+  }
+
+  get up (): boolean {
+    return this.isUp
+  }
+
+  /** Connects both connections (failing loudly after `connectTimeout`), announces the node. */
+  async start (listener: BrokerListener): Promise<void> {
+    this.listener = listener
+    const timeout = this.options.connectTimeout ?? 5000
+    try {
+      await Promise.all([waitReady(this.commands, timeout), waitReady(this.subscriber, timeout)])
+      await this.recover()
+      if (!this.isUp) throw new Error('the connection dropped while starting')
+    } catch (err) {
+      await this.close()
+      throw new Error(`cannot reach Redis at ${redactUrl(this.options.url)} (REDIS_URL): ${(err as Error).message}`)
+    }
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
+    this.heartbeat.unref()
+  }
+
+  // ---- publications ----
+
+  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<StreamPosition> {
+    const { topic } = input
+    const ts = Date.now()
+    const { head, tail } = messageFrameParts(topic, JSON.stringify(input.data), ts, input.from)
+    const keys = [this.keys.meta(topic), this.keys.stream(topic)]
+    if (options.idempotencyKey !== undefined) keys.push(this.keys.idempotency(options.idempotencyKey))
+    const reply = await this.command(() => this.run('publish', keys, [
+      newEpoch(), this.options.historyTtl * 1000, this.options.historySize, ts, head, tail,
+      this.keys.channel(topic), options.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS
+    ]))
+    return decodePosition(reply)
+  }
+
+  async publishEvent (topic: string, frame: string): Promise<void> {
+    await this.command(() => this.commands.publish(this.keys.channel(topic), encodeEventPayload(frame)))
+  }
+
+  async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
+    const limit = query.limit === undefined ? -1 : Math.max(0, query.limit)
+    const reply = await this.command(() => this.run('history', [this.keys.meta(topic), this.keys.stream(topic)], [
+      newEpoch(), this.options.historyTtl * 1000, limit, query.since?.epoch ?? '', query.since?.offset ?? 0
+    ])) as [string, string, StreamEntry[], number]
+    const [epoch, offset, entries, newestFirst] = reply
+    const publications = entries.map(entry => decodeEntry(topic, epoch, entry))
+    if (newestFirst === 1) publications.reverse()
+    return { epoch, offset: Number(offset), publications }
+  }
+
+  // ---- subscriptions (the hub calls these for the first and after the last local subscriber) ----
+
+  /** Resolves once Redis confirmed the SUBSCRIBE, so no publication after it can be missed. */
+  async subscribe (topic: string): Promise<void> {
+    this.topics.add(topic)
+    try {
+      if (this.subscriber.status !== 'ready') throw new BrokerUnavailableError('Redis is unreachable')
+      await this.subscriber.subscribe(this.keys.channel(topic))
+    } catch (err) {
+      this.forget(topic)
+      throw toBrokerError(err)
+    }
+  }
+
+  async unsubscribe (topic: string): Promise<void> {
+    this.forget(topic)
+    // A dropped connection holds no subscriptions, and recovery only renews the topics still wanted.
+    if (this.subscriber.status !== 'ready') return
+    try {
+      await this.subscriber.unsubscribe(this.keys.channel(topic))
+    } catch (err) {
+      if (this.subscriber.status === 'ready') throw toBrokerError(err)
+    }
+  }
+
+  private forget (topic: string): void {
+    this.topics.delete(topic)
+    this.delivered.delete(topic)
+    this.filling.delete(topic)
+  }
+
+  /** Everything the subscriber connection receives: control messages, publications, events. */
+  private receive (channel: string, payload: string): void {
+    if (channel === this.keys.control) {
+      let message: ControlMessage
+      try {
+        message = JSON.parse(payload)
+      } catch {
+        return
+      }
+      this.listener?.control(message)
+      return
+    }
+    const topic = this.keys.topicOf(channel)
+    if (topic === undefined || !this.topics.has(topic)) return
+    const decoded = decodePayload(payload)
+    if (decoded === undefined) return
+    if (decoded.type === 'event') {
+      this.listener?.event(topic, decoded.frame)
+      return
+    }
+    const publication: Publication = { topic, epoch: decoded.epoch, offset: decoded.offset, ts: decoded.ts, frame: decoded.frame }
+    const waiting = this.filling.get(topic)
+    if (waiting !== undefined) waiting.push(publication)
+    else this.forward(publication)
+  }
+
+  /** Hands a publication to the listener once: a gap fill overlaps live traffic, this drops the repeats. */
+  private forward (publication: Publication): void {
+    const last = this.delivered.get(publication.topic)
+    if (last !== undefined && last.epoch === publication.epoch && publication.offset <= last.offset) return
+    this.delivered.set(publication.topic, { epoch: publication.epoch, offset: publication.offset })
+    this.listener?.publication(publication)
+  }
+
+  // ---- control messages and revocation ----
+
+  async sendControl (message: ControlMessage): Promise<void> {
+    await this.command(() => this.commands.publish(this.keys.control, JSON.stringify(message)))
+  }
+
+  async revoke (jti: string, untilMs: number): Promise<void> {
+    const key = this.keys.revoked(jti)
+    // PXAT in the past would be refused; a revocation that already ended is simply not there.
+    if (untilMs <= Date.now()) await this.command(() => this.commands.del(key))
+    else await this.command(() => this.commands.set(key, '1', 'PXAT', untilMs))
+  }
+
+  async isRevoked (jti: string): Promise<boolean> {
+    return (await this.command(() => this.commands.exists(this.keys.revoked(jti)))) === 1
+  }
+
+  // ---- presence ----
+
+  async addPresence (topic: string, entry: PresenceEntry): Promise<void> {
+    let entries = this.localPresence.get(topic)
+    if (entries === undefined) this.localPresence.set(topic, entries = new Map())
+    entries.set(entry.connectionId, entry)
+    await this.command(() => this.writePresence(topic, entry))
+  }
+
+  async removePresence (topic: string, connectionId: string): Promise<void> {
+    const entries = this.localPresence.get(topic)
+    const node = entries?.get(connectionId)?.node ?? this.options.nodeId
+    entries?.delete(connectionId)
+    if (entries?.size === 0) this.localPresence.delete(topic)
+    await this.command(() => this.run('removePresence', [this.keys.presence(topic), this.keys.nodePresence + node], [
+      connectionId, `${topic}\n${connectionId}`
+    ]))
+  }
+
+  /** Entries on live nodes only: a node that died drops out once its heartbeat key expires (nodeTtl). */
+  async presence (topic: string): Promise<PresenceEntry[]> {
+    const entries = await this.command(() => this.run('presence', [this.keys.presence(topic)], [this.keys.node])) as string[]
+    return entries.map(json => JSON.parse(json) as PresenceEntry)
+  }
+
+  private async writePresence (topic: string, entry: PresenceEntry): Promise<unknown> {
+    return this.run('addPresence', [this.keys.presence(topic), this.keys.nodePresence + entry.node], [
+      entry.connectionId, JSON.stringify(entry), `${topic}\n${entry.connectionId}`, PRESENCE_INDEX_TTL_MS
+    ])
+  }
+
+  /** Replaces this node's entries in Redis by the ones it holds (Redis may have lost or kept others). */
+  private async restorePresence (): Promise<void> {
+    const { nodePresence, presenceHead, presenceTail } = this.keys
+    await this.run('clearPresence', [nodePresence + this.options.nodeId], [presenceHead, presenceTail])
+    const writes: Array<Promise<unknown>> = []
+    for (const [topic, entries] of this.localPresence) {
+      for (const entry of entries.values()) writes.push(this.writePresence(topic, entry))
+    }
+    await Promise.all(writes)
+  }
+
+  // ---- node registry ----
+
+  /** The live nodes: those whose heartbeat key has not expired. This node reports fresh figures. */
+  async nodes (): Promise<NodeInfo[]> {
+    const infos = await this.command(() => this.run('nodes', [this.keys.nodes], [this.keys.node])) as string[]
+    const nodes = infos.map(json => JSON.parse(json) as NodeInfo).filter(node => node.id !== this.options.nodeId)
+    if (this.listener !== undefined) nodes.push(this.listener.describe())
+    return nodes.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  }
+
+  /** Refreshes the heartbeat key; returns false when it had expired (this node may have been swept). */
+  private async announce (): Promise<boolean> {
+    if (this.listener === undefined) return true
+    const { nodeId } = this.options
+    const { node, nodes, nodePresence, presenceHead, presenceTail } = this.keys
+    const registered = await this.run('announce', [node + nodeId, nodes, nodePresence + nodeId], [
+      nodeId, JSON.stringify(this.listener.describe()), this.nodeTtl, PRESENCE_INDEX_TTL_MS,
+      node, nodePresence, presenceHead, presenceTail
+    ])
+    return registered === 1
+  }
+
+  private beat (): void {
+    if (this.closing || this.commands.status !== 'ready') return
+    this.announce()
+      .then(async registered => { if (!registered && this.isUp) await this.restorePresence() })
+      .catch(() => {})
+  }
+
+  // ---- outages ----
+
+  private lost (): void {
+    this.losses++
+    if (this.closing || !this.isUp) return
+    this.isUp = false
+    this.listener?.status(false)
+  }
+
+  private bothReady (): boolean {
+    return this.commands.status === 'ready' && this.subscriber.status === 'ready'
+  }
+
+  /** Brings the broker up once both connections are ready; one recovery at a time. */
+  private recover (): Promise<void> {
+    this.recovery ??= this.recoverLoop().finally(() => {
+      this.recovery = undefined
+      // A connection that came back while the loop was giving up.
+      if (!this.closing && !this.isUp && this.bothReady()) void this.recover()
+    })
+    return this.recovery
+  }
+
+  private async recoverLoop (): Promise<void> {
+    while (!this.closing && !this.isUp && this.bothReady()) {
+      const losses = this.losses
+      try {
+        await this.restore()
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, RECOVERY_RETRY_MS).unref())
+        continue
+      }
+      if (losses !== this.losses || this.closing || !this.bothReady()) continue
+      this.isUp = true
+      if (this.wasUp) this.listener?.status(true)
+      this.wasUp = true
+    }
+  }
+
+  /**
+   * Announce, write presence back, resubscribe (live publications of the topics held now wait in
+   * `filling`), then per topic: deliver what history holds after the last delivered publication,
+   * then what waited. Nothing is lost that history still has, and `forward` drops the overlap.
+   */
+  private async restore (): Promise<void> {
+    await this.announce()
+    await this.restorePresence()
+    const topics = [...this.topics]
+    for (const topic of topics) this.filling.set(topic, [])
+    const channels = [this.keys.control, ...topics.map(topic => this.keys.channel(topic))]
+    for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) {
+      await this.subscriber.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH))
+    }
+    // A topic unsubscribed while the batch was on its way was subscribed again by it.
+    const dropped = topics.filter(topic => !this.topics.has(topic)).map(topic => this.keys.channel(topic))
+    if (dropped.length > 0) await this.subscriber.unsubscribe(...dropped)
+    for (const topic of topics) await this.fillGap(topic)
+  }
+
+  private async fillGap (topic: string): Promise<void> {
+    if (!this.topics.has(topic)) return
+    const last = this.delivered.get(topic)
+    const history = await this.history(topic, last === undefined ? {} : { since: last })
+    const waiting = this.filling.get(topic) ?? []
+    this.filling.delete(topic)
+    for (const publication of history.publications) this.forward(publication)
+    for (const publication of waiting) this.forward(publication)
+  }
+
+  // ---- plumbing ----
+
+  /** Runs a command on the command connection; fails at once with BrokerUnavailableError when it is down. */
+  private async command<T> (send: () => Promise<T>): Promise<T> {
+    if (this.commands.status !== 'ready') throw new BrokerUnavailableError('Redis is unreachable')
+    try {
+      return await send()
+    } catch (err) {
+      throw toBrokerError(err)
+    }
+  }
+
+  /** Leaves the registry (and presence) at once instead of after nodeTtl, and closes both connections. */
+  async close (): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    this.isUp = false
+    clearInterval(this.heartbeat)
+    if (this.commands.status === 'ready') {
+      const { nodeId } = this.options
+      const { node, nodes, nodePresence, presenceHead, presenceTail } = this.keys
+      await this.run('depart', [node + nodeId, nodes, nodePresence + nodeId], [nodeId, presenceHead, presenceTail]).catch(() => {})
+    }
+    await Promise.all([quit(this.commands), quit(this.subscriber)])
+    this.filling.clear()
+    this.listener = undefined
+  }
+}
+
+async function quit (client: Redis): Promise<void> {
+  if (client.status === 'ready') {
+    try {
+      await client.quit()
+      return
+    } catch {}
+  }
+  client.disconnect()
+}
