@@ -11,7 +11,15 @@ export interface ConnectionsOptions {
 
 async function connections (app: FastifyInstance, options: ConnectionsOptions): Promise<void> {
   const node = app.realtime
-  const drain = async (): Promise<void> => { await node.drain(Math.max(0, options.config.shutdownTimeout - 1000)) }
+  const drain = async (): Promise<void> => {
+    // While closing, Fastify answers every request with 503 on a fast path that skips the hooks,
+    // including the onResponse hook where @fastify/websocket destroys a refused upgrade's socket. A
+    // client that then keeps that socket open would hold server.close(), and so app.close() and the
+    // process exit, for as long as it likes. Without an 'upgrade' listener Node treats an upgrade
+    // request as a plain request: it gets the same 503 with `Connection: close`, and Node closes it.
+    app.server.removeAllListeners('upgrade')
+    await node.drain(Math.max(0, options.config.shutdownTimeout - 1000))
+  }
   if (app.hasDecorator('websocketServer')) {
     // The host owns @fastify/websocket; registering it twice crashes. Its default preClose closes
     // every socket without a code, so hosts that want the 1001 drain pass { preClose } themselves
