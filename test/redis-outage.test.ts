@@ -48,6 +48,22 @@ t.test('an outage: 503s and `unavailable` while down, sockets kept, delivery res
   t.match(await client.request({ type: 'subscribe', topic: 'out.other' }), { type: 'ack' }, 'subscribing works again')
 })
 
+t.test('a stalled Redis (SIGSTOP) is noticed by the heartbeat, and the node recovers after SIGCONT', async t => {
+  const redis = await privateRedis(t)
+  const server = await startServer(t, { redisUrl: redis.url, redisPrefix: 'rt-stall:', nodeId: 'stall' })
+  const client = await connect(t, server.wsUrl)
+  await client.request({ type: 'subscribe', topic: 'stall.feed' })
+  redis.pause()
+  // Nothing closes the connections: only the unanswered heartbeat (3 s) reveals the stall.
+  await eventually('readiness turns 503', async () => (await getJson(`${server.url}/health/ready`)).status === 503, 10000, 100)
+  t.equal((await postJson(`${server.url}/api/publish`, { topic: 'stall.feed', data: 'x' })).status, 503, 'publishes fail at once meanwhile')
+  redis.resume()
+  await eventually('readiness back to 200', async () => (await getJson(`${server.url}/health/ready`)).status === 200, 10000, 100)
+  t.match(await postJson(`${server.url}/api/publish`, { topic: 'stall.feed', data: 'after' }), { status: 200, body: { offset: 1 } })
+  t.match(await client.next(f => f.type === 'message' && f.data === 'after'), { offset: 1 }, 'delivery works again')
+  t.equal(client.ws.readyState, WebSocket.OPEN)
+})
+
 t.test('a node refuses to start when Redis cannot be reached, and says where it looked', async t => {
   const port = await freePort()
   const started = buildApp(configWith({ logLevel: 'silent', redisUrl: `redis://:secret@127.0.0.1:${port}`, redisPrefix: 'rt-nowhere:' }))

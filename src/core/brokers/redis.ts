@@ -46,6 +46,13 @@ const PRESENCE_INDEX_TTL_MS = 24 * 3600_000
 const RECOVERY_RETRY_MS = 500
 /** Channels per SUBSCRIBE command when resubscribing many topics at once. */
 const SUBSCRIBE_BATCH = 1000
+/** Topics whose gaps are filled at the same time after a reconnect. */
+const FILL_CONCURRENCY = 64
+/**
+ * A connection that leaves a heartbeat unanswered this long is dropped and reconnected: a stalled
+ * Redis or a half-open TCP connection (no RST after a network cut) would otherwise look healthy.
+ */
+const STALL_TIMEOUT_MS = 3000
 
 export class RedisBroker implements Broker {
   /** The command connection. Other plugins may use it (e.g. a rate-limit store); do not close it. */
@@ -64,6 +71,8 @@ export class RedisBroker implements Broker {
   private losses = 0
   private recovery?: Promise<void>
   private heartbeat?: NodeJS.Timeout
+  /** Connections with a heartbeat check in flight. */
+  private readonly probing = new Set<Redis>()
   /** Topics this node is subscribed to, as subscribe/unsubscribe asked. */
   private readonly topics = new Set<string>()
   /** Per topic, the last publication handed to the listener: where a gap fill reads from. */
@@ -288,11 +297,24 @@ export class RedisBroker implements Broker {
     return registered === 1
   }
 
+  /** Every heartbeatInterval: refresh the registry entry and check that both connections answer. */
   private beat (): void {
-    if (this.closing || this.commands.status !== 'ready') return
-    this.announce()
-      .then(async registered => { if (!registered && this.isUp) await this.restorePresence() })
-      .catch(() => {})
+    if (this.closing) return
+    this.probe(this.commands, () => this.announce().then(async registered => {
+      if (!registered && this.isUp) await this.restorePresence()
+    }))
+    this.probe(this.subscriber, () => this.subscriber.ping())
+  }
+
+  private probe (client: Redis, check: () => Promise<unknown>): void {
+    if (client.status !== 'ready' || this.probing.has(client)) return
+    this.probing.add(client)
+    const timer = setTimeout(() => { if (client.status === 'ready' && !this.closing) client.disconnect(true) }, STALL_TIMEOUT_MS)
+    timer.unref()
+    check().catch(() => {}).finally(() => {
+      clearTimeout(timer)
+      this.probing.delete(client)
+    })
   }
 
   // ---- outages ----
@@ -351,7 +373,9 @@ export class RedisBroker implements Broker {
     // A topic unsubscribed while the batch was on its way was subscribed again by it.
     const dropped = topics.filter(topic => !this.topics.has(topic)).map(topic => this.keys.channel(topic))
     if (dropped.length > 0) await this.subscriber.unsubscribe(...dropped)
-    for (const topic of topics) await this.fillGap(topic)
+    for (let i = 0; i < topics.length; i += FILL_CONCURRENCY) {
+      await Promise.all(topics.slice(i, i + FILL_CONCURRENCY).map(topic => this.fillGap(topic)))
+    }
   }
 
   private async fillGap (topic: string): Promise<void> {
