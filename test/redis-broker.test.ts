@@ -1,6 +1,8 @@
 // Redis broker behaviour that needs several nodes or Redis itself: brokers in one process sharing a
 // prefix act as separate nodes (each has its own two connections).
 import t, { type Test } from 'tap'
+import { buildApp } from '../src/app.js'
+import { configWith } from '../src/config.js'
 import type { BrokerListener, ControlMessage, NodeInfo } from '../src/core/broker.js'
 import { RedisBroker, type RedisBrokerOptions } from '../src/core/brokers/redis.js'
 import type { Publication } from '../src/core/protocol.js'
@@ -169,4 +171,19 @@ t.test('a killed subscriber connection: down, then back up after filling the gap
   t.same(a.listener.offsets('gap'), range(1, published), `1..${published}, in order, no duplicate`)
   t.same(a.listener.offsets('gap.quiet'), [1], 'the quiet topic got its publication from history')
   t.ok(marks[1] > marks[0], `${marks[1] - marks[0]} were published while node a was down`)
+})
+
+t.test('app.close() closes both Redis connections and leaves the node registry', async t => {
+  const prefix = redisPrefix(t)
+  const app = await buildApp(configWith({ logLevel: 'silent', redisUrl: REDIS_URL, redisPrefix: prefix, nodeId: 'closing' }))
+  const broker = app.realtime.broker
+  t.ok(broker instanceof RedisBroker, 'REDIS_URL selects the Redis broker')
+  const redis = await redisClient(t)
+  const ours = async (): Promise<string[]> => (await redis.client('LIST') as string).split('\n').filter(line => line.includes(`name=${prefix}`))
+  t.equal((await ours()).length, 2, 'two connections: commands and subscriber')
+  t.same(await redis.smembers(`${prefix}nodes`), ['closing'])
+  await app.close()
+  t.equal((broker as RedisBroker).commands.status, 'end')
+  await eventually('Redis saw both connections go', async () => (await ours()).length === 0)
+  t.same(await redis.keys(`${prefix}*`), [], 'nothing left behind')
 })
