@@ -11,6 +11,7 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { stopAll } from './lib/proc.mjs'
+import { profileOursInto } from './lib/targets.mjs'
 import { connectRate } from './scenarios/connect-rate.mjs'
 import { crossNode } from './scenarios/cross-node.mjs'
 import { fanout } from './scenarios/fanout.mjs'
@@ -43,7 +44,8 @@ if (args.help) {
   --duration S         seconds per throughput/latency measurement (default 10)
   --cross-subscribers  subscribers on node B in the cross-node scenario (default 100)
   --rounds R           run every scenario R times and report the median of each number (default 1)
-  --profile DIR        run our server under --cpu-prof in the fan-out scenario, profiles into DIR
+  --profile DIR        profile our server (inspector) over each measured window: DIR/<scenario>.cpuprofile
+                       and the top frames in the log (the profiler costs a little: not for the table)
   --out FILE           results as JSON (default bench/results/<time>.json)`)
   process.exit(0)
 }
@@ -63,6 +65,7 @@ const options = {
   profile: args.profile
 }
 if (options.connections > MAX_CONNECTIONS) throw new Error(`--connections at most ${MAX_CONNECTIONS} (the per-process file descriptor limit is 20000)`)
+if (options.profile !== undefined) profileOursInto(options.profile)
 const selected = args.only === undefined ? Object.keys(SCENARIOS) : args.only.split(',').map(s => s.trim())
 for (const name of selected) if (!(name in SCENARIOS)) throw new Error(`unknown scenario "${name}"; choose from ${Object.keys(SCENARIOS).join(', ')}`)
 

@@ -77,7 +77,7 @@ export async function startServer ({ name, args, env, port, readyPath = '/health
         url: `http://127.0.0.1:${port}`,
         wsUrl: `ws://127.0.0.1:${port}/ws`,
         output: () => output,
-        stop: (options) => stopChild(child, options)
+        stop: () => stopChild(child)
       }
     }
     await sleep(100)
@@ -86,14 +86,11 @@ export async function startServer ({ name, args, env, port, readyPath = '/health
   throw new Error(`${name} was not ready within ${timeoutMs} ms:\n${output.trim()}`)
 }
 
-/** SIGKILL, or with `graceful` SIGTERM first (needed for --cpu-prof to write its profile). */
-async function stopChild (child, { graceful = false } = {}) {
+async function stopChild (child) {
   if (child.exitCode !== null || child.signalCode !== null) return
   const gone = new Promise(resolve => child.once('exit', resolve))
-  child.kill(graceful ? 'SIGTERM' : 'SIGKILL')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15000)
+  child.kill('SIGKILL')
   await gone
-  clearTimeout(timer)
 }
 
 export async function stopAll () {

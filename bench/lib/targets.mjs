@@ -2,6 +2,8 @@
 // limit that would get in the way raised), the raw `ws` baseline and the bare Fastify route.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { mkdirSync } from 'node:fs'
+import { Inspector, inspectorUrl } from './profiler.mjs'
 import { freePort, startServer } from './proc.mjs'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -43,11 +45,20 @@ export const targets = {
   }
 }
 
+let profileDir
+
+/** From now on, our server runs with the inspector open and scenarios profile their window. */
+export function profileOursInto (dir) {
+  mkdirSync(dir, { recursive: true })
+  profileDir = dir
+}
+
 /**
  * Starts a target on a free loopback port. `env` adds to (or, with undefined, removes from) its
- * environment; `nodeArgs` go before the script (e.g. --cpu-prof).
+ * environment. With `inspect` (or when profiling ours) the server runs with its inspector open on
+ * loopback and the handle carries an attached `inspector`.
  */
-export async function start (name, { env = {}, nodeArgs = [] } = {}) {
+export async function start (name, { env = {}, inspect = false } = {}) {
   const target = targets[name]
   if (name === 'ours' && !existsSync(OURS)) throw new Error(`${OURS} is missing: run npm run build first`)
   const port = await freePort()
@@ -57,5 +68,17 @@ export async function start (name, { env = {}, nodeArgs = [] } = {}) {
     if (value === undefined) delete merged[variable]
     else merged[variable] = value
   }
-  return startServer({ name: target.label, args: [...nodeArgs, target.script], env: merged, port, readyPath: target.readyPath })
+  const profiling = name === 'ours' && profileDir !== undefined
+  const args = [...(inspect || profiling ? ['--inspect=127.0.0.1:0'] : []), target.script]
+  const server = await startServer({ name: target.label, args, env: merged, port, readyPath: target.readyPath })
+  if (inspect || profiling) {
+    server.inspector = await Inspector.attach(inspectorUrl(server.output()))
+    if (profiling) server.profileDir = profileDir
+    const stop = server.stop
+    server.stop = async () => {
+      server.inspector.close()
+      await stop()
+    }
+  }
+  return server
 }

@@ -6,6 +6,7 @@ import WebSocket from 'ws'
 import { ClientPool } from '../lib/clients.mjs'
 import { round } from '../lib/measure.mjs'
 import { cpuSeconds } from '../lib/proc.mjs'
+import { profiled } from '../lib/profiler.mjs'
 import { start } from '../lib/targets.mjs'
 
 /** Resolves to the HTTP status of a token-less upgrade: 101 when the server lets it in. */
@@ -27,7 +28,7 @@ async function measure (target, { connections, secret }, log) {
     try {
       await pool.start() // tokens are minted here, before the clock starts
       const cpuStart = cpuSeconds(server.pid)
-      const result = await pool.connect()
+      const result = await profiled(server, `connect-${connections}`, log, () => pool.connect())
       const cpu = cpuSeconds(server.pid) - cpuStart
       if (result.failed > 0) log(`  ${server.name}: ${result.failed} connections failed: ${JSON.stringify(result.errors)}`)
       const measured = {

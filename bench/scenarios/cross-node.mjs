@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import { ClientPool } from '../lib/clients.mjs'
 import { postJson } from '../lib/http.mjs'
+import { profiled } from '../lib/profiler.mjs'
 import { round } from '../lib/measure.mjs'
 import { start } from '../lib/targets.mjs'
 
@@ -54,10 +55,13 @@ async function measure (target, { subscribers, duration }, log) {
       const started = performance.now()
       let publications = 0
       let timeouts = 0
-      while (performance.now() - started < duration * 1000) {
-        if (!await publish()) timeouts++
-        publications++
-      }
+      // Only node B (the one fanning out) is profiled, when profiling is on.
+      await profiled(b, 'cross-node-b', log, async () => {
+        while (performance.now() - started < duration * 1000) {
+          if (!await publish()) timeouts++
+          publications++
+        }
+      })
       const { received, histogram } = await pool.report()
       const result = { subscribers: connected.ok, publications, deliveries: received, timeouts, p50: histogram.quantile(0.5), p99: histogram.quantile(0.99) }
       log(`  ${a.name} x2: ${publications} publications A -> B x ${connected.ok} subscribers, ${received} delivered, ${timeouts} timed out, ` +

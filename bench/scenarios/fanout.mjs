@@ -7,6 +7,7 @@ import { ClientPool } from '../lib/clients.mjs'
 import { postJson } from '../lib/http.mjs'
 import { round, settledRss } from '../lib/measure.mjs'
 import { cpuSeconds } from '../lib/proc.mjs'
+import { profiled } from '../lib/profiler.mjs'
 import { start } from '../lib/targets.mjs'
 
 const TOPIC = 'public.bench.fanout'
@@ -19,8 +20,8 @@ export async function publishAndWait (baseUrl, pool, seq, timeoutMs = DELIVERY_T
   return delivered
 }
 
-async function measure (target, { subscribers, duration, env, nodeArgs }, log) {
-  const server = await start(target, { env, nodeArgs })
+async function measure (target, { subscribers, duration, env }, log) {
+  const server = await start(target, { env })
   try {
     const rssBefore = await settledRss(server.pid, 3)
     const pool = new ClientPool({ url: server.wsUrl, total: subscribers, topic: TOPIC })
@@ -36,10 +37,12 @@ async function measure (target, { subscribers, duration, env, nodeArgs }, log) {
       const started = performance.now()
       let publications = 0
       let timeouts = 0
-      while (performance.now() - started < duration * 1000) {
-        if (!await publishAndWait(server.url, pool, ++seq)) timeouts++
-        publications++
-      }
+      await profiled(server, `fanout-${subscribers}`, log, async () => {
+        while (performance.now() - started < duration * 1000) {
+          if (!await publishAndWait(server.url, pool, ++seq)) timeouts++
+          publications++
+        }
+      })
       const wallSeconds = (performance.now() - started) / 1000
       const cpu = cpuSeconds(server.pid) - cpuStart
       const { received, histogram } = await pool.report()
@@ -66,15 +69,15 @@ async function measure (target, { subscribers, duration, env, nodeArgs }, log) {
       await pool.close()
     }
   } finally {
-    await server.stop({ graceful: nodeArgs !== undefined && nodeArgs.length > 0 })
+    await server.stop()
   }
 }
 
-export async function fanout ({ connections, duration, profile }, log) {
+export async function fanout ({ connections, duration }, log) {
   const options = { subscribers: connections, duration }
   const raw = await measure('raw', options, log)
   const rawBuffer = await measure('raw', { ...options, env: { RAW_FRAME: 'buffer' } }, log)
-  const ours = await measure('ours', { ...options, nodeArgs: profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [] }, log)
+  const ours = await measure('ours', options, log)
   const scenario = `fan-out 1 -> ${connections}`
   return {
     rows: [

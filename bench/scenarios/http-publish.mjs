@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { round } from '../lib/measure.mjs'
 import { cpuSeconds } from '../lib/proc.mjs'
+import { profiled } from '../lib/profiler.mjs'
 import { start } from '../lib/targets.mjs'
 
 const run = promisify(execFile)
@@ -54,7 +55,7 @@ async function measure (target, duration, wrk, log) {
     const url = `${server.url}/api/publish`
     await load(url, WARMUP_SECONDS, wrk)
     const cpuStart = cpuSeconds(server.pid)
-    const result = await load(url, duration, wrk)
+    const result = await profiled(server, 'http-publish', log, () => load(url, duration, wrk))
     const cpu = cpuSeconds(server.pid) - cpuStart
     result.cpuMicrosPerRequest = cpu * 1e6 / (result.requestsPerSecond * duration)
     log(`  ${server.name}: ${round(result.requestsPerSecond)} req/s, p50 ${round(result.p50, 2)} ms, p99 ${round(result.p99, 2)} ms, ` +

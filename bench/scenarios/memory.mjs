@@ -1,5 +1,6 @@
 // 1. Idle memory per connection: server RSS with N open (welcomed, unsubscribed) connections minus
-// its RSS before them, divided by N.
+// its RSS before them, divided by N. Also the JS heap per connection after a forced full GC (through
+// the inspector), which is what the server's own objects cost, without the allocator's slack.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ClientPool } from '../lib/clients.mjs'
 import { round, settledRss } from '../lib/measure.mjs'
@@ -8,7 +9,7 @@ import { start } from '../lib/targets.mjs'
 const WARMUP_CONNECTIONS = 200
 
 async function measure (target, connections, log) {
-  const server = await start(target)
+  const server = await start(target, { inspect: true })
   try {
     // Warm up the code paths first so their compiled code is not counted per connection.
     const warm = new ClientPool({ url: server.wsUrl, total: WARMUP_CONNECTIONS, perWorker: WARMUP_CONNECTIONS })
@@ -16,6 +17,7 @@ async function measure (target, connections, log) {
     await warm.connect()
     await warm.close()
     await sleep(1000)
+    const heapBefore = await server.inspector.memoryAfterGc()
     const before = await settledRss(server.pid)
     const pool = new ClientPool({ url: server.wsUrl, total: connections })
     try {
@@ -24,9 +26,13 @@ async function measure (target, connections, log) {
       if (result.failed > 0) log(`  ${server.name}: ${result.failed} connections failed: ${JSON.stringify(result.errors)}`)
       await sleep(2000)
       const after = await settledRss(server.pid)
+      const heapAfter = await server.inspector.memoryAfterGc()
       const perConnection = (after - before) / result.ok
-      log(`  ${server.name}: RSS ${round(before / 2 ** 20, 1)} -> ${round(after / 2 ** 20, 1)} MiB with ${result.ok} connections: ${round(perConnection)} B each`)
-      return { perConnection, before, after, connections: result.ok }
+      const heapPerConnection = (heapAfter.heapUsed - heapBefore.heapUsed) / result.ok
+      const externalPerConnection = (heapAfter.external - heapBefore.external) / result.ok
+      log(`  ${server.name}: RSS ${round(before / 2 ** 20, 1)} -> ${round(after / 2 ** 20, 1)} MiB with ${result.ok} connections: ${round(perConnection)} B each; ` +
+        `after GC: JS heap ${round(heapPerConnection)} B, external ${round(externalPerConnection)} B each`)
+      return { perConnection, heapPerConnection, externalPerConnection, before, after, heapBefore, heapAfter, connections: result.ok }
     } finally {
       await pool.close()
     }
@@ -45,6 +51,14 @@ export async function memory ({ connections }, log) {
         metric: 'RSS per connection (KiB, lower is better)',
         ours: round(ours.perConnection / 1024, 2),
         baseline: round(raw.perConnection / 1024, 2),
+        baselineLabel: 'raw ws',
+        better: 'lower'
+      },
+      {
+        scenario: `idle memory, ${connections} connections`,
+        metric: 'JS heap per connection after GC (KiB)',
+        ours: round(ours.heapPerConnection / 1024, 2),
+        baseline: round(raw.heapPerConnection / 1024, 2),
         baselineLabel: 'raw ws',
         better: 'lower'
       },
