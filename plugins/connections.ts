@@ -3,7 +3,10 @@
 import websocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { WebSocket } from 'ws'
 import type { Config } from '../src/config.js'
+import type { RealtimeNode } from '../src/core/node.js'
+import { CloseCode } from '../src/core/protocol.js'
 
 export interface ConnectionsOptions {
   config: Config
@@ -18,12 +21,14 @@ async function connections (app: FastifyInstance, options: ConnectionsOptions): 
     // process exit, for as long as it likes. Without an 'upgrade' listener Node treats an upgrade
     // request as a plain request: it gets the same 503 with `Connection: close`, and Node closes it.
     app.server.removeAllListeners('upgrade')
-    await node.drain(Math.max(0, options.config.shutdownTimeout - 1000))
+    const timeoutMs = Math.max(0, options.config.shutdownTimeout - 1000)
+    const others = hostSockets(app, node)
+    await Promise.all([node.drain(timeoutMs), drainSockets(others, timeoutMs)])
   }
   if (app.hasDecorator('websocketServer')) {
     // The host owns @fastify/websocket; registering it twice crashes. Its default preClose closes
     // every socket without a code, so hosts that want the 1001 drain pass { preClose } themselves
-    // (see docs/embedding.md); our hook still drains whatever is left.
+    // (see the README); our hook then drains every socket, the host's own routes' included.
     app.addHook('preClose', drain)
     return
   }
@@ -32,6 +37,28 @@ async function connections (app: FastifyInstance, options: ConnectionsOptions): 
     // Replaces the default, which closes sockets with no close code and does not wait.
     preClose: drain
   })
+}
+
+/**
+ * The sockets of the host's own websocket routes on the same @fastify/websocket. The default preClose
+ * that would close them is replaced (by us, or by a host following the README), and server.close()
+ * would wait for them for ever; so they get the same drain as ours.
+ */
+function hostSockets (app: FastifyInstance, node: RealtimeNode): WebSocket[] {
+  const ours = new Set<WebSocket>([...node.hub.connections].map(connection => connection.socket))
+  // `clients` is undefined when the host turned ws' clientTracking off: then there is nothing to see.
+  return [...(app.websocketServer.clients ?? [])].filter(socket => !ours.has(socket) && socket.readyState !== WebSocket.CLOSED)
+}
+
+/** 1001 to each socket, a wait for them to close up to `timeoutMs`, then cut off whoever is left. */
+async function drainSockets (sockets: WebSocket[], timeoutMs: number): Promise<void> {
+  if (sockets.length === 0) return
+  for (const socket of sockets) socket.close(CloseCode.goingAway, 'server shutting down')
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeoutMs) })
+  await Promise.race([Promise.all(sockets.map(socket => new Promise(resolve => socket.once('close', resolve)))), deadline])
+  clearTimeout(timer)
+  for (const socket of sockets) socket.terminate()
 }
 
 export default fp(connections, { fastify: '5.x', name: 'fastify-realtime-connections', dependencies: ['fastify-realtime-broadcast'] })
