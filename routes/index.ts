@@ -10,9 +10,11 @@ import wsRoutes from './ws.js'
 
 export default async function routes (app: FastifyInstance, options: { config: Config }): Promise<void> {
   app.setErrorHandler(realtimeErrorHandler)
-  await app.register(wsRoutes, options)
-  await app.register(publishRoutes, options)
-  await app.register(topicRoutes, options)
-  await app.register(adminRoutes, options)
-  await app.register(healthRoutes, options)
+  // Only the config goes down: passing our own `prefix` on would apply it a second time (/rt/rt/ws).
+  const children = { config: options.config }
+  await app.register(wsRoutes, children)
+  await app.register(publishRoutes, children)
+  await app.register(topicRoutes, children)
+  await app.register(adminRoutes, children)
+  await app.register(healthRoutes, children)
 }

@@ -2,10 +2,10 @@
 // the plugin's verifier), or the host's own `verify(request)`; then the revocation list. The plugin
 // (plugins/auth.ts) supplies the verifiers; this file holds the rules.
 import { OPEN_IDENTITY, type Identity } from '../identity.js'
-import { ErrorCode, ProtocolError } from '../protocol.js'
+import { ProtocolError } from '../protocol.js'
 import { API_KEY_IDENTITY } from './claims.js'
 import { credentialsOf, sameSecret, type RequestLike } from './credentials.js'
-import { AuthError, tokenError } from './errors.js'
+import { AuthError, ForbiddenError, tokenError } from './errors.js'
 
 export type TokenVerifier = (token: string) => Identity | Promise<Identity>
 
@@ -99,7 +99,7 @@ function hostError (err: unknown): Error {
   const status = (err as { statusCode?: unknown })?.statusCode
   const message = (err as { message?: unknown })?.message
   const text = typeof message === 'string' && message !== '' ? message : 'invalid credentials'
-  if (status === 403) return new ProtocolError(ErrorCode.forbidden, text)
+  if (status === 403) return new ForbiddenError(text)
   if (typeof status === 'number' && status >= 500) return err as Error
   return new AuthError(text)
 }

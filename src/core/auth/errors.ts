@@ -4,8 +4,20 @@
 import { ErrorCode, ProtocolError } from '../protocol.js'
 
 export class AuthError extends ProtocolError {
+  /** For hosts that use the auth plugin without our routes: Fastify's own error handler reads it. */
+  readonly statusCode = 401
+
   constructor (message: string) {
     super(ErrorCode.unauthorized, message)
+  }
+}
+
+/** A verifier that knows the caller and refuses them (a host's `verify` throwing a 403). */
+export class ForbiddenError extends ProtocolError {
+  readonly statusCode = 403
+
+  constructor (message: string) {
+    super(ErrorCode.forbidden, message)
   }
 }
 
