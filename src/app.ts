@@ -12,6 +12,10 @@ const requestSerializer = (request: { method: string, url: string, id: string })
 
 export async function buildApp (config: Config): Promise<FastifyInstance> {
   const app = Fastify({
+    // Fastify's default sheds every request with a bare 503 while closing. Ours answer for themselves
+    // during the drain: /health/live stays 200 while the process runs (PROTOCOL §4), /health/ready and
+    // new upgrades get 503 with a reason, and in-flight and new publishes still complete.
+    return503OnClosing: false,
     logger: {
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],

@@ -97,6 +97,26 @@ t.test('closing the host drains the realtime sockets with 1001', async t => {
   t.equal((await client.closed).code, 1001)
 })
 
+t.test('closing a host app: an upgrade refused during the drain does not hold the close open', async t => {
+  // Regression: the host's Fastify (return503OnClosing, the default) answers requests during close
+  // with 503 on a path that skipped @fastify/websocket's socket cleanup, so a client that kept the
+  // refused socket open (as `ws` does when the caller listens for 'unexpected-response') held
+  // server.close() and app.close() for ever.
+  const { app, url, wsUrl } = await hostApp(t, { shutdownTimeout: 2000 })
+  const stuck = await connect(t, wsUrl)
+  stuck.ws.on('error', () => {})
+  const socket = (stuck.ws as unknown as { _socket: import('node:net').Socket })._socket
+  socket.pause() // does not answer the close handshake: the drain stays open until its deadline
+  const closing = app.close()
+  const refused = await refusedUpgrade(wsUrl)
+  t.equal(refused.status, 503, 'a new upgrade during the drain gets 503')
+  t.equal((await getJson(`${url}/rt/health/ready`)).status, 503, 'readiness too')
+  await within(closing, 5000, 'app.close()')
+  socket.resume()
+  await stuck.closed
+  t.equal(app.realtime.hub.counts.connections, 0)
+})
+
 t.test('a host that registered @fastify/websocket itself: both websocket routes work', async t => {
   const app = Fastify()
   // maxPayload bigger than the realtime one: the dispatcher still enforces MAX_PAYLOAD.

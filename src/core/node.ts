@@ -151,6 +151,13 @@ export class RealtimeNode {
       await new Promise(resolve => setTimeout(resolve, 20))
     }
     for (const connection of this.hub.connections) connection.terminate()
+    // terminate() destroys the sockets, but their 'close' events, which take them out of the hub (its
+    // topics, presence), follow a few ticks later: wait for those (briefly), so that close() does not
+    // return, and the broker close, with connections still listed.
+    const cutoff = Date.now() + 200
+    while (this.hub.connections.size > 0 && Date.now() < cutoff) {
+      await new Promise(resolve => setTimeout(resolve, 5))
+    }
   }
 
   async close (): Promise<void> {
