@@ -417,12 +417,19 @@ export class RedisBroker implements Broker {
   }
 }
 
+/** QUIT (or drop) the connection and wait, briefly, until ioredis reports it ended. */
 async function quit (client: Redis): Promise<void> {
-  if (client.status === 'ready') {
-    try {
-      await client.quit()
-      return
-    } catch {}
-  }
-  client.disconnect()
+  const status = client.status
+  if (status === 'end') return
+  let timer: NodeJS.Timeout | undefined
+  const ended = new Promise<void>(resolve => {
+    client.once('end', resolve)
+    timer = setTimeout(resolve, 1000)
+    timer.unref()
+  })
+  if (status === 'ready') await client.quit().catch(() => client.disconnect())
+  else client.disconnect()
+  // Between two reconnect attempts there is no socket left to close, and no 'end' event comes.
+  if (status !== 'reconnecting' && status !== 'close') await ended
+  clearTimeout(timer)
 }
