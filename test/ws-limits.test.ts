@@ -2,7 +2,7 @@
 // (limit_exceeded) and the message rate (rate_limited, then close 4008).
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect, startServer } from './helpers.js'
+import { connect, refusedUpgrade, startServer } from './helpers.js'
 
 async function waitFor (condition: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -97,4 +97,18 @@ t.test('a client that only bursts is told, and served again once the bucket refi
   const reply = await client.next(frame => frame.id === 'later' || (frame.type === 'error' && frame !== error))
   t.same(reply, { type: 'pong', id: 'later' }, 'served again')
   t.equal(client.ws.readyState, WebSocket.OPEN, 'still open')
+})
+
+t.test('at MAX_CONNECTIONS a new upgrade gets 503; a freed slot admits again', async t => {
+  const server = await startServer(t, { maxConnections: 2 })
+  const first = await connect(t, server.wsUrl)
+  await connect(t, server.wsUrl)
+  const refused = await refusedUpgrade(server.wsUrl)
+  t.equal(refused.status, 503)
+  t.match(JSON.parse(refused.body), { code: 'unavailable', message: /MAX_CONNECTIONS/ })
+  first.close()
+  await first.closed
+  await waitFor(() => server.app.realtime.hub.counts.connections === 1)
+  const third = await connect(t, server.wsUrl)
+  t.equal(third.welcome.type, 'welcome', 'admitted once a connection has gone')
 })

@@ -3,6 +3,7 @@
 // stays usable.
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
+import { mint, SECRET } from './auth-tokens.js'
 import { connect, type Client, type Frame, startServer } from './helpers.js'
 
 /** The first frame matching `match` received after the first `skip` frames. */
@@ -103,14 +104,18 @@ t.test('data may be any JSON value, including null; a publish without data is re
   t.match(missing, { type: 'error', id: 'no-data', code: 'bad_request', message: /data/ })
 })
 
-t.test('a message carries from when the publisher has a user', async t => {
-  // Open mode has no users; the node API takes the publisher's user exactly as the dispatcher passes it.
-  const server = await startServer(t)
-  const client = await connect(t, server.wsUrl)
-  await client.request({ type: 'subscribe', topic: 'chat.x' })
-  await server.app.realtime.publish('chat.x', 'hello', 'ws', 'alice')
-  const message = await client.next(frame => frame.type === 'message')
-  t.match(message, { topic: 'chat.x', data: 'hello', from: 'alice', offset: 1 })
+t.test('a message carries from: the publishing user', async t => {
+  const server = await startServer(t, { jwtSecret: SECRET })
+  const topics = { subscribe: ['chat.>'], publish: ['chat.>'] }
+  const alice = await connect(t, `${server.wsUrl}?token=${mint({ sub: 'alice', topics })}`)
+  const bob = await connect(t, `${server.wsUrl}?token=${mint({ sub: 'bob', topics })}`)
+  t.equal(alice.welcome.user, 'alice', 'welcome.user is the token sub')
+  t.type(alice.welcome.expiresAt, 'number', 'welcome.expiresAt is the token exp')
+  await bob.request({ type: 'subscribe', topic: 'chat.x' })
+  const ack = await alice.request({ type: 'publish', topic: 'chat.x', data: 'hello' })
+  t.match(ack, { type: 'ack', topic: 'chat.x', offset: 1 })
+  const message = await bob.next(frame => frame.type === 'message')
+  t.match(message, { topic: 'chat.x', data: 'hello', from: 'alice', offset: 1, epoch: ack.epoch })
 })
 
 t.test('offsets start at 1 and increase by 1 per topic', async t => {
