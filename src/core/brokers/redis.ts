@@ -70,6 +70,8 @@ export class RedisBroker implements Broker {
   /** Bumped whenever a connection closes: a recovery that saw it change must start over. */
   private losses = 0
   private recovery?: Promise<void>
+  /** Why the last recovery attempt failed, for the start-up error. */
+  private recoveryError?: Error
   private heartbeat?: NodeJS.Timeout
   /** Connections with a heartbeat check in flight. */
   private readonly probing = new Set<Redis>()
@@ -109,10 +111,14 @@ export class RedisBroker implements Broker {
   async start (listener: BrokerListener): Promise<void> {
     this.listener = listener
     const timeout = this.options.connectTimeout ?? 5000
+    const deadline = Date.now() + timeout
     try {
       await Promise.all([waitReady(this.commands, timeout), waitReady(this.subscriber, timeout)])
-      await this.recover()
-      if (!this.isUp) throw new Error('the connection dropped while starting')
+      // Bounded too: a recovery that keeps failing (e.g. an ACL refusing EVALSHA) retries for ever.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([this.recover(), new Promise(resolve => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now())) })])
+      clearTimeout(timer)
+      if (!this.isUp) throw this.recoveryError ?? new Error('the connection dropped while starting')
     } catch (err) {
       await this.close()
       throw new Error(`cannot reach Redis at ${redactUrl(this.options.url)} (REDIS_URL): ${(err as Error).message}`)
@@ -345,7 +351,8 @@ export class RedisBroker implements Broker {
       const losses = this.losses
       try {
         await this.restore()
-      } catch {
+      } catch (err) {
+        this.recoveryError = err as Error
         await new Promise(resolve => setTimeout(resolve, RECOVERY_RETRY_MS).unref())
         continue
       }
