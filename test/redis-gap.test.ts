@@ -48,7 +48,6 @@ t.test('CLIENT KILL of a node\'s subscriber connection loses nothing for its cli
   publishing = false
   const counts = await Promise.all(publishers)
   const total = counts[0] + counts[1]
-  t.ok(total > 40, `${total} publications`)
 
   for (const client of clients) {
     await eventually('every publication arrived', () => client.messages('gap.busy').length >= total, 10000)
