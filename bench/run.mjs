@@ -6,6 +6,7 @@
 //                      [--only memory,fanout,http,connect,crossnode] [--profile DIR] [--out FILE]
 //
 // Not a test: `npm test` and CI never run it. Needs `npm run build` first (`npm run bench` does it).
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -84,9 +85,19 @@ const machine = {
   memoryGiB: Math.round(os.totalmem() / 2 ** 30),
   kernel: os.release(),
   node: process.version,
-  loadBefore: os.loadavg().map(n => Math.round(n * 100) / 100)
+  loadBefore: os.loadavg().map(n => Math.round(n * 100) / 100),
+  commit: gitDescribe()
 }
-log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, load ${machine.loadBefore.join(' ')}`)
+
+/** The commit measured, marked dirty when dist/ may hold uncommitted changes. */
+function gitDescribe () {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: fileURLToPath(new URL('..', import.meta.url)), encoding: 'utf8' }).trim()
+  } catch {
+    return 'unknown'
+  }
+}
+log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, load ${machine.loadBefore.join(' ')}, commit ${machine.commit}`)
 log(`options: ${JSON.stringify(options)}, scenarios: ${selected.join(', ')}`)
 
 function median (values) {
