@@ -3,10 +3,12 @@ import type { FastifyInstance } from 'fastify'
 
 export default async function healthRoutes (app: FastifyInstance): Promise<void> {
   const node = app.realtime
+  // Probes must never be refused by the HTTP rate limit.
+  const probe = { config: { rateLimit: false } } as const
 
-  app.get('/health/live', async () => ({ status: 'ok' }))
+  app.get('/health/live', probe, async () => ({ status: 'ok' }))
 
-  app.get('/health/ready', async (_request, reply) => {
+  app.get('/health/ready', probe, async (_request, reply) => {
     if (node.draining) return reply.code(503).send({ status: 'draining' })
     if (!node.broker.up) return reply.code(503).send({ status: 'broker unavailable' })
     return { status: 'ready' }

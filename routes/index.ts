@@ -1,5 +1,6 @@
 // All of the realtime routes, in one encapsulated context (its own prefix and error handler).
 import type { FastifyInstance } from 'fastify'
+import httpRateLimit from '../plugins/rate-limit.js'
 import type { Config } from '../src/config.js'
 import adminRoutes from './admin.js'
 import { realtimeErrorHandler } from './errors.js'
@@ -12,6 +13,8 @@ export default async function routes (app: FastifyInstance, options: { config: C
   app.setErrorHandler(realtimeErrorHandler)
   // Only the config goes down: passing our own `prefix` on would apply it a second time (/rt/rt/ws).
   const children = { config: options.config }
+  // Scoped to these routes: a host's own routes are not limited by our RATE_LIMIT_MAX.
+  await app.register(httpRateLimit, children)
   await app.register(wsRoutes, children)
   await app.register(publishRoutes, children)
   await app.register(topicRoutes, children)
