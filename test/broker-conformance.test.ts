@@ -95,7 +95,7 @@ for (const factory of factories) {
       const again = await broker.history('fresh.one')
       t.equal(again.epoch, first.epoch, 'reading does not change the epoch')
       const published = await broker.publish({ topic: 'fresh.one', data: 1 })
-      t.same(published, { epoch: first.epoch, offset: 1 }, 'the first publication continues that epoch')
+      t.same(published, { epoch: first.epoch, offset: 1, repeated: false }, 'the first publication continues that epoch')
       const other = await broker.history('fresh.two')
       t.not(other.epoch, first.epoch, 'each topic has its own epoch')
     })
@@ -139,7 +139,7 @@ for (const factory of factories) {
       t.not(after.epoch, first.epoch, 'new epoch')
       t.equal(after.offset, 0)
       t.same(after.publications, [])
-      t.same(await broker.publish({ topic: 'ttl', data: 3 }), { epoch: after.epoch, offset: 1 }, 'offsets restart at 1')
+      t.same(await broker.publish({ topic: 'ttl', data: 3 }), { epoch: after.epoch, offset: 1, repeated: false }, 'offsets restart at 1')
     })
 
     t.test('a publication keeps the stream alive for another HISTORY_TTL', async t => {
@@ -170,7 +170,8 @@ for (const factory of factories) {
       await broker.subscribe('idem')
       const first = await broker.publish({ topic: 'idem', data: 'a' }, { idempotencyKey: 'k1' })
       const repeat = await broker.publish({ topic: 'idem', data: 'b' }, { idempotencyKey: 'k1' })
-      t.same(repeat, first, 'the same position')
+      t.same(repeat, { ...first, repeated: true }, 'the same position, marked as a repeat')
+      t.equal(first.repeated, false)
       const other = await broker.publish({ topic: 'idem', data: 'c' }, { idempotencyKey: 'k2' })
       t.equal(other.offset, first.offset + 1, 'another key publishes')
       const short = await broker.publish({ topic: 'idem', data: 'd' }, { idempotencyKey: 'k3', idempotencyTtlMs: 150 })

@@ -33,6 +33,7 @@ for (const broker of brokerCases) {
 
       const other = await publish(server, { topic, data: 'c', idempotencyKey: 'order-2' })
       t.equal(other.body.offset, 3, 'another key is another publication')
+      t.equal(server.app.realtime.stats.publications.http, 3, 'the repeat is not counted as a publication')
     })
 
     t.test('keys are per topic', async t => {

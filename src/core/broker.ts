@@ -58,11 +58,16 @@ export interface PublishOptions {
   idempotencyTtlMs?: number
 }
 
+/** Where a publish landed; `repeated` when an idempotency key answered with an earlier publication. */
+export interface PublishOutcome extends StreamPosition {
+  repeated: boolean
+}
+
 export interface Broker {
   /** Connects and starts delivering to `listener`. */
   start: (listener: BrokerListener) => Promise<void>
   /** Assigns the next offset, stores the publication in history and delivers it to every node. */
-  publish: (input: PublicationInput, options?: PublishOptions) => Promise<StreamPosition>
+  publish: (input: PublicationInput, options?: PublishOptions) => Promise<PublishOutcome>
   /** Delivers an offset-less frame (join/leave) to the topic's subscribers on every node. */
   publishEvent: (topic: string, frame: string) => Promise<void>
   /** This node starts receiving the topic's publications; resolves once that is in effect. */

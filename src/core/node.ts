@@ -86,7 +86,7 @@ export class RealtimeNode {
       ? undefined
       : { idempotencyKey: `${topic} ${idempotencyKey}`, idempotencyTtlMs: IDEMPOTENCY_TTL_MS })
     this.stats.observePublishDuration((performance.now() - started) / 1000)
-    this.stats.publications[source]++
+    if (!position.repeated) this.stats.publications[source]++
     return { topic, epoch: position.epoch, offset: position.offset }
   }
 

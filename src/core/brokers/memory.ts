@@ -2,7 +2,7 @@
 // with Redis (the conformance tests hold both to the same contract), so a single node can later grow
 // into many without clients noticing.
 import type {
-  Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult, NodeInfo, PresenceEntry, PublishOptions
+  Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult, NodeInfo, PresenceEntry, PublishOptions, PublishOutcome
 } from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import { encodeMessageFrame, type Publication, type PublicationInput, type StreamPosition } from '../protocol.js'
@@ -50,12 +50,12 @@ export class MemoryBroker implements Broker {
     this.sweeper.unref()
   }
 
-  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<StreamPosition> {
+  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<PublishOutcome> {
     const ts = this.now()
     const { idempotencyKey, idempotencyTtlMs = 300_000 } = options
     if (idempotencyKey !== undefined) {
       const first = this.idempotent.get(idempotencyKey)
-      if (first !== undefined && first.expiresAt > ts) return first.position
+      if (first !== undefined && first.expiresAt > ts) return { ...first.position, repeated: true }
     }
     const stream = this.stream(input.topic)
     stream.offset += 1
@@ -73,7 +73,7 @@ export class MemoryBroker implements Broker {
     }
     if (idempotencyKey !== undefined) this.idempotent.set(idempotencyKey, { position, expiresAt: ts + idempotencyTtlMs })
     if (this.subscribed.has(input.topic)) this.listener?.publication(publication)
-    return position
+    return { ...position, repeated: false }
   }
 
   async publishEvent (topic: string, frame: string): Promise<void> {

@@ -1,6 +1,7 @@
 // What the Redis broker writes into Redis and reads back: the pieces of a `message` frame the publish
 // script completes, the pub/sub payloads, and history stream entries.
-import { encodeMessageFrame, type Publication, type StreamPosition } from '../protocol.js'
+import type { PublishOutcome } from '../broker.js'
+import { encodeMessageFrame, type Publication } from '../protocol.js'
 
 /** Never part of a real epoch (base64url), so it marks where the epoch goes in the frame template. */
 const EPOCH_MARK = '\u0000'
@@ -59,7 +60,7 @@ export function decodeEntry (topic: string, epoch: string, [id, fields]: StreamE
 }
 
 /** The first result of an idempotent publish as the publish script returns it. */
-export function decodePosition (reply: unknown): StreamPosition {
-  const [epoch, offset] = reply as [string, string]
-  return { epoch, offset: Number(offset) }
+export function decodePosition (reply: unknown): PublishOutcome {
+  const [epoch, offset, repeated] = reply as [string, string, string]
+  return { epoch, offset: Number(offset), repeated: repeated === '1' }
 }

@@ -27,7 +27,7 @@ end
  * KEYS: meta, stream[, idempotency key]
  * ARGV: candidate epoch, stream ttl ms, history size, ts, frame head, frame tail, channel,
  *       idempotency ttl ms
- * Returns {epoch, offset}. The `message` frame is head .. "epoch" .. ,"offset":N .. tail, where head and
+ * Returns {epoch, offset, repeated} (repeated = '1' when the idempotency key answered). The `message` frame is head .. "epoch" .. ,"offset":N .. tail, where head and
  * tail come from encodeMessageFrame (redis-codec.ts), so it is byte-identical to the memory broker's.
  * The pub/sub payload is "m<epoch> <offset> <ts> <frame>".
  */
@@ -36,7 +36,7 @@ if KEYS[3] then
   local first = redis.call('GET', KEYS[3])
   if first then
     local space = string.find(first, ' ', 1, true)
-    return {string.sub(first, 1, space - 1), string.sub(first, space + 1)}
+    return {string.sub(first, 1, space - 1), string.sub(first, space + 1), '1'}
   end
 end
 local epoch = stream_meta(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
@@ -50,7 +50,7 @@ if size > 0 then
 end
 redis.call('PUBLISH', ARGV[7], 'm' .. epoch .. ' ' .. offset .. ' ' .. ARGV[4] .. ' ' .. frame)
 if KEYS[3] then redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'PX', ARGV[8]) end
-return {epoch, offset}
+return {epoch, offset, '0'}
 `
 
 /**

@@ -13,7 +13,7 @@
 import type { Redis } from 'ioredis'
 import {
   BrokerUnavailableError, type Broker, type BrokerListener, type ControlMessage, type HistoryQuery, type HistoryResult,
-  type NodeInfo, type PresenceEntry, type PublishOptions
+  type NodeInfo, type PresenceEntry, type PublishOptions, type PublishOutcome
 } from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import type { Publication, PublicationInput, StreamPosition } from '../protocol.js'
@@ -129,7 +129,7 @@ export class RedisBroker implements Broker {
 
   // ---- publications ----
 
-  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<StreamPosition> {
+  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<PublishOutcome> {
     const { topic } = input
     const ts = Date.now()
     const { head, tail } = messageFrameParts(topic, JSON.stringify(input.data), ts, input.from)
