@@ -7,7 +7,8 @@ import { Inspector, inspectorUrl } from './profiler.mjs'
 import { freePort, startServer } from './proc.mjs'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
-const OURS = `${root}dist/src/server.js`
+// BENCH_OURS_SCRIPT measures another build of ours (e.g. a candidate fix built elsewhere).
+const OURS = process.env.BENCH_OURS_SCRIPT || `${root}dist/src/server.js`
 
 /** Limits raised so that the benchmark measures the work, not the protections. */
 export const OURS_ENV = {
