@@ -6,6 +6,9 @@ import { CloseCode } from './protocol.js'
 import type { Subscription } from './subscription.js'
 import { TokenBucket } from './token-bucket.js'
 
+/** ws would send a Buffer as a binary frame; every frame of ours is JSON text. Shared, not per call. */
+const TEXT_FRAME = Object.freeze({ binary: false })
+
 export interface ConnectionLimits {
   sendBufferLimit: number
   messageRate: number
@@ -42,9 +45,10 @@ export class Connection {
     return !this.closing && this.socket.readyState === WebSocket.OPEN
   }
 
-  send (frame: string): void {
+  /** Sends one text frame; a Buffer is written as it is (fan-out encodes a publication once for all). */
+  send (frame: string | Buffer): void {
     if (!this.open) return
-    this.socket.send(frame)
+    this.socket.send(frame, TEXT_FRAME)
     if (this.socket.bufferedAmount > this.limits.sendBufferLimit) {
       this.close(CloseCode.slowConsumer, 'slow consumer: send buffer over its limit')
     }

@@ -100,9 +100,10 @@ export class Hub {
     const subscriptions = this.topics.get(publication.topic)
     if (subscriptions === undefined) return
     this.stats.observeDeliveryLag((Date.now() - publication.ts) / 1000)
+    const payload = Buffer.from(publication.frame)
     let delivered = 0
     for (const subscription of subscriptions) {
-      if (subscription.deliver(publication)) delivered++
+      if (subscription.deliver(publication, payload)) delivered++
     }
     this.stats.deliveries += delivered
   }

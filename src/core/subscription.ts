@@ -18,8 +18,11 @@ export class Subscription {
     return this.pending === null
   }
 
-  /** Returns true when the frame was written to the socket. */
-  deliver (publication: Publication): boolean {
+  /**
+   * Returns true when the frame was written to the socket. `payload` is the frame already encoded
+   * to bytes by the fan-out, so that ws does not encode the same string again for every recipient.
+   */
+  deliver (publication: Publication, payload: string | Buffer = publication.frame): boolean {
     if (this.pending !== null) {
       this.pending.push(publication)
       return false
@@ -30,7 +33,7 @@ export class Subscription {
       this.epoch = publication.epoch
     }
     this.offset = publication.offset
-    this.connection.send(publication.frame)
+    this.connection.send(payload)
     return true
   }
 
