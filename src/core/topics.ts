@@ -2,14 +2,11 @@
 
 export const MAX_TOPIC_LENGTH = 255
 const SEGMENT = /^[A-Za-z0-9_\-:@]+$/
+const TOPIC = /^[A-Za-z0-9_\-:@]+(?:\.[A-Za-z0-9_\-:@]+)*$/
 
 /** Dot-separated segments of `[A-Za-z0-9_\-:@]+`, at most 255 characters in all. */
 export function isValidTopic (topic: string): boolean {
-  if (topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) return false
-  for (const segment of topic.split('.')) {
-    if (!SEGMENT.test(segment)) return false
-  }
-  return true
+  return topic.length <= MAX_TOPIC_LENGTH && TOPIC.test(topic)
 }
 
 /**
