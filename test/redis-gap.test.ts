@@ -10,7 +10,10 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 
 t.test('CLIENT KILL of a node\'s subscriber connection loses nothing for its clients', async t => {
   const prefix = redisPrefix(t)
-  const nodes = await startCluster(t, 3, { REDIS_URL, REDIS_PREFIX: prefix }, 'gap')
+  // The gap fill can only bring what history still holds. Two publishers going flat out put more
+  // than the default 100 publications into a ~100 ms outage often enough (measured: 104), so history
+  // is sized for the test's whole run; a gap beyond history is documented (docs/scaling.md).
+  const nodes = await startCluster(t, 3, { REDIS_URL, REDIS_PREFIX: prefix, HISTORY_SIZE: '10000' }, 'gap')
   const redis = await redisClient(t)
   const clients = await Promise.all([connect(t, nodes[0].wsUrl), connect(t, nodes[0].wsUrl)])
   for (const client of clients) {
