@@ -53,12 +53,8 @@ export default async function wsRoutes (app: FastifyInstance, options: { config:
     // `_httpMessage` is how Node's http links a socket to its response (no public getter exists).
     const tcp = request.raw.socket as Socket & { _httpMessage?: ServerResponse | null }
     tcp._httpMessage?.detachSocket(tcp)
+    // node.accept attaches the error listener that replaces it (see Connection.recordError).
     socket.removeAllListeners('error')
-    // What @fastify/websocket's default error handler did, without holding the request.
-    socket.on('error', err => {
-      node.log.warn({ err }, 'websocket error')
-      socket.terminate()
-    })
   }
 
   app.get('/ws', { websocket: true, onRequest: admit }, (socket, request) => {

@@ -24,6 +24,18 @@ t.test('a frame over MAX_PAYLOAD closes the connection with 1009', async t => {
   await waitFor(() => server.app.realtime.hub.counts.connections === 0)
   t.same(server.app.realtime.hub.counts, { connections: 0, subscriptions: 0, topics: 0 }, 'the connection is gone')
   t.equal((await server.app.realtime.history('big', { limit: 10 })).offset, 0, 'nothing was published')
+  t.equal(server.app.realtime.stats.disconnects.get(1009), 1, 'counted under its real close code, not 1006')
+})
+
+t.test('a text frame that is not valid UTF-8 closes with 1007, counted as 1007', async t => {
+  const server = await startServer(t)
+  const client = await connect(t, server.wsUrl)
+  client.ws.on('error', () => {})
+  // ws validates outgoing text only when asked to; a Buffer sent with binary: false goes out as is.
+  client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })
+  t.equal((await client.closed).code, 1007)
+  await waitFor(() => server.app.realtime.hub.counts.connections === 0)
+  t.equal(server.app.realtime.stats.disconnects.get(1007), 1)
 })
 
 t.test('a frame of exactly MAX_PAYLOAD bytes is accepted', async t => {

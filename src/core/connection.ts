@@ -9,6 +9,13 @@ import { TokenBucket } from './token-bucket.js'
 /** ws would send a Buffer as a binary frame; every frame of ours is JSON text. Shared, not per call. */
 const TEXT_FRAME = Object.freeze({ binary: false })
 
+/** The close codes ws sends for the frame errors it reports (the rest of WS_ERR_* are 1002). */
+const WS_ERROR_CLOSE_CODES: Record<string, number> = {
+  WS_ERR_INVALID_UTF8: 1007,
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: 1009
+}
+
 export interface ConnectionLimits {
   sendBufferLimit: number
   messageRate: number
@@ -64,6 +71,17 @@ export class Connection {
     this.closeCode = code
     clearTimeout(this.expiryTimer)
     this.socket.close(code, reason)
+  }
+
+  /**
+   * ws has already acted when it emits 'error': a bad frame is answered with the fitting close code
+   * and a failed socket is destroyed, so there is nothing to close here. But the peer's socket ends
+   * without echoing that close frame (ws stops reading), so the 'close' event says 1006: remember
+   * the code ws sent, for the disconnect metrics.
+   */
+  recordError (err: Error & { code?: string }): void {
+    this.closing = true
+    this.closeCode ??= WS_ERROR_CLOSE_CODES[err.code ?? ''] ?? (err.code?.startsWith('WS_ERR_') === true ? 1002 : undefined)
   }
 
   terminate (): void {

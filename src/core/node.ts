@@ -112,6 +112,10 @@ export class RealtimeNode {
     const connection = new Connection(randomUUID(), socket, identity, this.config)
     socket.on('message', (data, isBinary) => this.dispatcher.handle(connection, data, isBinary))
     socket.on('pong', () => Heartbeat.alive(connection))
+    socket.on('error', err => {
+      connection.recordError(err)
+      this.log.info({ err, connectionId: connection.id }, 'websocket error')
+    })
     socket.once('close', code => {
       this.hub.remove(connection)
       this.stats.count(this.stats.disconnects, connection.closeCode ?? code)
