@@ -2,17 +2,17 @@
 // A revoke sent to one node closes the token's connections on the other with 4003, and every node
 // refuses the token afterwards, on connect and over HTTP.
 import t from 'tap'
+import { mint, SECRET } from './auth-tokens.js'
 import { connect, postJson, refusedUpgrade } from './helpers.js'
-import { hs256, REDIS_URL, redisClient, redisPrefix, startCluster } from './fixtures/cluster.js'
+import { REDIS_URL, redisClient, redisPrefix, startCluster } from './fixtures/cluster.js'
 
-const SECRET = 'auth-cluster-test-secret-of-32-bytes-or-more'
 const API_KEY = 'auth-cluster-api-key'
 
 t.test('a revoke through node 1 closes the token on node 2 and is refused by both', async t => {
   const prefix = redisPrefix(t)
   const [one, two] = await startCluster(t, 2, { REDIS_URL, REDIS_PREFIX: prefix, JWT_SECRET: SECRET, API_KEY }, 'auth')
-  const revoked = hs256(SECRET, { sub: 'alice', jti: 'cluster-jti-1' })
-  const other = hs256(SECRET, { sub: 'alice', jti: 'cluster-jti-2' })
+  const revoked = mint({ sub: 'alice', jti: 'cluster-jti-1' })
+  const other = mint({ sub: 'alice', jti: 'cluster-jti-2' })
   const onTwo = await connect(t, `${two.wsUrl}?token=${revoked}`)
   const otherOnTwo = await connect(t, `${two.wsUrl}?token=${other}`)
   t.equal(onTwo.welcome.node, 'auth-2')

@@ -2,13 +2,13 @@
 // publish on any node reaches subscribers on every node in the same offset order, admin actions reach
 // every node, and the node registry follows nodes coming and going.
 import t, { type Test } from 'tap'
+import { mint, SECRET } from './auth-tokens.js'
 import { connect, getJson, postJson, type Client } from './helpers.js'
-import { eventually, hs256, REDIS_URL, redisPrefix, startCluster, type SpawnedNode } from './fixtures/cluster.js'
+import { eventually, REDIS_URL, redisPrefix, startCluster, type SpawnedNode } from './fixtures/cluster.js'
 
-const SECRET = 'multinode-test-secret-of-at-least-32-bytes'
 const API_KEY = 'multinode-test-api-key'
 const adminHeaders = { 'x-api-key': API_KEY }
-const token = (sub: string): string => hs256(SECRET, { sub, topics: { subscribe: ['mn.>'], publish: ['mn.>'] } })
+const token = (sub: string): string => mint({ sub, topics: { subscribe: ['mn.>'], publish: ['mn.>'] } })
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 async function cluster (t: Test): Promise<SpawnedNode[]> {
