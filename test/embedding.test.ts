@@ -7,19 +7,8 @@ import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { realtime, type RealtimeOptions } from '../src/index.js'
-import { connect, getJson, postJson, refusedUpgrade, startServer } from './helpers.js'
+import { connect, getJson, postJson, refusedUpgrade, startServer, within } from './helpers.js'
 
-async function within<T> (promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 async function listen (t: Test, app: FastifyInstance): Promise<string> {
   t.teardown(() => app.close())

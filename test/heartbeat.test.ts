@@ -4,7 +4,7 @@ import { createHook } from 'node:async_hooks'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect, startServer, type Client } from './helpers.js'
+import { connect, eventually, startServer, type Client } from './helpers.js'
 
 const HEARTBEAT = { heartbeatInterval: 200, heartbeatTimeout: 200 }
 
@@ -22,14 +22,6 @@ async function pings (client: Client, count: number, timeoutMs = 5000): Promise<
   })
 }
 
-async function waitFor (condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
-
 t.test('a client that does not answer pings is terminated; one that answers survives', async t => {
   const server = await startServer(t, HEARTBEAT)
   // ws answers pings by itself unless told not to.
@@ -43,7 +35,7 @@ t.test('a client that does not answer pings is terminated; one that answers surv
   const closed = await silent.closed
   t.equal(closed.code, 1006, 'terminated: no close frame')
   t.ok(silentPings >= 1, 'it was pinged before being cut off')
-  await waitFor(() => server.app.realtime.hub.counts.connections === 1)
+  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 1)
 
   t.equal(await healthyPings, 5, 'the answering client keeps being pinged, for several intervals')
   t.equal(healthy.ws.readyState, WebSocket.OPEN, 'and stays open')
@@ -72,7 +64,7 @@ t.test('a subscriber that stops answering is removed from its topics', async t =
   await silent.request({ type: 'subscribe', topic: 'hb.topic' })
   t.equal(server.app.realtime.hub.counts.subscriptions, 1)
   await silent.closed
-  await waitFor(() => server.app.realtime.hub.counts.connections === 0)
+  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 0)
   t.same(server.app.realtime.hub.counts, { connections: 0, subscriptions: 0, topics: 0 })
 })
 

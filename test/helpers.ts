@@ -128,3 +128,26 @@ export async function getJson (url: string, headers: Record<string, string> = {}
   const text = await response.text()
   return { status: response.status, body: text === '' ? undefined : JSON.parse(text) }
 }
+
+/** Polls `check` until it returns true, for at most `timeoutMs`; throws naming `what` otherwise. */
+export async function eventually (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000, everyMs = 25): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() >= deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`)
+    await new Promise(resolve => setTimeout(resolve, everyMs))
+  }
+}
+
+/** `promise`, or a failure naming `what` once `timeoutMs` have passed. */
+export async function within<T> (promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

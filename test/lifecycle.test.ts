@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { exitWithin, freePort, spawnServer, type ServerProcess } from './fixtures/spawn.js'
-import { connect, getJson, postJson, refusedUpgrade, startServer, type Client } from './helpers.js'
+import { connect, getJson, postJson, refusedUpgrade, startServer, type Client, within } from './helpers.js'
 
 function rawSocket (client: Client): Socket {
   return (client.ws as unknown as { _socket: Socket })._socket
@@ -43,17 +43,6 @@ async function waitFor (condition: () => boolean, timeoutMs = 5000): Promise<voi
   }
 }
 
-async function within<T> (promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${timeoutMs} ms`)), timeoutMs)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 async function startProcess (t: Test, env: Record<string, string>): Promise<{ server: ServerProcess, url: string, wsUrl: string }> {
   const port = await freePort()

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect, startServer, type Client } from './helpers.js'
+import { connect, eventually, startServer, type Client } from './helpers.js'
 
 const SEND_BUFFER_LIMIT = 16384
 const PAYLOAD = 'x'.repeat(64 * 1024)
@@ -14,14 +14,6 @@ const MAX_PUBLICATIONS = 1500
 /** The client's TCP socket: pausing it stops reading from the kernel, so the server's writes back up. */
 function rawSocket (client: Client): Socket {
   return (client.ws as unknown as { _socket: Socket })._socket
-}
-
-async function waitFor (condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
 }
 
 t.test('a client that stops reading is closed with 4009; the others keep receiving', async t => {
@@ -62,7 +54,7 @@ t.test('a client that stops reading is closed with 4009; the others keep receivi
   t.ok(received.every(n => n <= offsetAtClose), 'and nothing published after the close')
   t.same(received, received.map((_, i) => i + 1), 'in order, without gaps, up to where it was cut')
 
-  await waitFor(() => node.hub.counts.connections === 1)
+  await eventually('the condition', () => node.hub.counts.connections === 1)
   t.same(node.hub.counts, { connections: 1, subscriptions: 1, topics: 1 }, 'the slow client is gone from the hub')
   t.equal(node.stats.disconnects.get(4009), 1, 'counted as a 4009 disconnect')
 

@@ -2,15 +2,7 @@
 // (limit_exceeded) and the message rate (rate_limited, then close 4008).
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect, refusedUpgrade, startServer } from './helpers.js'
-
-async function waitFor (condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
+import { connect, eventually, refusedUpgrade, startServer } from './helpers.js'
 
 t.test('a frame over MAX_PAYLOAD closes the connection with 1009', async t => {
   const server = await startServer(t, { maxPayload: 1024 })
@@ -21,7 +13,7 @@ t.test('a frame over MAX_PAYLOAD closes the connection with 1009', async t => {
   const closed = await client.closed
   t.equal(closed.code, 1009)
   t.notOk(client.frames.some(frame => frame.id === 'too-big'), 'the frame was not handled')
-  await waitFor(() => server.app.realtime.hub.counts.connections === 0)
+  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 0)
   t.same(server.app.realtime.hub.counts, { connections: 0, subscriptions: 0, topics: 0 }, 'the connection is gone')
   t.equal((await server.app.realtime.history('big', { limit: 10 })).offset, 0, 'nothing was published')
   t.equal(server.app.realtime.stats.disconnects.get(1009), 1, 'counted under its real close code, not 1006')
@@ -34,7 +26,7 @@ t.test('a text frame that is not valid UTF-8 closes with 1007, counted as 1007',
   // ws validates outgoing text only when asked to; a Buffer sent with binary: false goes out as is.
   client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })
   t.equal((await client.closed).code, 1007)
-  await waitFor(() => server.app.realtime.hub.counts.connections === 0)
+  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 0)
   t.equal(server.app.realtime.stats.disconnects.get(1007), 1)
 })
 
@@ -120,7 +112,7 @@ t.test('at MAX_CONNECTIONS a new upgrade gets 503; a freed slot admits again', a
   t.match(JSON.parse(refused.body), { code: 'unavailable', message: /MAX_CONNECTIONS/ })
   first.close()
   await first.closed
-  await waitFor(() => server.app.realtime.hub.counts.connections === 1)
+  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 1)
   const third = await connect(t, server.wsUrl)
   t.equal(third.welcome.type, 'welcome', 'admitted once a connection has gone')
 })
