@@ -3,7 +3,7 @@
 // publication, in order, without duplicates, and their sockets never closed.
 import t from 'tap'
 import WebSocket from 'ws'
-import { connect, getJson, postJson } from './helpers.js'
+import { connect, getJson, postJson, within } from './helpers.js'
 import { eventually, REDIS_URL, redisClient, redisPrefix, startCluster } from './fixtures/cluster.js'
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
@@ -60,4 +60,36 @@ t.test('CLIENT KILL of a node\'s subscriber connection loses nothing for its cli
     t.same(client.messages('gap.quiet').map(m => m.data), [1, 2])
     t.equal(client.ws.readyState, WebSocket.OPEN, 'the socket stayed open')
   }
+})
+
+t.test('a gap longer than history closes the subscribers with 4010; recovery then says recovered: false', async t => {
+  const prefix = redisPrefix(t)
+  const nodes = await startCluster(t, 2, { REDIS_URL, REDIS_PREFIX: prefix, HISTORY_SIZE: '5' }, 'short')
+  const redis = await redisClient(t)
+  const topic = 'short.t'
+  const client = await connect(t, nodes[0].wsUrl)
+  const ack = await client.request({ type: 'subscribe', topic })
+  t.equal((await postJson(`${nodes[1].url}/api/publish`, { topic, data: 'first' })).status, 200)
+  await client.next(frame => frame.type === 'message' && frame.offset === 1)
+
+  // Node 1 loses its subscriber connection while node 2 publishes more than history keeps. The
+  // reconnect usually takes ~100 ms, longer than 30 concurrent publishes; should it ever win the
+  // race, the next round tries again (bounded).
+  for (let round = 1; round <= 5 && client.ws.readyState === WebSocket.OPEN; round++) {
+    const list = await redis.client('LIST') as string
+    const subscriber = [...list.matchAll(/id=(\d+) [^\n]*name=(\S+)/g)].find(match => match[2] === `${prefix}sub:short-1`)
+    if (subscriber !== undefined) await redis.client('KILL', 'ID', subscriber[1])
+    await Promise.all(Array.from({ length: 30 }, (_, i) => postJson(`${nodes[1].url}/api/publish`, { topic, data: i })))
+    await Promise.race([client.closed, new Promise(resolve => setTimeout(resolve, 2000))])
+  }
+  const closed = await within(client.closed, 5000, 'the close')
+  t.equal(closed.code, 4010, 'closed with 4010 instead of skipping offsets silently')
+  const offsets = client.messages(topic).map(m => m.offset)
+  t.same(offsets, range(1, offsets.length), 'what it did receive has no gap')
+
+  // The client does what docs/protocol.md says: reconnect and recover from its last offset.
+  await eventually('node 1 is ready again', async () => (await getJson(`${nodes[0].url}/health/ready`)).status === 200, 10000)
+  const again = await connect(t, nodes[0].wsUrl)
+  const recovery = await again.request({ type: 'subscribe', topic, since: { epoch: ack.epoch, offset: offsets[offsets.length - 1] } })
+  t.match(recovery, { type: 'ack', recovered: false }, 'the gap is gone from history: recovered false, refetch state')
 })

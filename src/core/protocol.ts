@@ -23,7 +23,9 @@ export const CloseCode = {
   tokenExpired: 4001,
   forbidden: 4003,
   rateLimited: 4008,
-  slowConsumer: 4009
+  slowConsumer: 4009,
+  /** Publications of a subscribed topic could not be delivered in order (beyond the contract's list). */
+  insufficientState: 4010
 } as const
 
 /** An error that answers one client request; `code` goes on the wire. */

@@ -2,8 +2,10 @@
 // offset order: while the subscribe is still being set up (broker subscription, ack, recovery replay)
 // live publications are buffered, and afterwards anything at or below the last delivered offset of the
 // same epoch is dropped. That one rule makes recovery and the Redis gap fill free of duplicates.
+// The converse holds too: a publication that skips offsets (some never reached this node, e.g. a
+// Redis outage longer than history) closes the connection with 4010 rather than losing them silently.
 import type { Connection } from './connection.js'
-import type { Publication, StreamPosition } from './protocol.js'
+import { CloseCode, type Publication, type StreamPosition } from './protocol.js'
 
 export class Subscription {
   epoch = ''
@@ -27,11 +29,13 @@ export class Subscription {
       this.pending.push(publication)
       return false
     }
-    if (publication.epoch === this.epoch) {
-      if (publication.offset <= this.offset) return false
-    } else {
-      this.epoch = publication.epoch
+    const sameEpoch = publication.epoch === this.epoch
+    if (sameEpoch && publication.offset <= this.offset) return false
+    if (publication.offset !== (sameEpoch ? this.offset + 1 : 1)) {
+      this.connection.close(CloseCode.insufficientState, `missed publications on "${this.topic}": reconnect and recover`)
+      return false
     }
+    this.epoch = publication.epoch
     this.offset = publication.offset
     this.connection.send(payload)
     return true
