@@ -61,8 +61,7 @@ export default async function topicRoutes (app: FastifyInstance, options: { conf
   }, async (request) => {
     const { topic } = request.params
     assertTopic('params/topic', topic)
-    // Off is a 404 whoever asks: the route exists, the feature does not.
-    if (!options.config.presence) throw httpError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
+    node.requirePresence()
     const identity = await app.realtimeAuth.authenticate(request)
     if (!canSubscribe(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to read the presence of "${topic}"`)
     return node.presence(topic)

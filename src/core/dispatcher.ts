@@ -66,8 +66,7 @@ export class Dispatcher {
         return connection.send(encodeWithMessages(fields, history.publications.map(p => p.frame)))
       }
       case 'presence': {
-        // Off is `not_found` before any ACL question, as over HTTP.
-        if (!config.presence) throw new ProtocolError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
+        this.node.requirePresence()
         this.authorize(canSubscribe(connection.identity, frame.topic), 'read the presence of', frame.topic)
         return connection.send(encodeAck(frame.id, await this.node.presence(frame.topic)))
       }

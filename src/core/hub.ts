@@ -117,15 +117,6 @@ export class Hub {
     }
   }
 
-  /** Topics with at least one local subscriber. */
-  localTopics (): IterableIterator<string> {
-    return this.topics.keys()
-  }
-
-  subscribersOf (topic: string): ReadonlySet<Subscription> {
-    return this.topics.get(topic) ?? new Set()
-  }
-
   get counts (): { connections: number, subscriptions: number, topics: number } {
     return { connections: this.connections.size, subscriptions: this.subscriptionCount, topics: this.topics.size }
   }

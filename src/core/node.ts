@@ -70,10 +70,6 @@ export class RealtimeNode {
     this.heartbeat.start()
   }
 
-  get ready (): boolean {
-    return !this.draining && this.broker.up
-  }
-
   /** Publishes `data` to `topic` on every node. Rejects with `bad_request` or `unavailable`. */
   async publish (topic: string, data: unknown, source: PublishSource = 'api', from?: string, options: NodePublishOptions = {}): Promise<PublishResult> {
     if (typeof topic !== 'string' || !isValidTopic(topic)) throw new ProtocolError(ErrorCode.badRequest, `invalid topic "${String(topic).slice(0, 300)}"`)
@@ -95,13 +91,22 @@ export class RealtimeNode {
     return this.broker.history(topic, query)
   }
 
-  /** Who is subscribed to `topic` on every node. Rejects with `not_found` when PRESENCE is off. */
-  async presence (topic: string): Promise<TopicPresence> {
+  /**
+   * Throws `not_found` when PRESENCE is off. The presence request and route call it before their ACL
+   * check: a feature that is off is off whoever asks.
+   */
+  requirePresence (): Presence {
     if (this.presenceTracker === undefined || !this.config.presence) {
       throw new ProtocolError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
     }
+    return this.presenceTracker
+  }
+
+  /** Who is subscribed to `topic` on every node. Rejects with `not_found` when PRESENCE is off. */
+  async presence (topic: string): Promise<TopicPresence> {
+    const presence = this.requirePresence()
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
-    return this.presenceTracker.report(topic)
+    return presence.report(topic)
   }
 
   /**
