@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import httpRateLimit from '../plugins/rate-limit.js'
 import type { Config } from '../src/config.js'
 import adminRoutes from './admin.js'
+import clientRoutes from './client.js'
 import { realtimeErrorHandler } from './errors.js'
 import healthRoutes from './health.js'
 import publishRoutes from './publish.js'
@@ -20,4 +21,5 @@ export default async function routes (app: FastifyInstance, options: { config: C
   await app.register(topicRoutes, children)
   await app.register(adminRoutes, children)
   await app.register(healthRoutes, children)
+  await app.register(clientRoutes, children)
 }

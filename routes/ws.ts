@@ -1,5 +1,6 @@
 // GET /ws: every check happens before the upgrade, so a refused client gets a plain HTTP error
-// (401/403/429/503) and never an upgraded socket.
+// (401/403/429/503) and never a working socket; with `?refusal=close`, a close code instead
+// (routes/ws-refusal.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -9,6 +10,7 @@ import { armExpiry, disarmExpiry } from '../src/core/auth/expiry.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
+import { refuseUpgrade } from './ws-refusal.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -57,7 +59,8 @@ export default async function wsRoutes (app: FastifyInstance, options: { config:
     socket.removeAllListeners('error')
   }
 
-  app.get('/ws', { websocket: true, onRequest: admit }, (socket, request) => {
+  const errorHandler = refuseUpgrade(() => app.websocketServer)
+  app.get('/ws', { websocket: true, onRequest: admit, errorHandler }, (socket, request) => {
     releaseUpgrade(socket, request)
     const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY)
     // Closes with 4001 at the token's expiry unless a refresh re-arms it.

@@ -41,6 +41,8 @@ export interface Config {
   nodeId: string
   logLevel: LogLevel
   production: boolean
+  /** Serve the demo page at GET /demo (DEMO; default: on unless NODE_ENV=production). */
+  demo: boolean
 }
 
 export class ConfigError extends Error {
@@ -91,12 +93,17 @@ function integer (env: Env, name: keyof typeof defaults, min: number, max = Numb
   return value
 }
 
-function boolean (env: Env, name: keyof typeof defaults): boolean {
+/** A boolean variable, or undefined when it is unset or empty. */
+function optionalBoolean (env: Env, name: string): boolean | undefined {
   const raw = env[name]?.trim().toLowerCase()
-  if (raw === undefined || raw === '') return defaults[name] as boolean
+  if (raw === undefined || raw === '') return undefined
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true
   if (['0', 'false', 'no', 'off'].includes(raw)) return false
   throw new ConfigError(name, `must be true or false, got "${env[name]}"`)
+}
+
+function boolean (env: Env, name: keyof typeof defaults): boolean {
+  return optionalBoolean(env, name) ?? defaults[name] as boolean
 }
 
 function optional (env: Env, name: string): string | undefined {
@@ -172,7 +179,9 @@ export function loadConfig (env: Env = process.env): Config {
     shutdownTimeout: integer(env, 'SHUTDOWN_TIMEOUT', 0),
     nodeId: optional(env, 'NODE_ID') ?? randomBytes(4).toString('hex'),
     logLevel,
-    production: env.NODE_ENV === 'production'
+    production: env.NODE_ENV === 'production',
+    // A page that lets anyone with a token poke at the server: on for development, opt-in in production.
+    demo: optionalBoolean(env, 'DEMO') ?? env.NODE_ENV !== 'production'
   }
   return config
 }

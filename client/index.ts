@@ -1,0 +1,6 @@
+// fastify-realtime/client: the browser and Node client of a fastify-realtime server (docs/client.md).
+export { RealtimeClient, type ClientEvents, type ClientOptions, type ClientState, type DisconnectedEvent } from './client.js'
+export { Subscription, type ResetReason, type SubscribedEvent, type SubscriptionEvents, type SubscriptionState } from './subscription.js'
+export { ClientErrorCode, RealtimeError } from './errors.js'
+export type { HistoryResult, Message, PresenceEvent, PresenceResult, PublishResult, StreamPosition, Welcome } from './frames.js'
+export type { WebSocketConstructor, WebSocketLike } from './socket.js'

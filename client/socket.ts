@@ -1,0 +1,51 @@
+// Opening the websocket: which constructor, which URL, where the token goes.
+//
+// Every connection asks for `refusal=close`: a refused upgrade then arrives as a close code
+// (4000 + HTTP status: 4401 token refused, 4403 origin, 4429 rate limited, 4503 unavailable) instead of
+// an HTTP error that a browser's WebSocket cannot read (docs/protocol.md §2).
+
+/** The part of the WebSocket API the client uses: browsers' own, and the `ws` package's. */
+export interface WebSocketLike {
+  send: (data: string) => void
+  close: (code?: number, reason?: string) => void
+  onopen: ((event: unknown) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
+  onclose: ((event: { code: number, reason: string }) => void) | null
+  onerror: ((event: unknown) => void) | null
+}
+
+/** `new WebSocket(url)`; the third argument is the `ws` package's options (for the header). */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: object) => WebSocketLike
+
+/** The `WebSocket` option, else the global one (browsers, Node 22+). */
+export function resolveConstructor (given: WebSocketConstructor | undefined): WebSocketConstructor {
+  const constructor = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+  if (constructor === undefined) {
+    throw new TypeError('no WebSocket available: pass the `WebSocket` option (on Node 20: import WebSocket from "ws")')
+  }
+  return constructor
+}
+
+/** ws(s):// URL from what the user gave: ws(s)://, http(s):// or, in a page, a path like '/ws'. */
+export function socketUrl (url: string): URL {
+  const base = (globalThis as { location?: { href: string } }).location?.href
+  const parsed = new URL(url, base)
+  if (parsed.protocol === 'http:') parsed.protocol = 'ws:'
+  if (parsed.protocol === 'https:') parsed.protocol = 'wss:'
+  parsed.searchParams.set('refusal', 'close')
+  return parsed
+}
+
+/**
+ * Opens a socket carrying `token`. Browsers cannot set headers on a websocket, so the token goes in
+ * `?token=`; a constructor given explicitly that is not the global one (the `ws` package on Node) gets
+ * it as an Authorization header, which keeps it out of URLs and access logs.
+ */
+export function openSocket (constructor: WebSocketConstructor, url: string, token: string | undefined): WebSocketLike {
+  const target = socketUrl(url)
+  const inHeader = constructor !== (globalThis as { WebSocket?: unknown }).WebSocket
+  if (token === undefined || token === '') return new constructor(target.href)
+  if (inHeader) return new constructor(target.href, [], { headers: { authorization: `Bearer ${token}` } })
+  target.searchParams.set('token', token)
+  return new constructor(target.href)
+}
