@@ -21,13 +21,13 @@ function packageRoot (): string {
   return dir
 }
 
-interface Asset { body: Buffer, etag: string, type: string }
+interface Asset { body: Buffer, etag: string, headers: Record<string, string> }
 
-function asset (path: string, type: string): Asset | undefined {
+function asset (path: string, headers: Record<string, string>): Asset | undefined {
   const file = join(packageRoot(), path)
   if (!existsSync(file)) return undefined
   const body = readFileSync(file)
-  return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`, type }
+  return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`, headers }
 }
 
 /**
@@ -36,9 +36,8 @@ function asset (path: string, type: string): Asset | undefined {
  */
 function serve (file: Asset) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<Buffer | undefined> => {
-    reply.header('cache-control', 'public, max-age=300').header('etag', file.etag)
+    reply.headers(file.headers).header('cache-control', 'public, max-age=300').header('etag', file.etag)
     if (request.headers['if-none-match'] === file.etag) return await reply.code(304).send()
-    reply.type(file.type)
     return file.body
   }
 }
@@ -46,7 +45,9 @@ function serve (file: Asset) {
 export default async function clientRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
   // Static files: a page load must not spend the caller's API budget.
   const unlimited = { config: { rateLimit: false } } as const
-  const bundle = asset(CLIENT_BUNDLE, 'text/javascript; charset=utf-8')
+  // Any page may import the library (a module script from another origin needs CORS); it is public
+  // code, and the connection it opens is what ALLOWED_ORIGINS and the token guard.
+  const bundle = asset(CLIENT_BUNDLE, { 'content-type': 'text/javascript; charset=utf-8', 'access-control-allow-origin': '*' })
   if (bundle === undefined) {
     // Running from source without a build (npm run dev): say what to do instead of a bare 404.
     app.log.warn(`${CLIENT_BUNDLE} is missing: GET /client.js answers 404 until \`npm run build\``)
@@ -56,7 +57,7 @@ export default async function clientRoutes (app: FastifyInstance, options: { con
     app.get('/client.js', unlimited, serve(bundle))
   }
   if (!options.config.demo) return
-  const page = asset(DEMO_PAGE, 'text/html; charset=utf-8')
+  const page = asset(DEMO_PAGE, { 'content-type': 'text/html; charset=utf-8' })
   if (page === undefined) throw new Error(`${DEMO_PAGE} is missing from the package`)
   app.get('/demo', unlimited, serve(page))
 }
