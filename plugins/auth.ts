@@ -76,7 +76,11 @@ async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> 
     if (config.production) {
       throw new Error('refusing to start open with NODE_ENV=production: set JWT_SECRET or JWT_PUBLIC_KEY')
     }
+    // Say exactly what stays open, so that nobody mistakes an API key for protection of the topics.
     app.log.warn('NO JWT KEY CONFIGURED: running OPEN, anyone may subscribe and publish to any topic. Set JWT_SECRET or JWT_PUBLIC_KEY in production.')
+    app.log.warn(config.apiKey === undefined
+      ? 'NO API_KEY either: the admin API (POST /api/revoke, /api/disconnect, GET /api/info) is open to anyone too. Set API_KEY.'
+      : 'API_KEY is set: the admin API needs it (X-API-Key); the topics stay open to anyone without a JWT key.')
   } else if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
     app.log.warn(`JWT_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: tokens signed with it can be brute-forced. Use a long random secret.`)
   }

@@ -1,6 +1,7 @@
 // Environment variables -> a typed, validated Config (PROTOCOL.md §5). A bad value fails at start-up
 // with a message that names the variable, instead of surfacing later as odd behaviour.
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import { isValidPattern } from './core/topics.js'
 
 export interface Config {
@@ -17,6 +18,11 @@ export interface Config {
   defaultSubscribe: string[]
   defaultPublish: string[]
   allowedOrigins?: string[]
+  /**
+   * Fastify's trustProxy for the standalone server (TRUST_PROXY): true, a hop count, or the proxies'
+   * addresses/CIDRs. Unset: the TCP peer is the client. Decides request.ip, so the per-IP rate limit.
+   */
+  trustProxy?: boolean | number | string[]
   historySize: number
   /** Seconds. */
   historyTtl: number
@@ -134,6 +140,24 @@ function origins (env: Env): string[] | undefined {
   return result.length > 0 ? result : undefined
 }
 
+/** TRUST_PROXY: `true`/`false`, a number of hops, or comma-separated addresses and CIDRs. */
+function trustProxy (env: Env): boolean | number | string[] | undefined {
+  const raw = optional(env, 'TRUST_PROXY')?.trim()
+  if (raw === undefined) return undefined
+  if (/^(true|false)$/i.test(raw)) return raw.toLowerCase() === 'true'
+  if (/^\d+$/.test(raw)) return Number(raw)
+  const entries = list(raw)
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split('/')
+    const family = isIP(address)
+    const validBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32))
+    if (family === 0 || !validBits || extra !== undefined) {
+      throw new ConfigError('TRUST_PROXY', `has "${entry}"; use true, a hop count, or IP addresses/CIDRs such as 10.0.0.0/8,127.0.0.1`)
+    }
+  }
+  return entries
+}
+
 function redisUrl (env: Env): string | undefined {
   const raw = optional(env, 'REDIS_URL')
   if (raw !== undefined && !/^rediss?:\/\//.test(raw)) throw new ConfigError('REDIS_URL', `must start with redis:// or rediss://, got "${raw}"`)
@@ -161,6 +185,7 @@ export function loadConfig (env: Env = process.env): Config {
     defaultSubscribe: patterns(env, 'DEFAULT_SUBSCRIBE'),
     defaultPublish: patterns(env, 'DEFAULT_PUBLISH'),
     allowedOrigins: origins(env),
+    trustProxy: trustProxy(env),
     historySize: integer(env, 'HISTORY_SIZE', 0, 100000),
     historyTtl: integer(env, 'HISTORY_TTL', 1),
     heartbeatInterval: integer(env, 'HEARTBEAT_INTERVAL', 100),

@@ -85,8 +85,19 @@ const badValues: Array<[Record<string, string>, string, RegExp]> = [
   [{ REDIS_URL: 'http://x' }, 'REDIS_URL', /redis:\/\/.*"http:\/\/x"/],
   [{ JWT_SECRET: 's3cret', JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----' }, 'JWT_SECRET', /JWT_PUBLIC_KEY/],
   [{ DEFAULT_SUBSCRIBE: 'public.>.x' }, 'DEFAULT_SUBSCRIBE', /"public\.>\.x"/],
-  [{ DEFAULT_PUBLISH: 'a..b' }, 'DEFAULT_PUBLISH', /"a\.\.b"/]
+  [{ DEFAULT_PUBLISH: 'a..b' }, 'DEFAULT_PUBLISH', /"a\.\.b"/],
+  [{ TRUST_PROXY: 'proxy.local' }, 'TRUST_PROXY', /"proxy\.local"/],
+  [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY', /"10\.0\.0\.0\/33"/],
+  [{ TRUST_PROXY: 'yes' }, 'TRUST_PROXY', /"yes"/]
 ]
+
+t.test('TRUST_PROXY takes Fastify\'s forms: true/false, a hop count, addresses and CIDRs', async t => {
+  t.equal(loadConfig({}).trustProxy, undefined)
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true)
+  t.equal(loadConfig({ TRUST_PROXY: 'FALSE' }).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2)
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1,fd00::/8' }).trustProxy, ['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8'])
+})
 
 t.test('a bad value throws a ConfigError that names the variable', async t => {
   for (const [env, variable, detail] of badValues) {

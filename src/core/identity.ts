@@ -19,6 +19,12 @@ export interface Identity {
 /** The identity everyone has when no JWT key is configured: the server runs open. */
 export const OPEN_IDENTITY: Identity = Object.freeze({ user: null, admin: true, subscribe: [], publish: [], expiresAt: null })
 
+/**
+ * Open mode with an API_KEY: every topic for everyone, but the admin API (revoke, disconnect, info)
+ * only with the key. Setting a key must secure what it names, JWT or not.
+ */
+export const OPEN_TOPICS_IDENTITY: Identity = Object.freeze({ user: null, admin: false, subscribe: ['>'], publish: ['>'], expiresAt: null })
+
 export function canSubscribe (identity: Identity, topic: string): boolean {
   return identity.admin || matchesAny(identity.subscribe, topic, identity.user)
 }

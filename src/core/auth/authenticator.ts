@@ -1,7 +1,7 @@
 // Who is calling, for the websocket upgrade and every HTTP API call: the API key, a JWT (verified by
 // the plugin's verifier), or the host's own `verify(request)`; then the revocation list. The plugin
 // (plugins/auth.ts) supplies the verifiers; this file holds the rules.
-import { OPEN_IDENTITY, type Identity } from '../identity.js'
+import { OPEN_IDENTITY, OPEN_TOPICS_IDENTITY, type Identity } from '../identity.js'
 import { ProtocolError } from '../protocol.js'
 import { API_KEY_IDENTITY } from './claims.js'
 import { credentialsOf, sameSecret, type RequestLike } from './credentials.js'
@@ -35,9 +35,10 @@ export class Authenticator<R extends RequestLike> {
 
   /** The caller's identity; rejects with AuthError (401), or `forbidden` (403) from a host verifier. */
   async authenticate (request: R): Promise<Identity> {
-    if (this.open) return OPEN_IDENTITY
     const apiKey = request.headers['x-api-key']
-    if (apiKey !== undefined) return this.checkApiKey(apiKey)
+    // A configured key is checked whenever one is sent, open mode included: a wrong key is never let in.
+    if (apiKey !== undefined && (!this.open || this.options.apiKey !== undefined)) return this.checkApiKey(apiKey)
+    if (this.open) return this.options.apiKey === undefined ? OPEN_IDENTITY : OPEN_TOPICS_IDENTITY
     const identity = this.options.verifyRequest !== undefined
       ? await this.hostVerify(this.options.verifyRequest, request)
       : await this.verifyToken(this.tokenOf(request))
