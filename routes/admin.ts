@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { MIN_EXPIRES_AT_MS, revocationUntil } from '../src/core/auth/revocation.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
+import { emptySchema, errorResponses, strictBody } from './schemas.js'
 
 export async function requireAdmin (app: FastifyInstance, request: FastifyRequest): Promise<void> {
   const identity = await app.realtimeAuth.authenticate(request)
@@ -11,6 +12,24 @@ export async function requireAdmin (app: FastifyInstance, request: FastifyReques
 
 interface RevokeBody { jti: string, expiresAt?: number }
 interface DisconnectBody { user: string }
+
+const revokeBody = {
+  type: 'object',
+  required: ['jti'],
+  properties: {
+    jti: { type: 'string', minLength: 1, maxLength: 1024, description: "the token's `jti` claim" },
+    expiresAt: { type: 'integer', minimum: 0, description: 'ms since the epoch until which the token is refused (its `exp` × 1000); default: 7 days' }
+  },
+  additionalProperties: false
+} as const
+
+const disconnectBody = {
+  type: 'object',
+  required: ['user'],
+  properties: { user: { type: 'string', minLength: 1, maxLength: 1024, description: "the user's `sub`" } },
+  additionalProperties: false
+} as const
+
 
 export default async function adminRoutes (app: FastifyInstance): Promise<void> {
   const node = app.realtime
@@ -21,12 +40,12 @@ export default async function adminRoutes (app: FastifyInstance): Promise<void> 
   // that run on it close with 4003. Revoke first, so that a client reconnecting at once is refused.
   app.post<{ Body: RevokeBody }>('/api/revoke', {
     onRequest: adminOnly,
+    preValidation: strictBody(revokeBody),
     schema: {
-      body: {
-        type: 'object',
-        required: ['jti'],
-        properties: { jti: { type: 'string', minLength: 1, maxLength: 1024 }, expiresAt: { type: 'integer', minimum: 0 } }
-      }
+      summary: 'Revoke a token on every node (admin)',
+      tags: ['admin'],
+      body: revokeBody,
+      response: { 200: { ...emptySchema, description: 'done on every node' }, ...errorResponses }
     }
   }, async (request) => {
     const { jti, expiresAt } = request.body
@@ -40,15 +59,49 @@ export default async function adminRoutes (app: FastifyInstance): Promise<void> 
 
   app.post<{ Body: DisconnectBody }>('/api/disconnect', {
     onRequest: adminOnly,
+    preValidation: strictBody(disconnectBody),
     schema: {
-      body: { type: 'object', required: ['user'], properties: { user: { type: 'string', minLength: 1, maxLength: 1024 } } }
+      summary: "Close a user's connections on every node (admin)",
+      tags: ['admin'],
+      body: disconnectBody,
+      response: { 200: { ...emptySchema, description: 'done on every node' }, ...errorResponses }
     }
   }, async (request) => {
     await node.broker.sendControl({ type: 'disconnect', user: request.body.user })
     return {}
   })
 
-  app.get('/api/info', async (request) => {
+  app.get('/api/info', {
+    schema: {
+      summary: 'The nodes that serve, with their load (admin)',
+      tags: ['admin'],
+      response: {
+        200: {
+          description: 'this node and every live node',
+          type: 'object',
+          required: ['node', 'nodes'],
+          properties: {
+            node: { type: 'string', description: "this node's id" },
+            nodes: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['id', 'connections', 'subscriptions', 'topics', 'startedAt'],
+                properties: {
+                  id: { type: 'string' },
+                  connections: { type: 'integer' },
+                  subscriptions: { type: 'integer' },
+                  topics: { type: 'integer', description: 'topics with a subscriber on that node' },
+                  startedAt: { type: 'integer', description: 'ms since the epoch' }
+                }
+              }
+            }
+          }
+        },
+        ...errorResponses
+      }
+    }
+  }, async (request) => {
     await requireAdmin(app, request)
     return { node: node.id, nodes: await node.broker.nodes() }
   })

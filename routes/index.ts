@@ -6,16 +6,22 @@ import adminRoutes from './admin.js'
 import clientRoutes from './client.js'
 import { realtimeErrorHandler } from './errors.js'
 import healthRoutes from './health.js'
+import { registerOpenapi } from './openapi.js'
 import publishRoutes from './publish.js'
 import topicRoutes from './topics.js'
 import wsRoutes from './ws.js'
 
 export default async function routes (app: FastifyInstance, options: { config: Config }): Promise<void> {
   app.setErrorHandler(realtimeErrorHandler)
+  // The API takes JSON only: without Fastify's default text/plain parser, any other body is a 415
+  // that says so (routes/errors.ts), instead of a string the validator refuses as "must be object".
+  app.removeContentTypeParser('text/plain')
   // Only the config goes down: passing our own `prefix` on would apply it a second time (/rt/rt/ws).
   const children = { config: options.config }
   // Scoped to these routes: a host's own routes are not limited by our RATE_LIMIT_MAX.
   await app.register(httpRateLimit, children)
+  // Before the routes: it documents the routes registered after it in this context (GET /openapi.json).
+  await registerOpenapi(app, options.config)
   await app.register(wsRoutes, children)
   await app.register(publishRoutes, children)
   await app.register(topicRoutes, children)

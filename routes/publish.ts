@@ -4,16 +4,38 @@ import type { Config } from '../src/config.js'
 import { canPublish } from '../src/core/identity.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
-import { assertTopic, exactBodyTypes, positionSchema, topicSchema } from './schemas.js'
+import { assertTopic, errorResponses, positionSchema, strictBody, topicSchema } from './schemas.js'
 
 interface PublishBody { topic: string, data: unknown, idempotencyKey?: string }
 interface BroadcastBody { topics: string[], data: unknown }
 
 const MAX_BROADCAST_TOPICS = 100
 
+const publishBody = {
+  type: 'object',
+  required: ['topic', 'data'],
+  properties: {
+    topic: topicSchema,
+    data: { description: 'any JSON value, delivered as sent' },
+    idempotencyKey: { type: 'string', minLength: 1, maxLength: 256, description: 'the same key on the same topic within 5 minutes answers the first result and publishes nothing' }
+  },
+  additionalProperties: false
+} as const
+
+const broadcastBody = {
+  type: 'object',
+  required: ['topics', 'data'],
+  properties: {
+    topics: { type: 'array', minItems: 1, maxItems: MAX_BROADCAST_TOPICS, uniqueItems: true, items: topicSchema },
+    data: { description: 'any JSON value, delivered as sent to every topic' }
+  },
+  additionalProperties: false
+} as const
+
 export default async function publishRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
   const node = app.realtime
-  const bodyLimit = options.config.maxPayload
+  // The body limit, named in the 413 (routes/errors.ts).
+  const limits = { bodyLimit: options.config.maxPayload, config: { bodyLimitSetting: 'MAX_PAYLOAD' } }
 
   async function authorizePublish (request: FastifyRequest, topics: readonly string[]): Promise<void> {
     const identity = await app.realtimeAuth.authenticate(request)
@@ -23,15 +45,13 @@ export default async function publishRoutes (app: FastifyInstance, options: { co
   }
 
   app.post<{ Body: PublishBody }>('/api/publish', {
-    bodyLimit,
-    preValidation: exactBodyTypes({ topic: 'string', idempotencyKey: 'string' }),
+    ...limits,
+    preValidation: strictBody(publishBody),
     schema: {
-      body: {
-        type: 'object',
-        required: ['topic', 'data'],
-        properties: { topic: topicSchema, data: {}, idempotencyKey: { type: 'string', minLength: 1, maxLength: 256 } }
-      },
-      response: { 200: positionSchema }
+      summary: 'Publish to a topic',
+      tags: ['publish'],
+      body: publishBody,
+      response: { 200: { ...positionSchema, description: "the publication's position in the topic's stream" }, ...errorResponses }
     }
   }, async (request) => {
     const { topic, data, idempotencyKey } = request.body
@@ -41,18 +61,16 @@ export default async function publishRoutes (app: FastifyInstance, options: { co
   })
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {
-    bodyLimit,
-    preValidation: exactBodyTypes({ topics: 'string[]' }),
+    ...limits,
+    preValidation: strictBody(broadcastBody),
     schema: {
-      body: {
-        type: 'object',
-        required: ['topics', 'data'],
-        properties: {
-          topics: { type: 'array', minItems: 1, maxItems: MAX_BROADCAST_TOPICS, uniqueItems: true, items: topicSchema },
-          data: {}
-        }
-      },
-      response: { 200: { type: 'object', properties: { results: { type: 'array', items: positionSchema } } } }
+      summary: 'Publish the same data to several topics',
+      tags: ['publish'],
+      body: broadcastBody,
+      response: {
+        200: { description: 'one position per topic, in order', type: 'object', required: ['results'], properties: { results: { type: 'array', items: positionSchema } } },
+        ...errorResponses
+      }
     }
   }, async (request) => {
     const { topics, data } = request.body

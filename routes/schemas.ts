@@ -1,4 +1,5 @@
-// JSON schemas shared by the HTTP routes. Fastify's validator names the failing field in its 400.
+// JSON schemas shared by the HTTP routes, and the strict body check that goes with them. Every error
+// names the failing field. The same schemas are published as OpenAPI 3 (routes/openapi.ts).
 import type { FastifyRequest } from 'fastify'
 import { ErrorCode } from '../src/core/protocol.js'
 import { isValidTopic, MAX_TOPIC_LENGTH } from '../src/core/topics.js'
@@ -21,28 +22,111 @@ export const positionSchema = {
 } as const
 
 /**
- * A preValidation hook that refuses body fields of the wrong JSON type. Fastify's validator coerces
- * types by default (`coerceTypes: 'array'`, and a host may configure it), so without this
- * `"topic": 5` would publish to topic "5" and `"topics": "a"` would become `["a"]`: a caller's bug
- * would silently "work". Missing fields and the rest of the schema are left to the validator.
+ * Every error reply: Fastify's shape. Used as the 4xx/5xx response schema of our routes, which also
+ * serializes errors with it (the same four fields Fastify's own error serializer writes).
  */
-export function exactBodyTypes (fields: Record<string, 'string' | 'string[]'>) {
-  return async function checkTypes (request: FastifyRequest): Promise<void> {
+export const errorSchema = {
+  type: 'object',
+  required: ['statusCode', 'code', 'error', 'message'],
+  properties: {
+    statusCode: { type: 'integer' },
+    code: { type: 'string', description: '`FST_ERR_*` for what Fastify refuses (validation, body parsing), else a protocol error code: bad_request, unauthorized, forbidden, not_found, rate_limited, limit_exceeded, unavailable, internal' },
+    error: { type: 'string', description: 'the HTTP status text' },
+    message: { type: 'string', description: 'what went wrong, naming the field, limit or setting' }
+  }
+} as const
+
+/** The error replies every route of ours may give; each route adds its 200. */
+export const errorResponses = {
+  '4xx': { ...errorSchema, description: 'refused: the message names the field, limit, content type or permission' },
+  '5xx': { ...errorSchema, description: 'the broker is unavailable (503 unavailable: try again) or an internal error' }
+} as const
+
+/** An empty JSON object (`{}`), the answer of the admin actions. */
+export const emptySchema = { type: 'object', properties: {}, additionalProperties: false } as const
+
+/** The property schemas strictBody can check without the validator's help: see strictBody. */
+type PropertySchema =
+  | { readonly type: 'string' }
+  | { readonly type: 'integer' }
+  | { readonly type: 'array', readonly items: { readonly type: 'string' } }
+  | { readonly type?: undefined }
+
+export interface BodySchema {
+  readonly type: 'object'
+  readonly required: readonly string[]
+  readonly properties: Readonly<Record<string, PropertySchema & Record<string, unknown>>>
+  readonly additionalProperties: false
+}
+
+/** The longest field name quoted back in an error; a caller's typo needs no more. */
+const MAX_QUOTED_FIELD = 64
+
+/**
+ * A preValidation hook for a route whose body is `schema`: unknown fields and fields of the wrong JSON
+ * type are refused with a 400 naming the field, before Fastify's validator sees the body. Not left to
+ * the validator, because Fastify's Ajv is configured for leniency (and a host may configure its own):
+ * - unknown fields: with `removeAdditional: true` (Fastify's default) `additionalProperties: false`
+ *   *removes* them without a word, so `idempotency_key` for `idempotencyKey` published twice; and
+ *   where Ajv does refuse them its message, `body must NOT have additional properties`, does not say
+ *   which one. Ours: `body must NOT have additional property 'idempotency_key'; did you mean
+ *   'idempotencyKey'?`.
+ * - types: with `coerceTypes: 'array'` (Fastify's default) `"topic": 5` would publish to topic "5",
+ *   `"topics": "a"` would become `["a"]` and `"expiresAt": "1700000000000"` a number: a caller's bug
+ *   would silently "work".
+ * Missing fields, lengths and the rest of the schema are left to the validator. The schema stays the
+ * one description of the body: the OpenAPI document shows the same `additionalProperties: false`.
+ */
+export function strictBody (schema: BodySchema) {
+  const fields = Object.keys(schema.properties)
+  const known = new Set(fields)
+  for (const [field, property] of Object.entries(schema.properties)) {
+    // A type this hook cannot check would be coerced by the validator: refuse to define such a route.
+    const checkable = property.type === undefined || property.type === 'string' || property.type === 'integer' ||
+      (property.type === 'array' && property.items?.type === 'string')
+    if (!checkable) throw new Error(`strictBody: body/${field} has a type it does not check`)
+  }
+
+  return async function checkBody (request: FastifyRequest): Promise<void> {
     const body = request.body
+    // Not an object (an array, a string...): the validator says `body must be object`.
     if (body === null || typeof body !== 'object' || Array.isArray(body)) return
-    for (const [field, type] of Object.entries(fields)) {
+    const unknown = Object.keys(body).filter(field => !known.has(field))
+    if (unknown.length > 0) throw invalid(unknownFieldsMessage(unknown, fields))
+    for (const [field, property] of Object.entries(schema.properties)) {
       const value = (body as Record<string, unknown>)[field]
       if (value === undefined) continue
-      if (type === 'string' && typeof value !== 'string') throw invalidType(`body/${field} must be string`)
-      if (type === 'string[]') {
-        if (!Array.isArray(value)) throw invalidType(`body/${field} must be array`)
+      if (property.type === 'string' && typeof value !== 'string') throw invalid(`body/${field} must be string`)
+      if (property.type === 'integer' && typeof value !== 'number') throw invalid(`body/${field} must be integer`)
+      if (property.type === 'array') {
+        if (!Array.isArray(value)) throw invalid(`body/${field} must be array`)
         const i = value.findIndex(item => typeof item !== 'string')
-        if (i !== -1) throw invalidType(`body/${field}/${i} must be string`)
+        if (i !== -1) throw invalid(`body/${field}/${i} must be string`)
       }
     }
   }
 }
 
-function invalidType (message: string): HttpError {
+function quote (field: string): string {
+  return `'${field.length > MAX_QUOTED_FIELD ? `${field.slice(0, MAX_QUOTED_FIELD)}…` : field}'`
+}
+
+/** `idempotency_key`, `IdempotencyKey` and `idempotency-key` all mean `idempotencyKey`. */
+function loose (field: string): string {
+  return field.toLowerCase().replace(/[-_\s]/g, '')
+}
+
+function unknownFieldsMessage (unknown: string[], fields: string[]): string {
+  const named = unknown.length === 1
+    ? `body must NOT have additional property ${quote(unknown[0])}`
+    : `body must NOT have additional properties ${unknown.slice(0, 5).map(quote).join(', ')}${unknown.length > 5 ? ', …' : ''}`
+  const meant = unknown.map(field => fields.find(known => loose(known) === loose(field)))
+  const hint = unknown.length === 1 && meant[0] !== undefined
+    ? `did you mean ${quote(meant[0])}?`
+    : `the fields are ${fields.join(', ')}`
+  return `${named}; ${hint}`
+}
+
+function invalid (message: string): HttpError {
   return new HttpError(400, 'FST_ERR_VALIDATION', message)
 }

@@ -5,9 +5,26 @@ import type { Config } from '../src/config.js'
 import { canSubscribe } from '../src/core/identity.js'
 import { encodeWithMessages, ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
-import { assertTopic, topicSchema } from './schemas.js'
+import { assertTopic, errorResponses, topicSchema } from './schemas.js'
 
 interface HistoryQuerystring { since?: number, epoch?: string, limit?: number }
+
+const topicParams = { type: 'object', required: ['topic'], properties: { topic: topicSchema } } as const
+
+/** A stored `message` frame, as the websocket delivers it (docs/protocol.md §2). */
+const messageSchema = {
+  type: 'object',
+  required: ['type', 'topic', 'epoch', 'offset', 'ts', 'data'],
+  properties: {
+    type: { type: 'string', enum: ['message'] },
+    topic: { type: 'string' },
+    epoch: { type: 'string' },
+    offset: { type: 'integer' },
+    ts: { type: 'integer', description: 'ms since the epoch, when the broker accepted it' },
+    from: { type: 'string', description: 'the publishing user, when a websocket client published' },
+    data: {}
+  }
+} as const
 
 export default async function topicRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
   const node = app.realtime
@@ -15,7 +32,9 @@ export default async function topicRoutes (app: FastifyInstance, options: { conf
 
   app.get<{ Params: { topic: string }, Querystring: HistoryQuerystring }>('/api/topics/:topic/history', {
     schema: {
-      params: { type: 'object', properties: { topic: topicSchema } },
+      summary: "A topic's retained publications",
+      tags: ['topics'],
+      params: topicParams,
       querystring: {
         type: 'object',
         properties: {
@@ -24,6 +43,16 @@ export default async function topicRoutes (app: FastifyInstance, options: { conf
           limit: { type: 'integer', minimum: 0 }
         },
         dependencies: { since: ['epoch'] }
+      },
+      // Documentation only: the handler sends the stored frames as they are (a string), unserialized.
+      response: {
+        200: {
+          description: "the topic's position and its retained message frames, oldest first",
+          type: 'object',
+          required: ['topic', 'epoch', 'offset', 'messages'],
+          properties: { topic: { type: 'string' }, epoch: { type: 'string' }, offset: { type: 'integer' }, messages: { type: 'array', items: messageSchema } }
+        },
+        ...errorResponses
       }
     }
   }, async (request, reply) => {
@@ -42,9 +71,12 @@ export default async function topicRoutes (app: FastifyInstance, options: { conf
 
   app.get<{ Params: { topic: string } }>('/api/topics/:topic/presence', {
     schema: {
-      params: { type: 'object', properties: { topic: topicSchema } },
+      summary: 'Who is subscribed to a topic (PRESENCE=true)',
+      tags: ['topics'],
+      params: topicParams,
       response: {
         200: {
+          description: 'the subscribed connections, and the identified users among them',
           type: 'object',
           required: ['topic', 'connections', 'users'],
           properties: {
@@ -55,7 +87,8 @@ export default async function topicRoutes (app: FastifyInstance, options: { conf
               items: { type: 'object', properties: { user: { type: 'string' }, connections: { type: 'integer' } } }
             }
           }
-        }
+        },
+        ...errorResponses
       }
     }
   }, async (request) => {

@@ -17,8 +17,10 @@ export class Dispatcher {
 
   handle (connection: Connection, data: RawData, isBinary: boolean): void {
     Heartbeat.alive(connection)
-    // ws enforces MAX_PAYLOAD itself, unless a host registered @fastify/websocket with its own limit.
-    if (byteLength(data) > this.node.config.maxPayload) return connection.close(CloseCode.tooLarge, 'frame larger than MAX_PAYLOAD')
+    // ws enforces MAX_PAYLOAD itself (closing with 1009 and no reason before the frame reaches us),
+    // unless a host registered @fastify/websocket with a larger limit: then it is enforced here.
+    const { maxPayload } = this.node.config
+    if (byteLength(data) > maxPayload) return connection.close(CloseCode.tooLarge, `frame larger than MAX_PAYLOAD (${maxPayload} bytes)`)
     if (!this.withinRate(connection)) return
     if (isBinary) return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
     const parsed = parseClientFrame(data.toString())
