@@ -267,6 +267,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     socket.onclose = event => { if (socket === this.socket) this.handleClose(event.code, event.reason) }
     // A failed socket always closes too; the close says what happened.
     socket.onerror = () => {}
+    // A server that accepts the connection and never answers (stalled, or a balancer still sending to
+    // it) would keep the client connecting forever: no welcome within `timeout`, try again.
+    this.livenessTimer = setTimeout(() => this.dropSocket(CLOSE.abnormal, 'no welcome from the server'), this.timeout)
   }
 
   private handleFrame (data: unknown): void {
@@ -305,6 +308,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.attempts = 0
     this.refusals = 0
     this.setState('connected')
+    clearTimeout(this.livenessTimer) // the welcome wait of openSocket()
     this.watchLiveness()
     this.scheduleRefresh(welcome.expiresAt)
     for (const subscription of this.subscriptions.values()) this.sendSubscribe(subscription)
@@ -324,7 +328,12 @@ export class RealtimeClient extends Emitter<ClientEvents> {
       clearTimeout(request.timer)
       request.reject(new RealtimeError(ClientErrorCode.disconnected, `the connection closed (${code}) before the reply`))
     }
-    for (const subscription of this.subscriptions.values()) subscription.handleDisconnect()
+    for (const subscription of this.subscriptions.values()) {
+      // The next welcome resubscribes everything: a retry left pending would subscribe a second time
+      // on that connection, and the server's bad_request would then remove the subscription.
+      this.clearRetry(subscription)
+      subscription.handleDisconnect()
+    }
 
     if (code === CLOSE.tokenRefused) this.refusals++
     const final = code === CLOSE.forbidden || code === CLOSE.originRefused ||

@@ -4,14 +4,20 @@
 // (4000 + HTTP status: 4401 token refused, 4403 origin, 4429 rate limited, 4503 unavailable) instead of
 // an HTTP error that a browser's WebSocket cannot read (docs/protocol.md §2).
 
+/**
+ * An event handler whose parameter is checked bivariantly (as a method's is), so that constructors
+ * whose handlers take richer events (the `ws` package's `(event: Event) => void`, the DOM's) fit.
+ */
+type Handler<Event> = { bivarianceHack (event: Event): void }['bivarianceHack']
+
 /** The part of the WebSocket API the client uses: browsers' own, and the `ws` package's. */
 export interface WebSocketLike {
   send: (data: string) => void
   close: (code?: number, reason?: string) => void
-  onopen: ((event: unknown) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number, reason: string }) => void) | null
-  onerror: ((event: unknown) => void) | null
+  onopen: Handler<unknown> | null
+  onmessage: Handler<{ data: unknown }> | null
+  onclose: Handler<{ code: number, reason: string }> | null
+  onerror: Handler<unknown> | null
 }
 
 /** `new WebSocket(url)`; the third argument is the `ws` package's options (for the header). */
