@@ -36,7 +36,13 @@ function createBroker (config: Config): Broker {
 async function broadcast (app: FastifyInstance, options: BroadcastOptions): Promise<void> {
   const broker = options.broker ?? createBroker(options.config)
   const node = new RealtimeNode(options.config, broker, app.log)
+  // Redis out of reach is an outage, not a failure to start: the node serves (readiness 503,
+  // publishes 503) and is ready once Redis answers. A Redis that refuses us rejects here instead.
   await node.start()
+  if (!broker.up) {
+    const reason = broker instanceof RedisBroker ? broker.unreachableReason : undefined
+    app.log.warn({ broker: 'down', reason }, 'the broker is unreachable at start: /health/ready answers 503 and publishes fail until it connects')
+  }
   app.decorate('realtime', node)
   app.addHook('onClose', async () => { await node.close() })
 }

@@ -1,19 +1,74 @@
-// Process entry: config from the environment, build, listen, and drain on SIGTERM/SIGINT.
+// Process entry: .env and the environment -> config, build, listen, and drain on SIGTERM/SIGINT.
+// Every start-up failure ends the same way: one line on stderr that names the cause (the variable
+// when there is one), exit code 1, no stack trace. Redis unreachable at start is not a failure: the
+// broker starts like during an outage (/health/ready 503) and the node is ready once Redis answers.
+import type { FastifyInstance } from 'fastify'
+import { statSync } from 'node:fs'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+
+const ENV_FILE = '.env'
+
+/** Prints the reason on one line and exits 1: an operator needs the cause, not our stack. */
+function fail (message: string): never {
+  process.stderr.write(`fastify-realtime: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+  process.exit(1)
+}
+
+function messageOf (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/**
+ * Fills the variables that the environment does not set from ./.env. Node's loader never overrides a
+ * variable that is already set, even to an empty string: the real environment wins.
+ */
+function loadEnvFile (): void {
+  try {
+    const stat = statSync(ENV_FILE, { throwIfNoEntry: false })
+    if (stat === undefined) return
+    // Node's own message for a directory is "Contents of '.env' should be a valid string".
+    if (!stat.isFile()) throw new Error('not a file')
+    process.loadEnvFile(ENV_FILE)
+  } catch (err) {
+    fail(`cannot read ${ENV_FILE} in ${process.cwd()}: ${messageOf(err)}`)
+  }
+}
 
 function readConfig (): Config {
   try {
     return loadConfig()
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err
-    console.error(err.message)
-    process.exit(1)
+    fail(err instanceof ConfigError ? err.message : `invalid configuration: ${messageOf(err)}`)
   }
 }
 
+async function build (config: Config): Promise<FastifyInstance> {
+  try {
+    return await buildApp(config)
+  } catch (err) {
+    // A ConfigError raised while the plugins start (a JWT_PUBLIC_KEY that is not a key) already says
+    // "invalid configuration: VARIABLE ..."; other errors (Redis refusing us) name their variable.
+    fail(err instanceof ConfigError ? err.message : `cannot start: ${messageOf(err)}`)
+  }
+}
+
+/** What listen() failed on, in the operator's terms (HOST and PORT). */
+function listenFailure (err: NodeJS.ErrnoException, config: Config): string {
+  const where = `${config.host}:${config.port}`
+  switch (err.code) {
+    case 'EADDRINUSE': return `cannot listen on ${where}: the port is already in use (PORT)`
+    case 'EACCES': return `cannot listen on ${where}: permission denied; ports below 1024 need privileges (PORT)`
+    case 'EADDRNOTAVAIL': return `cannot listen on ${where}: ${config.host} is not an address of this machine (HOST)`
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': return `cannot listen on ${where}: cannot resolve ${config.host} (HOST)`
+    default: return `cannot listen on ${where} (HOST, PORT): ${messageOf(err)}`
+  }
+}
+
+loadEnvFile()
 const config = readConfig()
-const app = await buildApp(config)
+const app = await build(config)
 
 let shuttingDown = false
 async function shutdown (signal: string): Promise<void> {
@@ -35,6 +90,5 @@ process.once('SIGINT', () => { void shutdown('SIGINT') })
 try {
   await app.listen({ host: config.host, port: config.port })
 } catch (err) {
-  app.log.error({ err }, 'could not listen')
-  process.exit(1)
+  fail(listenFailure(err as NodeJS.ErrnoException, config))
 }

@@ -6,9 +6,8 @@ import { existsSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { bearer, mint, SECRET } from './auth-tokens.js'
+import { SERVER_CWD, SERVER_ENTRY as SERVER } from './fixtures/spawn.js'
 import { connect, postJson, refusedUpgrade } from './helpers.js'
-
-const SERVER = new URL('../dist/src/server.js', import.meta.url).pathname
 
 interface Spawned {
   child: ChildProcess
@@ -19,6 +18,7 @@ interface Spawned {
 function start (t: Test, env: Record<string, string>): Spawned {
   if (!existsSync(SERVER)) throw new Error(`${SERVER} is missing: run npm run build`)
   const child = spawn(process.execPath, [SERVER], {
+    cwd: SERVER_CWD,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })

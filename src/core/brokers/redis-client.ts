@@ -29,27 +29,6 @@ export function createClient (url: string, connectionName: string, overrides: Re
   })
 }
 
-/** Resolves once `client` is ready; rejects after `timeoutMs` with the last connection error. */
-export async function waitReady (client: Redis, timeoutMs: number): Promise<void> {
-  if (client.status === 'ready') return
-  let lastError: Error | undefined
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => { lastError = err }
-    const done = (err?: Error): void => {
-      clearTimeout(timer)
-      client.off('ready', onReady)
-      client.off('error', onError)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onReady = (): void => done()
-    const timer = setTimeout(() => done(lastError ?? new Error(`not ready within ${timeoutMs} ms`)), timeoutMs)
-    client.on('ready', onReady)
-    client.on('error', onError)
-    if (client.status === 'wait') client.connect().catch(() => {})
-  })
-}
-
 /** Errors Redis answers with that mean "not now" rather than "this is wrong". */
 const TRANSIENT_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/
 

@@ -8,6 +8,7 @@
 // - when either connection drops, `up` turns false (publishes fail with BrokerUnavailableError,
 //   readiness is 503). When both are back, the node re-announces itself, writes its presence back,
 //   resubscribes every topic and fills each topic's gap from history, and only then turns `up` again.
+//   Redis out of reach at start is the same outage: the node starts with `up` false.
 // - a heartbeat key per node (NodeInfo, expiring) is the node registry; presence entries of a node
 //   whose key expired are ignored and swept.
 import type { Redis } from 'ioredis'
@@ -17,7 +18,7 @@ import {
 } from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import type { Publication, PublicationInput, StreamPosition } from '../protocol.js'
-import { createClient, redactUrl, toBrokerError, waitReady } from './redis-client.js'
+import { createClient, redactUrl, toBrokerError } from './redis-client.js'
 import { decodeEntry, decodePayload, decodePosition, encodeEventPayload, messageFrameParts, type StreamEntry } from './redis-codec.js'
 import { RedisKeys } from './redis-keys.js'
 import { defineScripts, type RunScript } from './redis-scripts.js'
@@ -70,8 +71,9 @@ export class RedisBroker implements Broker {
   /** Bumped whenever a connection closes: a recovery that saw it change must start over. */
   private losses = 0
   private recovery?: Promise<void>
-  /** Why the last recovery attempt failed, for the start-up error. */
-  private recoveryError?: Error
+  /** Set while start() waits: told when the broker is up, or when Redis refused a recovery. */
+  private startWaiter?: (refusal?: Error) => void
+  private lastConnectionError?: Error
   private heartbeat?: NodeJS.Timeout
   /** Connections with a heartbeat check in flight. */
   private readonly probing = new Set<Redis>()
@@ -96,7 +98,7 @@ export class RedisBroker implements Broker {
     for (const client of [this.commands, this.subscriber]) {
       // Connection errors surface as `up` and the listener's status; without a listener ioredis
       // would print every failed reconnect attempt.
-      client.on('error', () => {})
+      client.on('error', err => { if (!isRefusal(err)) this.lastConnectionError = err })
       client.on('close', () => this.lost())
       client.on('ready', () => { if (this.listener !== undefined) void this.recover() })
     }
@@ -107,24 +109,52 @@ export class RedisBroker implements Broker {
     return this.isUp
   }
 
-  /** Connects both connections (failing loudly after `connectTimeout`), announces the node. */
+  /**
+   * Connects both connections and announces the node. Redis out of reach is an outage like any other,
+   * at start too: start resolves with `up` false (readiness 503, publishes refused) and the node comes
+   * up by itself once Redis answers. Redis that answers with a refusal (a wrong password, an ACL that
+   * forbids our commands) is a configuration error instead: start rejects with the reason.
+   */
   async start (listener: BrokerListener): Promise<void> {
     this.listener = listener
-    const timeout = this.options.connectTimeout ?? 5000
-    const deadline = Date.now() + timeout
-    try {
-      await Promise.all([waitReady(this.commands, timeout), waitReady(this.subscriber, timeout)])
-      // Bounded too: a recovery that keeps failing (e.g. an ACL refusing EVALSHA) retries for ever.
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([this.recover(), new Promise(resolve => { timer = setTimeout(resolve, Math.max(0, deadline - Date.now())) })])
-      clearTimeout(timer)
-      if (!this.isUp) throw this.recoveryError ?? new Error('the connection dropped while starting')
-    } catch (err) {
+    const refusal = await this.firstContact(this.options.connectTimeout ?? 5000)
+    if (refusal !== undefined) {
       await this.close()
-      throw new Error(`cannot reach Redis at ${redactUrl(this.options.url)} (REDIS_URL): ${(err as Error).message}`)
+      throw new Error(`Redis at ${redactUrl(this.options.url)} (REDIS_URL) refused this node: ${refusal.message}`)
     }
+    // Coming up later is news worth the listener's `status(true)`, like the end of any outage.
+    if (!this.isUp) this.wasUp = true
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
     this.heartbeat.unref()
+  }
+
+  /** Where Redis was looked for and why it was last out of reach, for the start-up log. */
+  get unreachableReason (): string {
+    return `Redis at ${redactUrl(this.options.url)} (REDIS_URL): ${this.lastConnectionError?.message ?? 'no answer yet'}`
+  }
+
+  /**
+   * Connects both connections and waits for the first verdict: up (undefined), out of reach
+   * (undefined, with `up` still false: the first connection error, or no answer within `timeoutMs`),
+   * or a refusal (the error Redis answered with).
+   */
+  private async firstContact (timeoutMs: number): Promise<Error | undefined> {
+    const clients = [this.commands, this.subscriber]
+    return await new Promise(resolve => {
+      const finish = (refusal?: Error): void => {
+        clearTimeout(timer)
+        this.startWaiter = undefined
+        for (const client of clients) client.off('error', onError)
+        resolve(refusal)
+      }
+      const onError = (err: Error): void => finish(isRefusal(err) ? err : undefined)
+      const timer = setTimeout(() => finish(), timeoutMs)
+      this.startWaiter = finish
+      for (const client of clients) {
+        client.on('error', onError)
+        if (client.status === 'wait') client.connect().catch(() => {})
+      }
+    })
   }
 
   // ---- publications ----
@@ -352,12 +382,15 @@ export class RedisBroker implements Broker {
       try {
         await this.restore()
       } catch (err) {
-        this.recoveryError = err as Error
+        // Refused (an ACL forbidding EVALSHA): at start that is a configuration error; later, the
+        // loop retries like after any failure.
+        if (isRefusal(err)) this.startWaiter?.(err as Error)
         await new Promise(resolve => setTimeout(resolve, RECOVERY_RETRY_MS).unref())
         continue
       }
       if (losses !== this.losses || this.closing || !this.bothReady()) continue
       this.isUp = true
+      this.startWaiter?.()
       if (this.wasUp) this.listener?.status(true)
       this.wasUp = true
     }
@@ -422,6 +455,11 @@ export class RedisBroker implements Broker {
     this.filling.clear()
     this.listener = undefined
   }
+}
+
+/** Redis answered "no" (NOAUTH, WRONGPASS, NOPERM...): a reply that retrying will not change. */
+function isRefusal (err: unknown): boolean {
+  return !(toBrokerError(err) instanceof BrokerUnavailableError)
 }
 
 /** QUIT (or drop) the connection and wait, briefly, until ioredis reports it ended. */
