@@ -1,12 +1,13 @@
 // Refused upgrades as close codes (`?refusal=close`, routes/ws-refusal.ts) and the client's side of
 // authentication: refused tokens, getToken, kicks and revocations (4003), refresh before expiry, and
 // 4001 with a static token.
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { IncomingMessage } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
-import { RealtimeClient, RealtimeError, type ClientOptions, type ClientState, type DisconnectedEvent, type Message, type Welcome } from '../client/index.js'
+import { RealtimeError, type Message } from '../client/index.js'
 import { bearer, mint, nowSeconds, SECRET, type Claims } from './auth-tokens.js'
+import { newClient, record } from './fixtures/client.js'
 import { connect, eventually, postJson, refusedUpgrade, startServer, within, type Frame, type Server } from './helpers.js'
 
 const API_KEY = 'admin-key-for-client-tests'
@@ -36,21 +37,6 @@ async function httpRefusal (wsUrl: string, options: WebSocket.ClientOptions = {}
   const refused = await refusedUpgrade(`${wsUrl}${query === '' ? '' : `?${query.slice(1)}`}`, options)
   const body = JSON.parse(refused.body)
   return { status: refused.status, code: body.code, message: body.message }
-}
-
-/** A client on the `ws` package with short reconnect delays, closed when the test ends. */
-function newClient (t: Test, url: string, options: ClientOptions = {}): RealtimeClient {
-  const client = new RealtimeClient(url, { WebSocket, minReconnectDelay: 20, maxReconnectDelay: 100, ...options })
-  t.teardown(() => client.close())
-  return client
-}
-
-function record (client: RealtimeClient): { states: ClientState[], disconnects: DisconnectedEvent[], welcomes: Welcome[] } {
-  const log = { states: [] as ClientState[], disconnects: [] as DisconnectedEvent[], welcomes: [] as Welcome[] }
-  client.on('state', state => log.states.push(state))
-  client.on('disconnected', event => log.disconnects.push(event))
-  client.on('connected', welcome => log.welcomes.push(welcome))
-  return log
 }
 
 /** Every websocket upgrade request the server receives (accepted or refused). */

@@ -7,31 +7,13 @@ import type { FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { gzipSync } from 'node:zlib'
 import WebSocket, { WebSocketServer } from 'ws'
-import {
-  RealtimeClient, RealtimeError,
-  type ClientOptions, type ClientState, type DisconnectedEvent, type Message, type Welcome
-} from '../client/index.js'
+import { RealtimeClient, RealtimeError, type Message } from '../client/index.js'
 import type { Emitter } from '../client/emitter.js'
 import { buildApp } from '../src/app.js'
 import { configWith } from '../src/config.js'
 import { mint, nowSeconds, SECRET } from './auth-tokens.js'
+import { newClient, record } from './fixtures/client.js'
 import { eventually, postJson, startServer, within, type Frame } from './helpers.js'
-
-/** A client on the `ws` package with short reconnect delays, closed when the test ends. */
-function newClient (t: Test, url: string, options: ClientOptions = {}): RealtimeClient {
-  const client = new RealtimeClient(url, { WebSocket, minReconnectDelay: 20, maxReconnectDelay: 200, ...options })
-  t.teardown(() => client.close())
-  return client
-}
-
-/** Everything a client reports, in order. */
-function record (client: RealtimeClient): { states: ClientState[], disconnects: DisconnectedEvent[], welcomes: Welcome[] } {
-  const log = { states: [] as ClientState[], disconnects: [] as DisconnectedEvent[], welcomes: [] as Welcome[] }
-  client.on('state', state => log.states.push(state))
-  client.on('disconnected', event => log.disconnects.push(event))
-  client.on('connected', welcome => log.welcomes.push(welcome))
-  return log
-}
 
 /** The next `event` from `emitter` that matches; subscribe before causing it. */
 async function nextEvent<E extends object, K extends keyof E> (emitter: Emitter<E>, event: K, match: (value: E[K]) => boolean = () => true, ms = 10000): Promise<E[K]> {
@@ -240,7 +222,7 @@ t.test('ACL: forbidden publish and subscribe; a refused subscription is removed 
   // Later, with a token that allows it (a reconnect fetches a new one), the same topic can be asked again.
   claims = { sub: 'alice', topics: { subscribe: ['user.bob.inbox'] } }
   const reconnected = nextEvent(client, 'connected')
-  for (const connection of server.app.realtime.hub.connections) connection.terminate()
+  for (const connection of server.app.realtime.hub.connections) connection.terminate('test: the connection drops')
   await reconnected
   t.equal(sub.state, 'unsubscribed', 'a reconnect does not bring a refused subscription back')
   const again = client.subscribe('user.bob.inbox')
@@ -301,7 +283,7 @@ t.test('a request in flight when the connection drops rejects with disconnected;
   const first = await client.connect()
   const inFlight = client.publish('drop.topic', 1)
   // Cut the server's side before it can read the request: no reply can ever come.
-  for (const connection of server.app.realtime.hub.connections) connection.terminate()
+  for (const connection of server.app.realtime.hub.connections) connection.terminate('test: the connection drops')
   const error = await inFlight.then(() => null, (error: unknown) => error)
   t.type(error, RealtimeError)
   t.match(error, { code: 'disconnected' })

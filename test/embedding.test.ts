@@ -7,16 +7,7 @@ import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import { realtime, type RealtimeOptions } from '../src/index.js'
-import { connect, getJson, postJson, refusedUpgrade, startServer, within } from './helpers.js'
-
-
-async function listen (t: Test, app: FastifyInstance): Promise<string> {
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('not listening on TCP')
-  return `http://127.0.0.1:${address.port}`
-}
+import { connect, getJson, listen, postJson, refusedUpgrade, startServer, within } from './helpers.js'
 
 /** A host app with a route of its own, and the realtime plugin under /rt. */
 async function hostApp (t: Test, options: RealtimeOptions = {}): Promise<{ app: FastifyInstance, url: string, wsUrl: string }> {

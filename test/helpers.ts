@@ -14,14 +14,19 @@ export interface Server {
   wsUrl: string
 }
 
-/** Builds and starts the standalone app on a free port; closed when the test ends. */
-export async function startServer (t: Test, overrides: Partial<Config> = {}): Promise<Server> {
-  const app = await buildApp(configWith({ logLevel: 'silent', port: 0, ...overrides }))
+/** Starts `app` on a free port of 127.0.0.1, closed when the test ends; resolves with http://127.0.0.1:PORT. */
+export async function listen (t: Test, app: FastifyInstance): Promise<string> {
   t.teardown(() => app.close())
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('not listening on TCP')
-  const url = `http://127.0.0.1:${address.port}`
+  return `http://127.0.0.1:${address.port}`
+}
+
+/** Builds and starts the standalone app on a free port; closed when the test ends. */
+export async function startServer (t: Test, overrides: Partial<Config> = {}): Promise<Server> {
+  const app = await buildApp(configWith({ logLevel: 'silent', port: 0, ...overrides }))
+  const url = await listen(t, app)
   return { app, url, wsUrl: `${url.replace('http', 'ws')}/ws` }
 }
 

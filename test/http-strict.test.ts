@@ -155,7 +155,7 @@ t.test('websocket: a frame over MAX_PAYLOAD closes with 1009', async t => {
     t.equal(closed.code, 1009)
     // ws reads the frame's length, closes with 1009 and no reason, and only then tells us (an 'error'
     // event): the reason cannot be ours without reaching into ws (see docs/protocol.md §2).
-    t.match(closed.reason, 'MAX_PAYLOAD (1024 bytes)', 'the reason names MAX_PAYLOAD', { todo: 'ws closes before our code sees the frame' })
+    t.equal(closed.reason, '', 'no reason: ws closes before our code sees the frame (documented)')
   })
 
   t.test('refused by the realtime code (a host websocket with a larger limit): 1009 naming MAX_PAYLOAD', async t => {

@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { readFileSync } from 'node:fs'
 import t, { type Test } from 'tap'
 import { realtime, type RealtimeOptions } from '../src/index.js'
-import { getJson, startServer } from './helpers.js'
+import { getJson, listen, startServer } from './helpers.js'
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']
 
@@ -76,14 +76,6 @@ function checkShape (t: Test, doc: any): void {
 
 function bodySchema (doc: any, path: string): any {
   return doc.paths[path]?.post?.requestBody?.content?.['application/json']?.schema
-}
-
-async function listen (t: Test, app: FastifyInstance): Promise<string> {
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('not listening on TCP')
-  return `http://127.0.0.1:${address.port}`
 }
 
 /** A host with a route of its own and the realtime plugin under `prefix`. */
