@@ -1,18 +1,35 @@
-// Prometheus metrics (PROTOCOL.md §6): fastify-metrics for the HTTP and process metrics, plus the
+// Prometheus metrics (docs/protocol.md §8): fastify-metrics for the HTTP and process metrics, plus the
 // realtime ones read from the node's plain counters at scrape time. Everything lives in a registry
 // of this app's own: fastify-metrics' default global registry breaks a second app in one process.
-import type { FastifyInstance } from 'fastify'
+//
+// Two parts, because Fastify hooks apply to the context they are added in:
+// - `metrics` (fastify-plugin, the host's context): the registry as `app.realtimeMetrics`, and with
+//   `httpRoutes: 'all'` the timing of every route of the app;
+// - `metricsEndpoint` (registered in the realtime routes' own context, beside them): GET /metrics,
+//   optionally for admins only, and with `httpRoutes: 'realtime'` the timing of those routes alone.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyMetricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Config } from '../src/config.js'
+import { ForbiddenError } from '../src/core/auth/errors.js'
 import type { RealtimeNode } from '../src/core/node.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** This app's Prometheus registry (GET /metrics renders it). */
+    /**
+     * This app's Prometheus registry (GET /metrics renders it). With `metrics: false` it still holds
+     * the realtime_* metrics, for a host that serves them from its own endpoint or listener.
+     */
     realtimeMetrics: Registry
   }
 }
+
+/**
+ * Which routes fastify-metrics times into `http_request_duration_seconds`: only the realtime plugin's
+ * own (the default), or every route of the app the plugin is registered in, the host's included.
+ */
+export type HttpMetricsRoutes = 'realtime' | 'all'
 
 // fastify-metrics is CommonJS with `exports.default`: under NodeNext its default import is the module.
 const fastifyMetrics = fastifyMetricsModule.default
@@ -70,15 +87,14 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   stats.observeDeliveryLag = seconds => deliveryLag.observe(Math.max(0, seconds))
 }
 
-export interface MetricsOptions {
-  /** Where GET /metrics is mounted (the realtime routes' prefix). */
-  prefix?: string
-}
-
-async function metrics (app: FastifyInstance, options: MetricsOptions): Promise<void> {
-  const registry = new Registry()
-  app.decorate('realtimeMetrics', registry)
-  realtimeMetrics(registry, app.realtime)
+/**
+ * fastify-metrics on `app`: it times the routes of the context it is registered in (its hooks are
+ * that context's), and collects the process metrics. By default it times only the routes registered
+ * after it (an onRoute hook lists them); `everyRoute` times every request of the context instead,
+ * including the routes a host registered before the plugin (and, as route="__unknown__", requests no
+ * route matched).
+ */
+async function registerHttpMetrics (app: FastifyInstance, registry: Registry, everyRoute = false): Promise<void> {
   await app.register(fastifyMetrics, {
     // Our own decorator name and route, so a host's fastify-metrics (decorated `metrics`) stays intact.
     name: 'realtimeHttpMetrics',
@@ -88,13 +104,50 @@ async function metrics (app: FastifyInstance, options: MetricsOptions): Promise<
       // The summary runs a t-digest on every request (~4 µs of ~24 µs per publish, BENCHMARKS.md);
       // the histogram gives the same quantiles through histogram_quantile().
       enabled: { histogram: true, summary: false },
+      registeredRoutesOnly: !everyRoute,
       overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } }
     }
   })
-  app.get(`${options.prefix ?? ''}/metrics`, { logLevel: 'warn' }, async (_request, reply) => {
+}
+
+export interface MetricsOptions {
+  config: Config
+  httpRoutes: HttpMetricsRoutes
+}
+
+async function metrics (app: FastifyInstance, options: MetricsOptions): Promise<void> {
+  const registry = new Registry()
+  app.decorate('realtimeMetrics', registry)
+  realtimeMetrics(registry, app.realtime)
+  if (options.config.metrics && options.httpRoutes === 'all') await registerHttpMetrics(app, registry, true)
+}
+
+export default fp(metrics, { fastify: '5.x', name: 'fastify-realtime-metrics', dependencies: ['fastify-realtime-broadcast'] })
+
+/**
+ * GET /metrics, and the timing of the realtime routes when only they are timed. Registered in the
+ * realtime routes' context (their prefix), before the routes: fastify-plugin keeps fastify-metrics'
+ * hooks in that context, so they apply to its routes and never to a host's, and its onRoute hook sees
+ * the routes registered after it.
+ */
+async function endpoint (app: FastifyInstance, options: MetricsOptions): Promise<void> {
+  const { config } = options
+  if (!config.metrics) return
+  const registry = app.realtimeMetrics
+  if (options.httpRoutes === 'realtime') await registerHttpMetrics(app, registry)
+  if (config.metricsAuth && !app.realtimeAuth.enforced && config.apiKey === undefined) {
+    app.log.warn('METRICS_AUTH is set, but the server runs open without API_KEY: everyone is admin, so GET /metrics stays open. Set API_KEY or a JWT key.')
+  }
+  // The same rule as the admin API: the API key (X-API-Key) or a token with `admin: true`. Refusals
+  // are 401/403 in the API's error shape (the realtime routes' context has their error handler).
+  const adminOnly = async (request: FastifyRequest): Promise<void> => {
+    const identity = await app.realtimeAuth.authenticate(request)
+    if (!identity.admin) throw new ForbiddenError('admin only: use the API key or an admin token')
+  }
+  app.get('/metrics', { logLevel: 'warn', onRequest: config.metricsAuth ? adminOnly : undefined }, async (_request, reply) => {
     reply.type(registry.contentType)
     return registry.metrics()
   })
 }
 
-export default fp(metrics, { fastify: '5.x', name: 'fastify-realtime-metrics', dependencies: ['fastify-realtime-broadcast'] })
+export const metricsEndpoint = fp(endpoint, { fastify: '5.x', name: 'fastify-realtime-metrics-endpoint', dependencies: ['fastify-realtime-metrics', 'fastify-realtime-auth'] })

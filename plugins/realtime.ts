@@ -1,17 +1,20 @@
 // The umbrella plugin users register into their app: the broker and node, auth, the websocket
-// server, and the routes under an optional prefix.
+// server, metrics, and the routes under an optional prefix.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
+import { realtimeErrorHandler } from '../routes/errors.js'
+import routes from '../routes/index.js'
 import { configWith, type Config } from '../src/config.js'
 import type { Broker } from '../src/core/broker.js'
-import routes from '../routes/index.js'
 import auth, { type AuthOptions } from './auth.js'
 import broadcast from './broadcast.js'
 import connections from './connections.js'
-import metrics from './metrics.js'
+import { logSerializers } from './logging.js'
+import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
+import { startupSummary } from './startup-summary.js'
 
 export interface RealtimeOptions extends Partial<Config> {
-  /** Mounts every route (including /ws) under this path, e.g. '/realtime'. */
+  /** Mounts every route (including /ws and /metrics) under this path, e.g. '/realtime'. */
   prefix?: string
   /** Use this broker instead of the one the config selects. */
   broker?: Broker
@@ -19,18 +22,37 @@ export interface RealtimeOptions extends Partial<Config> {
   verify?: AuthOptions['verify']
   /** Your own verification of `refresh` tokens. */
   verifyToken?: AuthOptions['verifyToken']
+  /**
+   * Which routes `http_request_duration_seconds` times: 'realtime' (default) only this plugin's, so
+   * your app's routes are left alone; 'all' every route of the app, yours included.
+   */
+  metricsRoutes?: HttpMetricsRoutes
 }
 
 async function realtime (app: FastifyInstance, options: RealtimeOptions): Promise<void> {
-  const { prefix, broker, verify, verifyToken, ...overrides } = options
+  const { prefix, broker, verify, verifyToken, metricsRoutes = 'realtime', ...overrides } = options
+  if (metricsRoutes !== 'realtime' && metricsRoutes !== 'all') {
+    throw new Error(`fastify-realtime: metricsRoutes must be 'realtime' or 'all', got ${JSON.stringify(metricsRoutes)}`)
+  }
   // fastify-plugin exposes the `realtime` decorator to the host, and therefore ignores `prefix` for
   // this function: it is applied to the routes' own context instead.
   const config = configWith(overrides)
   await app.register(broadcast, { config, broker })
   await app.register(auth, { config, verify, verifyToken })
   await app.register(connections, { config })
-  await app.register(metrics, { prefix })
-  await app.register(routes, { config, prefix })
+  await app.register(metrics, { config, httpRoutes: metricsRoutes })
+  const node = app.realtime
+  await app.register(async function realtimeRoutes (scope) {
+    // The API's error shape for every route here, GET /metrics included (routes/ sets it for its own).
+    scope.setErrorHandler(realtimeErrorHandler)
+    await scope.register(metricsEndpoint, { config, httpRoutes: metricsRoutes })
+    await scope.register(routes, { config })
+  }, { prefix, logSerializers })
+
+  const summary = startupSummary(config, { prefix, broker, verify, verifyToken, metricsRoutes })
+  app.addHook('onReady', async () => {
+    app.log.info(summary, `realtime node ${node.id}: ${summary.broker} broker, auth ${summary.auth}, prefix ${summary.prefix}`)
+  })
 }
 
 export default fp(realtime, { fastify: '5.x', name: 'fastify-realtime' })

@@ -147,7 +147,8 @@ function documentOptions (app: FastifyInstance, config: Config): FastifyDynamicS
       const { openapiObject } = document
       const metrics = `${prefix}/metrics`
       if (openapiObject.paths !== undefined && openapiObject.paths[metrics] === undefined && app.hasRoute({ method: 'GET', url: metrics })) {
-        openapiObject.paths[metrics] = { get: METRICS_OPERATION }
+        // METRICS_AUTH: the same credentials as the admin API.
+        openapiObject.paths[metrics] = { get: config.metricsAuth ? { ...METRICS_OPERATION, security: SECURITY_BY_TAG.admin } : METRICS_OPERATION }
       }
       return openapiObject
     }

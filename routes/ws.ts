@@ -62,7 +62,8 @@ export default async function wsRoutes (app: FastifyInstance, options: { config:
   const errorHandler = refuseUpgrade(() => app.websocketServer)
   app.get('/ws', { websocket: true, onRequest: admit, errorHandler }, (socket, request) => {
     releaseUpgrade(socket, request)
-    const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY)
+    // request.ip follows the app's trustProxy: the connection's log lines name the real client.
+    const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY, { remoteAddress: request.ip, reqId: request.id })
     // Closes with 4001 at the token's expiry unless a refresh re-arms it.
     armExpiry(connection)
     socket.once('close', () => disarmExpiry(connection))

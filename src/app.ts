@@ -1,14 +1,8 @@
 // buildApp(config): a standalone Fastify instance serving the realtime plugin.
 import Fastify, { type FastifyInstance } from 'fastify'
+import { logSerializers } from '../plugins/logging.js'
 import realtime from '../plugins/realtime.js'
 import type { Config } from './config.js'
-
-/** Logs requests without credentials: the query string may carry `?token=`. */
-const requestSerializer = (request: { method: string, url: string, id: string }): Record<string, unknown> => ({
-  id: request.id,
-  method: request.method,
-  url: request.url.split('?')[0]
-})
 
 /** Fastify takes a hop count at run time but its types do not: the same rule as a function. */
 function trustProxyOption (trust: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
@@ -28,7 +22,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     logger: {
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
-      serializers: { req: requestSerializer }
+      serializers: logSerializers
     }
   })
   await app.register(realtime, config)

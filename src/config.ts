@@ -44,6 +44,10 @@ export interface Config {
   joinLeave: boolean
   /** Milliseconds. */
   shutdownTimeout: number
+  /** Serve GET /metrics and time the HTTP routes (METRICS). */
+  metrics: boolean
+  /** GET /metrics needs admin credentials: the API key or a token with `admin: true` (METRICS_AUTH). */
+  metricsAuth: boolean
   nodeId: string
   logLevel: LogLevel
   production: boolean
@@ -87,6 +91,8 @@ export const defaults = {
   PRESENCE: false,
   JOIN_LEAVE: false,
   SHUTDOWN_TIMEOUT: 10000,
+  METRICS: true,
+  METRICS_AUTH: false,
   LOG_LEVEL: 'info'
 }
 
@@ -202,6 +208,8 @@ export function loadConfig (env: Env = process.env): Config {
     presence: boolean(env, 'PRESENCE'),
     joinLeave: boolean(env, 'JOIN_LEAVE'),
     shutdownTimeout: integer(env, 'SHUTDOWN_TIMEOUT', 0),
+    metrics: boolean(env, 'METRICS'),
+    metricsAuth: boolean(env, 'METRICS_AUTH'),
     nodeId: optional(env, 'NODE_ID') ?? randomBytes(4).toString('hex'),
     logLevel,
     production: env.NODE_ENV === 'production',

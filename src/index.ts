@@ -3,7 +3,7 @@ export { default as realtime, type RealtimeOptions } from '../plugins/realtime.j
 export { default as broadcast } from '../plugins/broadcast.js'
 export { default as auth } from '../plugins/auth.js'
 export { default as connections } from '../plugins/connections.js'
-export { default as metrics } from '../plugins/metrics.js'
+export { default as metrics, type HttpMetricsRoutes } from '../plugins/metrics.js'
 export { buildApp } from './app.js'
 export { loadConfig, configWith, ConfigError, type Config } from './config.js'
 export type { Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult, PresenceEntry, NodeInfo } from './core/broker.js'

@@ -33,13 +33,19 @@ export class Connection {
   expiryTimer?: NodeJS.Timeout
   /** The close code this server chose, recorded because a peer that never answers reports 1006. */
   closeCode?: number
+  /** Why this server closed it, for the close log line (the peer's own reason is in the close event). */
+  closeReason?: string
+  /** When it opened (ms since the epoch), for the close log line's duration. */
+  readonly openedAt = Date.now()
   private closing = false
 
   constructor (
     readonly id: string,
     readonly socket: WebSocket,
     public identity: Identity,
-    private readonly limits: ConnectionLimits
+    private readonly limits: ConnectionLimits,
+    /** The client's address (the upgrade's request.ip, so TRUST_PROXY applies), for the log lines. */
+    readonly remoteAddress?: string
   ) {
     this.bucket = new TokenBucket(limits.messageRate, limits.messageBurst)
   }
@@ -69,6 +75,7 @@ export class Connection {
     if (this.closing) return
     this.closing = true
     this.closeCode = code
+    this.closeReason = reason
     clearTimeout(this.expiryTimer)
     this.socket.close(code, reason)
   }
@@ -82,10 +89,13 @@ export class Connection {
   recordError (err: Error & { code?: string }): void {
     this.closing = true
     this.closeCode ??= WS_ERROR_CLOSE_CODES[err.code ?? ''] ?? (err.code?.startsWith('WS_ERR_') === true ? 1002 : undefined)
+    this.closeReason ??= err.message
   }
 
-  terminate (): void {
+  /** Destroys the socket without a closing handshake (the peer sees 1006); `reason` is for the log. */
+  terminate (reason: string): void {
     this.closing = true
+    this.closeReason ??= reason
     clearTimeout(this.expiryTimer)
     this.socket.terminate()
   }

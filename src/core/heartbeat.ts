@@ -47,7 +47,7 @@ export class Heartbeat {
     const deadline = Date.now() - this.timeoutMs
     for (const connection of this.connections) {
       const since = connection.unansweredPingSince
-      if (since !== 0 && since <= deadline) connection.terminate()
+      if (since !== 0 && since <= deadline) connection.terminate('no pong within HEARTBEAT_TIMEOUT')
     }
   }
 }

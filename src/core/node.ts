@@ -21,6 +21,14 @@ export interface Logger {
   error: (obj: object, msg?: string) => void
 }
 
+/** Who opened a websocket, as the HTTP upgrade request saw it. */
+export interface UpgradeInfo {
+  /** request.ip: the client's address, from X-Forwarded-For when TRUST_PROXY trusts the proxy. */
+  remoteAddress?: string
+  /** The upgrade request's id, the `reqId` of its HTTP log lines. */
+  reqId?: string
+}
+
 export interface PublishResult extends StreamPosition {
   topic: string
 }
@@ -111,21 +119,32 @@ export class RealtimeNode {
 
   /**
    * Takes over an upgraded socket. The message handler is attached synchronously, before anything is
-   * awaited, so no early frame is lost.
+   * awaited, so no early frame is lost. One log line when it opens and one when it closes; nothing
+   * is logged or allocated per message.
    */
-  accept (socket: WebSocket, identity: Identity): Connection {
-    const connection = new Connection(randomUUID(), socket, identity, this.config)
+  accept (socket: WebSocket, identity: Identity, upgrade: UpgradeInfo = {}): Connection {
+    const connection = new Connection(randomUUID(), socket, identity, this.config, upgrade.remoteAddress)
     socket.on('message', (data, isBinary) => this.dispatcher.handle(connection, data, isBinary))
     socket.on('pong', () => Heartbeat.alive(connection))
     socket.on('error', err => {
       connection.recordError(err)
-      this.log.info({ err, connectionId: connection.id }, 'websocket error')
+      this.log.info({ err, connectionId: connection.id, user: connection.user }, 'websocket error')
     })
-    socket.once('close', code => {
+    socket.once('close', (code, reason) => {
       this.hub.remove(connection)
-      this.stats.count(this.stats.disconnects, connection.closeCode ?? code)
+      const closeCode = connection.closeCode ?? code
+      this.stats.count(this.stats.disconnects, closeCode)
+      this.log.info({
+        connectionId: connection.id,
+        user: connection.user,
+        remoteAddress: connection.remoteAddress,
+        code: closeCode,
+        reason: connection.closeReason ?? reason.toString(),
+        durationMs: Date.now() - connection.openedAt
+      }, 'websocket closed')
     })
     this.hub.add(connection)
+    this.log.info({ connectionId: connection.id, user: identity.user, remoteAddress: upgrade.remoteAddress, reqId: upgrade.reqId }, 'websocket opened')
     connection.send(encodeWelcome({
       connectionId: connection.id,
       user: identity.user,
@@ -159,7 +178,7 @@ export class RealtimeNode {
     while (this.hub.connections.size > 0 && Date.now() < deadline) {
       await new Promise(resolve => setTimeout(resolve, 20))
     }
-    for (const connection of this.hub.connections) connection.terminate()
+    for (const connection of this.hub.connections) connection.terminate('still open at the end of the drain (SHUTDOWN_TIMEOUT)')
     // terminate() destroys the sockets, but their 'close' events, which take them out of the hub (its
     // topics, presence), follow a few ticks later: wait for those (briefly), so that close() does not
     // return, and the broker close, with connections still listed.
