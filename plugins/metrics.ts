@@ -38,25 +38,30 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 /** A counter whose value is copied from a plain number at scrape time. */
 function mirroredCounter (registry: Registry, name: string, help: string, read: () => number): void {
-  new Counter({
-    name, help, registers: [registry],
+  registry.registerMetric(new Counter({
+    name,
+    help,
+    registers: [],
     collect () { this.reset(); this.inc(read()) }
-  })
+  }))
 }
 
 /** A labelled counter copied from a record or map of plain numbers at scrape time. */
 function mirroredLabelledCounter (registry: Registry, name: string, help: string, label: string, read: () => Iterable<[string | number, number]>): void {
-  new Counter({
-    name, help, labelNames: [label], registers: [registry],
+  registry.registerMetric(new Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [],
     collect () {
       this.reset()
       for (const [value, count] of read()) this.inc({ [label]: String(value) }, count)
     }
-  })
+  }))
 }
 
 function gauge (registry: Registry, name: string, help: string, read: () => number): void {
-  new Gauge({ name, help, registers: [registry], collect () { this.set(read()) } })
+  registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
 }
 
 function realtimeMetrics (registry: Registry, node: RealtimeNode): void {

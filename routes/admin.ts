@@ -30,7 +30,6 @@ const disconnectBody = {
   additionalProperties: false
 } as const
 
-
 export default async function adminRoutes (app: FastifyInstance): Promise<void> {
   const node = app.realtime
   // Checked on request, before the body is validated: only admins learn what a valid body looks like.

@@ -114,7 +114,7 @@ t.test('tokens and the API key never appear in the log, even at trace level', as
   t.match(log, /"statusCode":401/)
   for (const [name, token] of Object.entries(tokens)) {
     t.notOk(log.includes(token), `the ${name} token is not in the log`)
-    t.notOk(log.includes(token.split('.')[2]), `nor its signature`)
+    t.notOk(log.includes(token.split('.')[2]), 'nor its signature')
   }
   t.notOk(log.includes(apiKey), 'the API key is not in the log')
   t.notOk(log.includes(SECRET), 'the JWT secret is not in the log')

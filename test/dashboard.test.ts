@@ -78,6 +78,7 @@ t.test('the dashboard is a Grafana dashboard over a Prometheus datasource variab
     const { x, w } = panel.gridPos
     t.ok(x >= 0 && x + w <= 24, `${panel.title} fits the 24-column grid`)
     if (panel.type === 'row') continue
+    // eslint-disable-next-line no-template-curly-in-string -- Grafana's variable syntax, not a template
     t.match(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, `${panel.title} uses the datasource variable`)
     t.ok(panel.targets.length > 0, `${panel.title} has queries`)
   }

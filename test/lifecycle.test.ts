@@ -43,7 +43,6 @@ async function waitFor (condition: () => boolean, timeoutMs = 5000): Promise<voi
   }
 }
 
-
 async function startProcess (t: Test, env: Record<string, string>): Promise<{ server: ServerProcess, url: string, wsUrl: string }> {
   const port = await freePort()
   const server = spawnServer(t, { PORT: String(port), LOG_LEVEL: 'info', HEARTBEAT_INTERVAL: '60000', ...env })

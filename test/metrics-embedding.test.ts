@@ -121,7 +121,7 @@ t.test('the standalone server: METRICS and METRICS_AUTH from the environment; de
   t.equal((await scrape(`${off.url}/metrics`)).status, 404)
 })
 
-t.test("a host with its own fastify-metrics keeps its /metrics and its global registry; ours stay apart", async t => {
+t.test('a host with its own fastify-metrics keeps its /metrics and its global registry; ours stay apart', async t => {
   const app = Fastify()
   await app.register(fastifyMetrics, { endpoint: '/metrics', clearRegisterOnInit: true })
   app.get('/hello', async () => ({ ok: true }))

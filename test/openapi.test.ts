@@ -37,7 +37,10 @@ function checkShape (t: Test, doc: any): void {
   const problems: string[] = []
   const checkSecurity = (where: string, security: unknown): void => {
     if (security === undefined) return
-    if (!Array.isArray(security)) return void problems.push(`${where}: security is not an array`)
+    if (!Array.isArray(security)) {
+      problems.push(`${where}: security is not an array`)
+      return
+    }
     for (const requirement of security) {
       for (const name of Object.keys(requirement)) if (!schemes.includes(name)) problems.push(`${where}: unknown security scheme ${name}`)
     }
@@ -170,7 +173,7 @@ t.test('embedded: under the prefix, without the host routes', async t => {
   t.equal((await getJson(`${url}/openapi.json`)).status, 404, 'nothing at the root')
 })
 
-t.test("a host that registered @fastify/swagger itself: both documents work", async t => {
+t.test('a host that registered @fastify/swagger itself: both documents work', async t => {
   const { app, url } = await host(t, '/rt', {}, async app => {
     await app.register(swagger, { openapi: { info: { title: 'host api', version: '9.9.9' } } })
   })
