@@ -70,6 +70,8 @@ interface NetworkEvents {
 }
 const network = globalThis as NetworkEvents
 
+const ignore = (): void => {}
+
 export class RealtimeClient extends Emitter<ClientEvents> {
   state: ClientState = 'disconnected'
   /** The current connection's welcome frame (null before the first). */
@@ -158,8 +160,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     if (this.subscriptions.get(subscription.topic) !== subscription) return
     this.subscriptions.delete(subscription.topic)
     this.clearRetry(subscription)
-    // The reply does not matter: the subscription is gone on our side whatever the server says.
-    if (this.state === 'connected') this.send({ type: 'unsubscribe', id: this.nextId++, topic: subscription.topic })
+    // The reply does not matter: the subscription is gone on our side whatever the server says (an
+    // error, when a refused or retried subscribe left nothing to unsubscribe, is expected, not news).
+    if (this.state === 'connected') this.ask({ type: 'unsubscribe', topic: subscription.topic }, ignore, ignore)
   }
 
   // ---- requests ----

@@ -498,3 +498,27 @@ t.test('GET /client.js serves the self-contained browser bundle', async t => {
   await client.connect()
   t.match(await client.publish('bundle.works', 1), { topic: 'bundle.works', offset: 1 })
 })
+
+t.test('unsubscribing while a refused subscribe waits for its retry: no error reaches the application', async t => {
+  // The broker is down (`unavailable`): the client retries later. Unsubscribing meanwhile asks a
+  // server that holds no subscription, whose bad_request answer is expected, not news.
+  const server = await silentServer(t, (frame, socket) => {
+    if (frame.type === 'subscribe') socket.send(JSON.stringify({ type: 'error', id: frame.id, code: 'unavailable', message: 'the broker is unavailable' }))
+    if (frame.type === 'unsubscribe') socket.send(JSON.stringify({ type: 'error', id: frame.id, code: 'bad_request', message: `not subscribed to "${String(frame.topic)}"` }))
+    if (frame.type === 'publish') socket.send(JSON.stringify({ type: 'ack', id: frame.id, topic: frame.topic, epoch: 'e', offset: 1 }))
+  })
+  const client = newClient(t, server.url, { minReconnectDelay: 10000, maxReconnectDelay: 10000 })
+  const clientErrors: string[] = []
+  client.on('error', error => clientErrors.push(error.code))
+  await client.connect()
+  const sub = client.subscribe('news.down')
+  const refused = await nextEvent(sub, 'error')
+  t.equal(refused.code, 'unavailable', 'the subscription hears of the passing failure')
+  t.equal(sub.state, 'subscribing', 'and waits to ask again')
+  sub.unsubscribe()
+  await eventually('the unsubscribe is answered', () => server.frames.some(frame => frame.type === 'unsubscribe'))
+  // A marker request: its answer comes after the unsubscribe's, on the same socket.
+  await client.publish('news.marker', 1)
+  t.same(clientErrors, [], 'no client error for the expected refusal')
+  t.equal(sub.state, 'unsubscribed')
+})
