@@ -1,6 +1,8 @@
-// Who is calling: builds the Identity of a websocket upgrade or an HTTP API request (PROTOCOL.md §3).
-// JWTs are verified by @fastify/jwt; the rules (credentials, claims, algorithms, revocation) live in
-// src/core/auth/. Without a JWT key or a `verify` option the server runs open.
+// Who is calling: builds the Identity of a websocket upgrade or an HTTP API request (docs/protocol.md
+// §3). JWTs are verified by @fastify/jwt; the rules (credentials, claims, algorithms, revocation) live
+// in src/core/auth/. Without a JWT key or a `verify` option the server runs open. The umbrella plugin
+// registers it before the node, which takes `realtimeAuth.refresh` in its constructor for `refresh`
+// frames; revocations are checked on the broker's control bus, handed over as `revocations`.
 import fastifyJwt, { type FastifyJWTOptions, type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -8,6 +10,7 @@ import type { Config } from '../src/config.js'
 import { Authenticator, type TokenVerifier } from '../src/core/auth/authenticator.js'
 import { identityFromClaims } from '../src/core/auth/claims.js'
 import { MIN_SECRET_BYTES, verificationKey, verifierOptions, type VerificationKey } from '../src/core/auth/keys.js'
+import type { ControlBus } from '../src/core/broker.js'
 import type { Identity } from '../src/core/identity.js'
 
 declare module 'fastify' {
@@ -19,6 +22,11 @@ declare module 'fastify' {
 export interface RealtimeAuth {
   /** The caller's identity; rejects with an HTTP error (401/403) when it has none. */
   authenticate: (request: FastifyRequest) => Promise<Identity>
+  /**
+   * The identity of a websocket `refresh` frame's token (revocation checked); rejects with 401.
+   * Undefined when the server cannot verify tokens (open mode, or a host `verify` without `verifyToken`).
+   */
+  readonly refresh?: (token: string) => Promise<Identity>
   /** Does the server verify anybody? False when it runs open. */
   readonly enforced: boolean
 }
@@ -33,6 +41,8 @@ export interface AuthOptions {
   verify?: (request: FastifyRequest) => Identity | Promise<Identity>
   /** Verifies the token of a `refresh` frame; by default the JWT key's verifier (none: refresh is refused). */
   verifyToken?: TokenVerifier
+  /** Where revoked tokens are listed: the broker's control bus. Without it, no token counts as revoked. */
+  revocations?: Pick<ControlBus, 'isRevoked'>
 }
 
 /** The @fastify/jwt namespace we use when the host registered @fastify/jwt itself. */
@@ -64,12 +74,12 @@ async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> 
     const verifyJwt = await jwtVerifier(app, key)
     verifyToken = token => identityFromClaims(verifyJwt(token), config)
   }
-  const node = app.hasDecorator('realtime') ? app.realtime : undefined
+  const { revocations } = options
   const authenticator = new Authenticator<FastifyRequest>({
     apiKey: config.apiKey,
     verifyToken,
     verifyRequest: options.verify,
-    isRevoked: node === undefined ? undefined : async jti => await node.broker.isRevoked(jti)
+    isRevoked: revocations === undefined ? undefined : async jti => await revocations.isRevoked(jti)
   })
 
   if (authenticator.open) {
@@ -84,12 +94,12 @@ async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> 
   } else if (config.jwtSecret !== undefined && Buffer.byteLength(config.jwtSecret) < MIN_SECRET_BYTES) {
     app.log.warn(`JWT_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: tokens signed with it can be brute-forced. Use a long random secret.`)
   }
-  if (node !== undefined && authenticator.canRefresh) node.refreshIdentity = async token => await authenticator.refresh(token)
 
   // The rate limiter and the route both ask; the token is verified once per request.
   const identities = new WeakMap<FastifyRequest, Promise<Identity>>()
   app.decorate('realtimeAuth', {
     enforced: !authenticator.open,
+    refresh: authenticator.canRefresh ? async (token: string) => await authenticator.refresh(token) : undefined,
     authenticate: async (request: FastifyRequest): Promise<Identity> => {
       let identity = identities.get(request)
       if (identity === undefined) identities.set(request, identity = authenticator.authenticate(request))

@@ -6,14 +6,15 @@ import fp from 'fastify-plugin'
 import { WebSocket } from 'ws'
 import type { Config } from '../src/config.js'
 import type { RealtimeNode } from '../src/core/node.js'
-import { CloseCode } from '../src/core/protocol.js'
+import { ServerClose } from '../src/core/protocol.js'
+import { kRealtimeNode } from './broadcast.js'
 
 export interface ConnectionsOptions {
   config: Config
 }
 
 async function connections (app: FastifyInstance, options: ConnectionsOptions): Promise<void> {
-  const node = app.realtime
+  const node = app[kRealtimeNode]
   const drain = async (): Promise<void> => {
     // While closing, Fastify answers every request with 503 on a fast path that skips the hooks,
     // including the onResponse hook where @fastify/websocket destroys a refused upgrade's socket. A
@@ -53,7 +54,7 @@ function hostSockets (app: FastifyInstance, node: RealtimeNode): WebSocket[] {
 /** 1001 to each socket, a wait for them to close up to `timeoutMs`, then cut off whoever is left. */
 async function drainSockets (sockets: WebSocket[], timeoutMs: number): Promise<void> {
   if (sockets.length === 0) return
-  for (const socket of sockets) socket.close(CloseCode.goingAway, 'server shutting down')
+  for (const socket of sockets) socket.close(ServerClose.shuttingDown.code, ServerClose.shuttingDown.reason)
   let timer: NodeJS.Timeout | undefined
   const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, timeoutMs) })
   await Promise.race([Promise.all(sockets.map(socket => new Promise(resolve => socket.once('close', resolve)))), deadline])

@@ -1,5 +1,6 @@
 // Prometheus metrics (docs/protocol.md §8): fastify-metrics for the HTTP and process metrics, plus the
-// realtime ones read from the node's plain counters at scrape time. Everything lives in a registry
+// realtime ones read from the node's plain counters and latency histograms (src/core/stats.ts) at
+// scrape time: nothing of this plugin runs on the hot path, and nothing is plugged into the node. Everything lives in a registry
 // of this app's own: fastify-metrics' default global registry breaks a second app in one process.
 //
 // Two parts, because Fastify hooks apply to the context they are added in:
@@ -10,10 +11,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyMetricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
-import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Registry, type Metric } from 'prom-client'
 import type { Config } from '../src/config.js'
 import { ForbiddenError } from '../src/core/auth/errors.js'
 import type { RealtimeNode } from '../src/core/node.js'
+import type { LatencyHistogram } from '../src/core/stats.js'
+import { kRealtimeNode } from './broadcast.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -33,8 +36,6 @@ export type HttpMetricsRoutes = 'realtime' | 'all'
 
 // fastify-metrics is CommonJS with `exports.default`: under NodeNext its default import is the module.
 const fastifyMetrics = fastifyMetricsModule.default
-
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
 /** A counter whose value is copied from a plain number at scrape time. */
 function mirroredCounter (registry: Registry, name: string, help: string, read: () => number): void {
@@ -64,6 +65,35 @@ function gauge (registry: Registry, name: string, help: string, read: () => numb
   registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
 }
 
+/**
+ * A histogram copied from a LatencyHistogram at scrape time. prom-client's Histogram can only be fed
+ * observations, so this is a metric of our own that reports what prom-client's would (cumulative
+ * `_bucket` series with `le`, then `+Inf`, `_sum` and `_count`): the registry renders it as it renders
+ * prom-client's own.
+ */
+function mirroredHistogram (registry: Registry, name: string, help: string, source: LatencyHistogram): void {
+  const values = (): Array<{ labels: Record<string, string | number>, value: number, metricName: string }> => {
+    let cumulative = 0
+    const buckets = source.bounds.map((le, i) => ({ labels: { le }, value: (cumulative += source.counts[i]), metricName: `${name}_bucket` }))
+    return [
+      ...buckets,
+      { labels: { le: '+Inf' }, value: source.count, metricName: `${name}_bucket` },
+      { labels: {}, value: source.sum, metricName: `${name}_sum` },
+      { labels: {}, value: source.count, metricName: `${name}_count` }
+    ]
+  }
+  const metric = {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: values() }),
+    // The counts belong to the node; a registry reset leaves them, as it leaves the mirrored counters.
+    reset: () => {}
+  }
+  registry.registerMetric(metric as unknown as Metric)
+}
+
 function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   const { stats, hub } = node
   gauge(registry, 'realtime_connections', 'open websocket connections on this node', () => hub.counts.connections)
@@ -76,20 +106,8 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   mirroredLabelledCounter(registry, 'realtime_errors_total', 'error frames sent, by error code', 'code', () => stats.errors)
   mirroredLabelledCounter(registry, 'realtime_rate_limited_total', 'requests refused by a limit', 'scope', () => Object.entries(stats.rateLimited))
   mirroredLabelledCounter(registry, 'realtime_recoveries_total', 'subscribes with since', 'result', () => Object.entries(stats.recoveries))
-  const publishDuration = new Histogram({
-    name: 'realtime_publish_duration_seconds',
-    help: "from accepting a publish to the broker's confirmation",
-    buckets: LATENCY_BUCKETS,
-    registers: [registry]
-  })
-  const deliveryLag = new Histogram({
-    name: 'realtime_delivery_lag_seconds',
-    help: "from a publication's ts to its local fan-out",
-    buckets: LATENCY_BUCKETS,
-    registers: [registry]
-  })
-  stats.observePublishDuration = seconds => publishDuration.observe(seconds)
-  stats.observeDeliveryLag = seconds => deliveryLag.observe(Math.max(0, seconds))
+  mirroredHistogram(registry, 'realtime_publish_duration_seconds', "from accepting a publish to the broker's confirmation", stats.publishDuration)
+  mirroredHistogram(registry, 'realtime_delivery_lag_seconds', "from a publication's ts to its local fan-out", stats.deliveryLag)
 }
 
 /**
@@ -123,7 +141,7 @@ export interface MetricsOptions {
 async function metrics (app: FastifyInstance, options: MetricsOptions): Promise<void> {
   const registry = new Registry()
   app.decorate('realtimeMetrics', registry)
-  realtimeMetrics(registry, app.realtime)
+  realtimeMetrics(registry, app[kRealtimeNode])
   if (options.config.metrics && options.httpRoutes === 'all') await registerHttpMetrics(app, registry, true)
 }
 

@@ -9,15 +9,17 @@ import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
 import { RedisBroker } from '../src/core/brokers/redis.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
+import type { RealtimeNode } from '../src/core/node.js'
 import { ErrorCode } from '../src/core/protocol.js'
 
 export interface RateLimitOptions {
   config: Config
+  /** Its Redis connection holds the counters (Redis broker), its stats count the refusals. */
+  node: RealtimeNode
 }
 
 async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): Promise<void> {
-  const { config } = options
-  const node = app.realtime
+  const { config, node } = options
 
   /** The verified caller, or null when its credentials are bad (the route answers 401 for those). */
   const callerOf = async (request: FastifyRequest): Promise<Identity | null> =>

@@ -1,5 +1,8 @@
 // The umbrella plugin users register into their app: the broker and node, auth, the websocket
-// server, metrics, and the routes under an optional prefix.
+// server, metrics, and the routes under an optional prefix. It composes them in the one order in
+// which each gets its collaborators when it is built: the broker first (nothing connects yet), auth
+// (revocations on the broker's control bus), the node (it verifies `refresh` frames with auth), then
+// what serves the node: websockets, metrics, routes.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { realtimeErrorHandler } from '../routes/errors.js'
@@ -7,7 +10,7 @@ import routes from '../routes/index.js'
 import { configWith, type Config } from '../src/config.js'
 import type { Broker } from '../src/core/broker.js'
 import auth, { type AuthOptions } from './auth.js'
-import broadcast from './broadcast.js'
+import broadcast, { createBroker, kRealtimeNode } from './broadcast.js'
 import connections from './connections.js'
 import { logSerializers } from './logging.js'
 import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
@@ -30,26 +33,27 @@ export interface RealtimeOptions extends Partial<Config> {
 }
 
 async function realtime (app: FastifyInstance, options: RealtimeOptions): Promise<void> {
-  const { prefix, broker, verify, verifyToken, metricsRoutes = 'realtime', ...overrides } = options
+  const { prefix, broker: customBroker, verify, verifyToken, metricsRoutes = 'realtime', ...overrides } = options
   if (metricsRoutes !== 'realtime' && metricsRoutes !== 'all') {
     throw new Error(`fastify-realtime: metricsRoutes must be 'realtime' or 'all', got ${JSON.stringify(metricsRoutes)}`)
   }
   // fastify-plugin exposes the `realtime` decorator to the host, and therefore ignores `prefix` for
   // this function: it is applied to the routes' own context instead.
   const config = configWith(overrides)
-  await app.register(broadcast, { config, broker })
-  await app.register(auth, { config, verify, verifyToken })
+  const broker = customBroker ?? createBroker(config)
+  await app.register(auth, { config, verify, verifyToken, revocations: broker.controlBus })
+  await app.register(broadcast, { config, broker, refreshIdentity: app.realtimeAuth.refresh })
   await app.register(connections, { config })
   await app.register(metrics, { config, httpRoutes: metricsRoutes })
-  const node = app.realtime
+  const node = app[kRealtimeNode]
   await app.register(async function realtimeRoutes (scope) {
     // The API's error shape for every route here, GET /metrics included (routes/ sets it for its own).
     scope.setErrorHandler(realtimeErrorHandler)
     await scope.register(metricsEndpoint, { config, httpRoutes: metricsRoutes })
-    await scope.register(routes, { config })
+    await scope.register(routes, { config, node })
   }, { prefix, logSerializers })
 
-  const summary = startupSummary(config, { prefix, broker, verify, verifyToken, metricsRoutes })
+  const summary = startupSummary(config, { prefix, broker: customBroker, verify, verifyToken, metricsRoutes })
   app.addHook('onReady', async () => {
     app.log.info(summary, `realtime node ${node.id}: ${summary.broker} broker, auth ${summary.auth}, prefix ${summary.prefix}`)
   })

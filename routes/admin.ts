@@ -1,8 +1,11 @@
-// Admin API: which nodes serve, with what load; revoking tokens and disconnecting users on every node.
+// Admin API: which nodes serve, with what load (the broker's node registry); revoking tokens and
+// disconnecting users on every node (its control bus). The node does the work; these check the caller
+// and the body.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { MIN_EXPIRES_AT_MS, revocationUntil } from '../src/core/auth/revocation.js'
+import { MIN_EXPIRES_AT_MS } from '../src/core/auth/revocation.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
+import type { RouteOptions } from './index.js'
 import { emptySchema, errorResponses, strictBody } from './schemas.js'
 
 export async function requireAdmin (app: FastifyInstance, request: FastifyRequest): Promise<void> {
@@ -30,13 +33,13 @@ const disconnectBody = {
   additionalProperties: false
 } as const
 
-export default async function adminRoutes (app: FastifyInstance): Promise<void> {
-  const node = app.realtime
+export default async function adminRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { node } = options
   // Checked on request, before the body is validated: only admins learn what a valid body looks like.
   const adminOnly = async (request: FastifyRequest): Promise<void> => { await requireAdmin(app, request) }
 
   // The token is refused from now on (the broker shares the list with every node), and the connections
-  // that run on it close with 4003. Revoke first, so that a client reconnecting at once is refused.
+  // that run on it close with 4003.
   app.post<{ Body: RevokeBody }>('/api/revoke', {
     onRequest: adminOnly,
     preValidation: strictBody(revokeBody),
@@ -51,8 +54,7 @@ export default async function adminRoutes (app: FastifyInstance): Promise<void> 
     if (expiresAt !== undefined && expiresAt < MIN_EXPIRES_AT_MS) {
       throw httpError(ErrorCode.badRequest, 'body/expiresAt is milliseconds since the epoch; this looks like seconds (a JWT exp): multiply by 1000')
     }
-    await node.broker.revoke(jti, revocationUntil(expiresAt))
-    await node.broker.sendControl({ type: 'revoke', jti })
+    await node.revoke(jti, { expiresAt })
     return {}
   })
 
@@ -66,7 +68,7 @@ export default async function adminRoutes (app: FastifyInstance): Promise<void> 
       response: { 200: { ...emptySchema, description: 'done on every node' }, ...errorResponses }
     }
   }, async (request) => {
-    await node.broker.sendControl({ type: 'disconnect', user: request.body.user })
+    await node.disconnect(request.body.user)
     return {}
   })
 
@@ -102,6 +104,6 @@ export default async function adminRoutes (app: FastifyInstance): Promise<void> 
     }
   }, async (request) => {
     await requireAdmin(app, request)
-    return { node: node.id, nodes: await node.broker.nodes() }
+    return await node.info()
   })
 }

@@ -1,8 +1,9 @@
 // Liveness and readiness for load balancers and orchestrators.
 import type { FastifyInstance } from 'fastify'
+import type { RouteOptions } from './index.js'
 
-export default async function healthRoutes (app: FastifyInstance): Promise<void> {
-  const node = app.realtime
+export default async function healthRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { node } = options
   // Probes must never be refused by the HTTP rate limit.
   const probe = { config: { rateLimit: false } } as const
 

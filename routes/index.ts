@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import httpRateLimit from '../plugins/rate-limit.js'
 import type { Config } from '../src/config.js'
+import type { RealtimeNode } from '../src/core/node.js'
 import adminRoutes from './admin.js'
 import clientRoutes from './client.js'
 import { realtimeErrorHandler } from './errors.js'
@@ -11,13 +12,19 @@ import publishRoutes from './publish.js'
 import topicRoutes from './topics.js'
 import wsRoutes from './ws.js'
 
-export default async function routes (app: FastifyInstance, options: { config: Config }): Promise<void> {
+/** What every route plugin gets: the config, and the node it serves (the umbrella plugin hands it over). */
+export interface RouteOptions {
+  config: Config
+  node: RealtimeNode
+}
+
+export default async function routes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   app.setErrorHandler(realtimeErrorHandler)
   // The API takes JSON only: without Fastify's default text/plain parser, any other body is a 415
   // that says so (routes/errors.ts), instead of a string the validator refuses as "must be object".
   app.removeContentTypeParser('text/plain')
-  // Only the config goes down: passing our own `prefix` on would apply it a second time (/rt/rt/ws).
-  const children = { config: options.config }
+  // Only these two go down: passing our own `prefix` on would apply it a second time (/rt/rt/ws).
+  const children: RouteOptions = { config: options.config, node: options.node }
   // Scoped to these routes: a host's own routes are not limited by our RATE_LIMIT_MAX.
   await app.register(httpRateLimit, children)
   // Before the routes: it documents the routes registered after it in this context (GET /openapi.json).

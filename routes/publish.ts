@@ -1,9 +1,9 @@
 // POST /api/publish and POST /api/broadcast: backends push to topics with plain HTTP.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Config } from '../src/config.js'
 import { canPublish } from '../src/core/identity.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
+import type { RouteOptions } from './index.js'
 import { assertTopic, errorResponses, positionSchema, strictBody, topicSchema } from './schemas.js'
 
 interface PublishBody { topic: string, data: unknown, idempotencyKey?: string }
@@ -32,8 +32,8 @@ const broadcastBody = {
   additionalProperties: false
 } as const
 
-export default async function publishRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
-  const node = app.realtime
+export default async function publishRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { node } = options
   // The body limit, named in the 413 (routes/errors.ts).
   const limits = { bodyLimit: options.config.maxPayload, config: { bodyLimitSetting: 'MAX_PAYLOAD' } }
 
@@ -57,7 +57,7 @@ export default async function publishRoutes (app: FastifyInstance, options: { co
     const { topic, data, idempotencyKey } = request.body
     assertTopic('body/topic', topic)
     await authorizePublish(request, [topic])
-    return node.publish(topic, data, 'http', undefined, { idempotencyKey })
+    return await node.publish(topic, data, { source: 'http', idempotencyKey })
   })
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {
@@ -76,7 +76,6 @@ export default async function publishRoutes (app: FastifyInstance, options: { co
     const { topics, data } = request.body
     topics.forEach((topic, i) => assertTopic(`body/topics/${i}`, topic))
     await authorizePublish(request, topics)
-    const results = await Promise.all(topics.map(topic => node.publish(topic, data, 'http')))
-    return { results }
+    return { results: await node.broadcast(topics, data, { source: 'http' }) }
   })
 }

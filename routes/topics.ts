@@ -1,10 +1,10 @@
 // GET /api/topics/:topic/history and /presence: a topic's retained publications and who is
 // subscribed to it, both under the subscribe ACL.
 import type { FastifyInstance } from 'fastify'
-import type { Config } from '../src/config.js'
 import { canSubscribe } from '../src/core/identity.js'
 import { encodeWithMessages, ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
+import type { RouteOptions } from './index.js'
 import { assertTopic, errorResponses, topicSchema } from './schemas.js'
 
 interface HistoryQuerystring { since?: number, epoch?: string, limit?: number }
@@ -26,8 +26,8 @@ const messageSchema = {
   }
 } as const
 
-export default async function topicRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
-  const node = app.realtime
+export default async function topicRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { node } = options
   const { historySize } = options.config
 
   app.get<{ Params: { topic: string }, Querystring: HistoryQuerystring }>('/api/topics/:topic/history', {
@@ -97,6 +97,6 @@ export default async function topicRoutes (app: FastifyInstance, options: { conf
     node.requirePresence()
     const identity = await app.realtimeAuth.authenticate(request)
     if (!canSubscribe(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to read the presence of "${topic}"`)
-    return node.presence(topic)
+    return await node.presence(topic)
   })
 }

@@ -5,11 +5,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
-import type { Config } from '../src/config.js'
 import { armExpiry, disarmExpiry } from '../src/core/auth/expiry.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
+import type { RouteOptions } from './index.js'
 import { refuseUpgrade } from './ws-refusal.js'
 
 declare module 'fastify' {
@@ -19,9 +19,8 @@ declare module 'fastify' {
   }
 }
 
-export default async function wsRoutes (app: FastifyInstance, options: { config: Config }): Promise<void> {
-  const { config } = options
-  const node = app.realtime
+export default async function wsRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const { config, node } = options
   app.decorateRequest('realtimeIdentity', null)
 
   // Browsers send Origin on every websocket; a page on another site must not ride on its visitors'

@@ -13,7 +13,7 @@ function trustProxyOption (trust: Config['trustProxy']): boolean | string[] | ((
 export async function buildApp (config: Config): Promise<FastifyInstance> {
   const app = Fastify({
     // Fastify's default sheds every request with a bare 503 while closing. Ours answer for themselves
-    // during the drain: /health/live stays 200 while the process runs (PROTOCOL §4), /health/ready and
+    // during the drain: /health/live stays 200 while the process runs (docs/protocol.md §4), /health/ready and
     // new upgrades get 503 with a reason, and in-flight and new publishes still complete.
     return503OnClosing: false,
     // Behind a reverse proxy, the client's address comes from X-Forwarded-For, but only from the proxies

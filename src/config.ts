@@ -1,8 +1,14 @@
-// Environment variables -> a typed, validated Config (PROTOCOL.md §5). A bad value fails at start-up
-// with a message that names the variable, instead of surfacing later as odd behaviour.
+// Environment variables -> a typed, validated Config (docs/protocol.md §5). A bad value fails at
+// start-up with a message that names the variable, instead of surfacing later as odd behaviour. The
+// same fields given in code (configWith, the plugin's options) go through the very same checks: one
+// table, CHECKS, says what each field accepts, whichever way it came.
 import { randomBytes } from 'node:crypto'
-import { isIP } from 'node:net'
-import { isValidPattern } from './core/topics.js'
+import {
+  ConfigError, flag, integerIn, oneOf, optional, origins, redisUrl, refuse, text, topicPatterns, trustedProxies,
+  type Check
+} from './config-checks.js'
+
+export { ConfigError }
 
 export interface Config {
   host: string
@@ -55,14 +61,6 @@ export interface Config {
   demo: boolean
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError'
-
-  constructor (readonly variable: string, message: string) {
-    super(`invalid configuration: ${variable} ${message}`)
-  }
-}
-
 type Env = Record<string, string | undefined>
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -96,130 +94,150 @@ export const defaults = {
   LOG_LEVEL: 'info'
 }
 
-function integer (env: Env, name: keyof typeof defaults, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = env[name]
-  if (raw === undefined || raw.trim() === '') return defaults[name] as number
-  const value = Number(raw)
-  if (!Number.isSafeInteger(value)) throw new ConfigError(name, `must be an integer, got "${raw}"`)
-  if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`)
-  return value
+/** Every field: its environment variable, and the check its value passes, from either source. */
+const CHECKS: { [K in keyof Config]-?: [variable: string, check: Check<Config[K]>] } = {
+  host: ['HOST', text],
+  port: ['PORT', integerIn(0, 65535)],
+  redisUrl: ['REDIS_URL', optional(redisUrl)],
+  redisPrefix: ['REDIS_PREFIX', text],
+  jwtSecret: ['JWT_SECRET', optional(text)],
+  jwtPublicKey: ['JWT_PUBLIC_KEY', optional(text)],
+  jwtIssuer: ['JWT_ISSUER', optional(text)],
+  jwtAudience: ['JWT_AUDIENCE', optional(text)],
+  apiKey: ['API_KEY', optional(text)],
+  defaultSubscribe: ['DEFAULT_SUBSCRIBE', topicPatterns],
+  defaultPublish: ['DEFAULT_PUBLISH', topicPatterns],
+  allowedOrigins: ['ALLOWED_ORIGINS', optional(origins)],
+  trustProxy: ['TRUST_PROXY', optional(trustedProxies)],
+  historySize: ['HISTORY_SIZE', integerIn(0, 100000)],
+  historyTtl: ['HISTORY_TTL', integerIn(1)],
+  heartbeatInterval: ['HEARTBEAT_INTERVAL', integerIn(100)],
+  heartbeatTimeout: ['HEARTBEAT_TIMEOUT', integerIn(100)],
+  maxPayload: ['MAX_PAYLOAD', integerIn(256, 64 * 1024 * 1024)],
+  maxSubscriptions: ['MAX_SUBSCRIPTIONS', integerIn(1)],
+  maxConnections: ['MAX_CONNECTIONS', integerIn(1)],
+  maxConnectionsPerUser: ['MAX_CONNECTIONS_PER_USER', integerIn(1)],
+  messageRate: ['MESSAGE_RATE', integerIn(1)],
+  messageBurst: ['MESSAGE_BURST', integerIn(1)],
+  rateLimitMax: ['RATE_LIMIT_MAX', integerIn(1)],
+  rateLimitWindow: ['RATE_LIMIT_WINDOW', integerIn(1)],
+  sendBufferLimit: ['SEND_BUFFER_LIMIT', integerIn(1024)],
+  presence: ['PRESENCE', flag],
+  joinLeave: ['JOIN_LEAVE', flag],
+  shutdownTimeout: ['SHUTDOWN_TIMEOUT', integerIn(0)],
+  metrics: ['METRICS', flag],
+  metricsAuth: ['METRICS_AUTH', flag],
+  nodeId: ['NODE_ID', text],
+  logLevel: ['LOG_LEVEL', oneOf(LOG_LEVELS)],
+  production: ['NODE_ENV', flag],
+  demo: ['DEMO', flag]
 }
 
-/** A boolean variable, or undefined when it is unset or empty. */
-function optionalBoolean (env: Env, name: string): boolean | undefined {
-  const raw = env[name]?.trim().toLowerCase()
-  if (raw === undefined || raw === '') return undefined
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false
-  throw new ConfigError(name, `must be true or false, got "${env[name]}"`)
+/** A value for every field, not yet checked (loadConfig must say something for each one). */
+type Unchecked = { [K in keyof Config]-?: unknown }
+
+/** Runs every field through its check; `fromCode` names the fields as options in the messages. */
+function checked (candidate: Unchecked, fromCode: boolean): Config {
+  const config: Record<string, unknown> = {}
+  for (const [key, [variable, check]] of Object.entries(CHECKS) as Array<[keyof Config, [string, Check<unknown>]]>) {
+    config[key] = check(candidate[key], { variable, option: fromCode ? key : undefined })
+  }
+  if (config.jwtSecret !== undefined && config.jwtPublicKey !== undefined) {
+    const other = fromCode ? 'jwtPublicKey (JWT_PUBLIC_KEY)' : 'JWT_PUBLIC_KEY'
+    refuse({ variable: 'JWT_SECRET', option: fromCode ? 'jwtSecret' : undefined }, `and ${other} are both set; choose one (HS256 secret or RS256/ES256 public key)`)
+  }
+  return config as unknown as Config
 }
 
-function boolean (env: Env, name: keyof typeof defaults): boolean {
-  return optionalBoolean(env, name) ?? defaults[name] as boolean
-}
+// ---- the environment: text -> values, which the checks then judge ----
 
-function optional (env: Env, name: string): string | undefined {
+/** The variable's text, or undefined when it is unset or blank. */
+function optionalText (env: Env, name: string): string | undefined {
   const raw = env[name]
   return raw === undefined || raw.trim() === '' ? undefined : raw
+}
+
+/** An integer variable as a number, or its text when it is not one (the check then says so). */
+function integerText (env: Env, name: keyof typeof defaults): unknown {
+  const raw = optionalText(env, name)
+  if (raw === undefined) return defaults[name]
+  const value = Number(raw)
+  return Number.isSafeInteger(value) ? value : raw
+}
+
+/** A boolean variable, its text when it is neither true nor false, undefined when unset or blank. */
+function booleanText (env: Env, name: string): unknown {
+  const raw = optionalText(env, name)?.trim().toLowerCase()
+  if (raw === undefined) return undefined
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false
+  return env[name]
 }
 
 function list (raw: string | undefined): string[] {
   return (raw ?? '').split(',').map(item => item.trim()).filter(item => item !== '')
 }
 
-function patterns (env: Env, name: 'DEFAULT_SUBSCRIBE' | 'DEFAULT_PUBLISH'): string[] {
-  // An explicitly empty variable means "no topics", so only an unset one takes the default.
-  const result = list(env[name] ?? defaults[name])
-  for (const pattern of result) {
-    if (!isValidPattern(pattern)) throw new ConfigError(name, `has an invalid topic pattern "${pattern}"`)
-  }
-  return result
-}
-
-function origins (env: Env): string[] | undefined {
-  const result = list(env.ALLOWED_ORIGINS)
-  for (const origin of result) {
-    if (!/^https?:\/\/[^/]+$/.test(origin)) {
-      throw new ConfigError('ALLOWED_ORIGINS', `has "${origin}"; origins look like https://example.com (scheme and host, no path)`)
-    }
-  }
-  return result.length > 0 ? result : undefined
-}
-
 /** TRUST_PROXY: `true`/`false`, a number of hops, or comma-separated addresses and CIDRs. */
-function trustProxy (env: Env): boolean | number | string[] | undefined {
-  const raw = optional(env, 'TRUST_PROXY')?.trim()
+function trustProxyText (env: Env): unknown {
+  const raw = optionalText(env, 'TRUST_PROXY')?.trim()
   if (raw === undefined) return undefined
   if (/^(true|false)$/i.test(raw)) return raw.toLowerCase() === 'true'
   if (/^\d+$/.test(raw)) return Number(raw)
-  const entries = list(raw)
-  for (const entry of entries) {
-    const [address, bits, extra] = entry.split('/')
-    const family = isIP(address)
-    const validBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32))
-    if (family === 0 || !validBits || extra !== undefined) {
-      throw new ConfigError('TRUST_PROXY', `has "${entry}"; use true, a hop count, or IP addresses/CIDRs such as 10.0.0.0/8,127.0.0.1`)
-    }
-  }
-  return entries
-}
-
-function redisUrl (env: Env): string | undefined {
-  const raw = optional(env, 'REDIS_URL')
-  if (raw !== undefined && !/^rediss?:\/\//.test(raw)) throw new ConfigError('REDIS_URL', `must start with redis:// or rediss://, got "${raw}"`)
-  return raw
+  return list(raw)
 }
 
 export function loadConfig (env: Env = process.env): Config {
-  const logLevel = (optional(env, 'LOG_LEVEL') ?? defaults.LOG_LEVEL) as LogLevel
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
-  const jwtSecret = optional(env, 'JWT_SECRET')
-  const jwtPublicKey = optional(env, 'JWT_PUBLIC_KEY')
-  if (jwtSecret !== undefined && jwtPublicKey !== undefined) {
-    throw new ConfigError('JWT_SECRET', 'and JWT_PUBLIC_KEY are both set; choose one (HS256 secret or RS256/ES256 public key)')
-  }
-  const config: Config = {
-    host: optional(env, 'HOST') ?? defaults.HOST,
-    port: integer(env, 'PORT', 0, 65535),
-    redisUrl: redisUrl(env),
-    redisPrefix: optional(env, 'REDIS_PREFIX') ?? defaults.REDIS_PREFIX,
-    jwtSecret,
-    jwtPublicKey: jwtPublicKey?.replaceAll('\\n', '\n'),
-    jwtIssuer: optional(env, 'JWT_ISSUER'),
-    jwtAudience: optional(env, 'JWT_AUDIENCE'),
-    apiKey: optional(env, 'API_KEY'),
-    defaultSubscribe: patterns(env, 'DEFAULT_SUBSCRIBE'),
-    defaultPublish: patterns(env, 'DEFAULT_PUBLISH'),
-    allowedOrigins: origins(env),
-    trustProxy: trustProxy(env),
-    historySize: integer(env, 'HISTORY_SIZE', 0, 100000),
-    historyTtl: integer(env, 'HISTORY_TTL', 1),
-    heartbeatInterval: integer(env, 'HEARTBEAT_INTERVAL', 100),
-    heartbeatTimeout: integer(env, 'HEARTBEAT_TIMEOUT', 100),
-    maxPayload: integer(env, 'MAX_PAYLOAD', 256, 64 * 1024 * 1024),
-    maxSubscriptions: integer(env, 'MAX_SUBSCRIPTIONS', 1),
-    maxConnections: integer(env, 'MAX_CONNECTIONS', 1),
-    maxConnectionsPerUser: integer(env, 'MAX_CONNECTIONS_PER_USER', 1),
-    messageRate: integer(env, 'MESSAGE_RATE', 1),
-    messageBurst: integer(env, 'MESSAGE_BURST', 1),
-    rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 1),
-    rateLimitWindow: integer(env, 'RATE_LIMIT_WINDOW', 1),
-    sendBufferLimit: integer(env, 'SEND_BUFFER_LIMIT', 1024),
-    presence: boolean(env, 'PRESENCE'),
-    joinLeave: boolean(env, 'JOIN_LEAVE'),
-    shutdownTimeout: integer(env, 'SHUTDOWN_TIMEOUT', 0),
-    metrics: boolean(env, 'METRICS'),
-    metricsAuth: boolean(env, 'METRICS_AUTH'),
-    nodeId: optional(env, 'NODE_ID') ?? randomBytes(4).toString('hex'),
-    logLevel,
-    production: env.NODE_ENV === 'production',
+  const allowedOrigins = list(env.ALLOWED_ORIGINS)
+  const production = env.NODE_ENV === 'production'
+  return checked({
+    host: optionalText(env, 'HOST') ?? defaults.HOST,
+    port: integerText(env, 'PORT'),
+    redisUrl: optionalText(env, 'REDIS_URL'),
+    redisPrefix: optionalText(env, 'REDIS_PREFIX') ?? defaults.REDIS_PREFIX,
+    jwtSecret: optionalText(env, 'JWT_SECRET'),
+    jwtPublicKey: optionalText(env, 'JWT_PUBLIC_KEY')?.replaceAll('\\n', '\n'),
+    jwtIssuer: optionalText(env, 'JWT_ISSUER'),
+    jwtAudience: optionalText(env, 'JWT_AUDIENCE'),
+    apiKey: optionalText(env, 'API_KEY'),
+    // An explicitly empty variable means "no topics", so only an unset one takes the default.
+    defaultSubscribe: list(env.DEFAULT_SUBSCRIBE ?? defaults.DEFAULT_SUBSCRIBE),
+    defaultPublish: list(env.DEFAULT_PUBLISH ?? defaults.DEFAULT_PUBLISH),
+    allowedOrigins: allowedOrigins.length > 0 ? allowedOrigins : undefined,
+    trustProxy: trustProxyText(env),
+    historySize: integerText(env, 'HISTORY_SIZE'),
+    historyTtl: integerText(env, 'HISTORY_TTL'),
+    heartbeatInterval: integerText(env, 'HEARTBEAT_INTERVAL'),
+    heartbeatTimeout: integerText(env, 'HEARTBEAT_TIMEOUT'),
+    maxPayload: integerText(env, 'MAX_PAYLOAD'),
+    maxSubscriptions: integerText(env, 'MAX_SUBSCRIPTIONS'),
+    maxConnections: integerText(env, 'MAX_CONNECTIONS'),
+    maxConnectionsPerUser: integerText(env, 'MAX_CONNECTIONS_PER_USER'),
+    messageRate: integerText(env, 'MESSAGE_RATE'),
+    messageBurst: integerText(env, 'MESSAGE_BURST'),
+    rateLimitMax: integerText(env, 'RATE_LIMIT_MAX'),
+    rateLimitWindow: integerText(env, 'RATE_LIMIT_WINDOW'),
+    sendBufferLimit: integerText(env, 'SEND_BUFFER_LIMIT'),
+    presence: booleanText(env, 'PRESENCE') ?? defaults.PRESENCE,
+    joinLeave: booleanText(env, 'JOIN_LEAVE') ?? defaults.JOIN_LEAVE,
+    shutdownTimeout: integerText(env, 'SHUTDOWN_TIMEOUT'),
+    metrics: booleanText(env, 'METRICS') ?? defaults.METRICS,
+    metricsAuth: booleanText(env, 'METRICS_AUTH') ?? defaults.METRICS_AUTH,
+    nodeId: optionalText(env, 'NODE_ID') ?? randomBytes(4).toString('hex'),
+    logLevel: optionalText(env, 'LOG_LEVEL') ?? defaults.LOG_LEVEL,
+    production,
     // A page that lets anyone with a token poke at the server: on for development, opt-in in production.
-    demo: optionalBoolean(env, 'DEMO') ?? env.NODE_ENV !== 'production'
-  }
-  return config
+    demo: booleanText(env, 'DEMO') ?? !production
+  }, false)
 }
 
-/** A full Config for embedding and tests: defaults, with the given fields overriding them. */
+/**
+ * A full Config for embedding and tests: the defaults, with the given fields overriding them. Each
+ * field passes the same check as its environment variable, so `{ maxPayload: 0 }` throws a
+ * ConfigError naming maxPayload (MAX_PAYLOAD), as MAX_PAYLOAD=0 does. A field given as undefined
+ * keeps its default.
+ */
 export function configWith (overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({}), ...overrides }
+  const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined))
+  return checked({ ...loadConfig({}), ...given } as Unchecked, true)
 }

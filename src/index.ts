@@ -1,17 +1,25 @@
-// Package exports: the plugins, buildApp and the types an embedding app needs.
+// Package exports: the plugins, buildApp, the `app.realtime` interface, the broker seam (to write or
+// pass a broker of your own) and the types an embedding app needs.
 export { default as realtime, type RealtimeOptions } from '../plugins/realtime.js'
-export { default as broadcast } from '../plugins/broadcast.js'
-export { default as auth } from '../plugins/auth.js'
+export { default as broadcast, createBroker, type BroadcastOptions } from '../plugins/broadcast.js'
+export { default as auth, type AuthOptions, type RealtimeAuth } from '../plugins/auth.js'
 export { default as connections } from '../plugins/connections.js'
 export { default as metrics, type HttpMetricsRoutes } from '../plugins/metrics.js'
 export { buildApp } from './app.js'
 export { loadConfig, configWith, ConfigError, type Config } from './config.js'
-export type { Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult, PresenceEntry, NodeInfo } from './core/broker.js'
+export type { RealtimeApi, PublishOptions } from './core/api.js'
+export type { PublishResult, RevokeOptions, NodesInfo } from './core/node.js'
+export type { TopicPresence } from './core/presence.js'
+export {
+  BrokerUnavailableError,
+  type Broker, type BrokerListener, type BrokerPublishOptions, type PublishOutcome, type HistoryQuery, type HistoryResult,
+  type PresenceStore, type PresenceEntry, type ControlBus, type ControlMessage, type NodeRegistry, type NodeInfo
+} from './core/broker.js'
 export { MemoryBroker } from './core/brokers/memory.js'
 export { RedisBroker } from './core/brokers/redis.js'
+export type { Publication, PublicationInput, StreamPosition } from './core/protocol.js'
 export { OPEN_IDENTITY, type Identity } from './core/identity.js'
 /** For a host's own `verify(request)`: turn verified JWT claims into an Identity, as the server does. */
 export { identityFromClaims } from './core/auth/claims.js'
 export { AuthError, ForbiddenError } from './core/auth/errors.js'
-export type { RealtimeNode, PublishResult } from './core/node.js'
 export { CloseCode, ErrorCode, ProtocolError } from './core/protocol.js'

@@ -1,4 +1,4 @@
-// ACLs (PROTOCOL.md §3): claims -> identity, the defaults, the patterns as they decide real requests,
+// ACLs (docs/protocol.md §3): claims -> identity, the defaults, the patterns as they decide real requests,
 // and the decisions over a live socket and over HTTP.
 import t from 'tap'
 import { identityFromClaims } from '../src/core/auth/claims.js'

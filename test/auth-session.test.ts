@@ -1,4 +1,4 @@
-// A connection's life under a token (PROTOCOL.md §2-§4): expiry (4001) and refresh, revocation and
+// A connection's life under a token (docs/protocol.md §2-§4): expiry (4001) and refresh, revocation and
 // kick (4003, then refused), the API key, the admin routes, origins.
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'

@@ -1,72 +1,19 @@
-// The broker contract, run against every broker: the same cases for the in-memory broker and the
-// Redis broker, so a deployment can grow from one node to many without clients noticing.
-import t, { type Test } from 'tap'
-import type { Broker, BrokerListener, ControlMessage, NodeInfo, PresenceEntry } from '../src/core/broker.js'
-import { MemoryBroker } from '../src/core/brokers/memory.js'
-import { RedisBroker } from '../src/core/brokers/redis.js'
-import { encodeMessageFrame, type Publication } from '../src/core/protocol.js'
-import { eventually, REDIS_URL, redisPrefix } from './fixtures/cluster.js'
-
-/** A listener that records everything the broker hands it. */
-class Recorder implements BrokerListener {
-  readonly publications: Publication[] = []
-  readonly events: Array<{ topic: string, frame: string }> = []
-  readonly controls: ControlMessage[] = []
-  readonly statuses: boolean[] = []
-  constructor (readonly id: string) {}
-  publication = (publication: Publication): void => { this.publications.push(publication) }
-  event = (topic: string, frame: string): void => { this.events.push({ topic, frame }) }
-  describe = (): NodeInfo => ({ id: this.id, connections: 2, subscriptions: 3, startedAt: 1700000000000 })
-  control = (message: ControlMessage): void => { this.controls.push(message) }
-  status = (up: boolean): void => { this.statuses.push(up) }
-
-  of (topic: string): Publication[] {
-    return this.publications.filter(publication => publication.topic === topic)
-  }
-}
-
-interface BrokerOptions { historySize?: number, historyTtl?: number }
-
-interface Factory {
-  name: string
-  create: (t: Test, options?: BrokerOptions) => Promise<{ broker: Broker, listener: Recorder }>
-}
-
-const factories: Factory[] = [
-  {
-    name: 'memory',
-    create: async (t, options = {}) => {
-      const broker = new MemoryBroker({ historySize: options.historySize ?? 100, historyTtl: options.historyTtl ?? 300 })
-      const listener = new Recorder('memory-node')
-      await broker.start(listener)
-      t.teardown(() => broker.close())
-      return { broker, listener }
-    }
-  },
-  {
-    name: 'redis',
-    create: async (t, options = {}) => {
-      const broker = new RedisBroker({
-        url: REDIS_URL,
-        prefix: redisPrefix(t),
-        nodeId: 'redis-node',
-        historySize: options.historySize ?? 100,
-        historyTtl: options.historyTtl ?? 300
-      })
-      const listener = new Recorder('redis-node')
-      await broker.start(listener)
-      t.teardown(() => broker.close())
-      return { broker, listener }
-    }
-  }
-]
+// The Broker contract (src/core/broker.ts: publish/subscribe and history), run against every broker:
+// the same cases for the in-memory broker and the Redis broker, so a deployment can grow from one node
+// to many without clients noticing. The optional parts have suites of their own:
+// broker-conformance-{presence,control,registry}.test.ts.
+import t from 'tap'
+import type { Broker } from '../src/core/broker.js'
+import { encodeMessageFrame } from '../src/core/protocol.js'
+import { brokerCases } from './brokers.js'
+import { eventually } from './fixtures/cluster.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-for (const factory of factories) {
-  t.test(`${factory.name} broker`, async t => {
+for (const brokerCase of brokerCases) {
+  t.test(`${brokerCase.name}: Broker`, async t => {
     t.test('offsets run 1..N in one epoch, delivered in order with frames identical to encodeMessageFrame', async t => {
-      const { broker, listener } = await factory.create(t)
+      const { broker, listener } = await brokerCase.start(t)
       await broker.subscribe('a.b')
       const positions = []
       for (let i = 1; i <= 20; i++) positions.push(await broker.publish({ topic: 'a.b', data: { i, text: 'é"\\\n' }, from: i % 2 === 0 ? 'alice' : undefined }))
@@ -86,7 +33,7 @@ for (const factory of factories) {
     })
 
     t.test('a topic nobody published to gets a fresh epoch at offset 0, kept until it is lost', async t => {
-      const { broker } = await factory.create(t)
+      const { broker } = await brokerCase.start(t)
       const first = await broker.history('fresh.one')
       t.equal(first.offset, 0)
       t.type(first.epoch, 'string')
@@ -101,7 +48,7 @@ for (const factory of factories) {
     })
 
     t.test('history: limit, since and their combinations', async t => {
-      const { broker } = await factory.create(t)
+      const { broker } = await brokerCase.start(t)
       for (let i = 1; i <= 10; i++) await broker.publish({ topic: 'h', data: i })
       const all = await broker.history('h')
       const { epoch } = all
@@ -120,7 +67,7 @@ for (const factory of factories) {
     })
 
     t.test('HISTORY_SIZE keeps only the newest publications', async t => {
-      const { broker } = await factory.create(t, { historySize: 5 })
+      const { broker } = await brokerCase.start(t, { historySize: 5 })
       for (let i = 1; i <= 8; i++) await broker.publish({ topic: 'trim', data: i })
       const history = await broker.history('trim')
       t.equal(history.offset, 8)
@@ -131,7 +78,7 @@ for (const factory of factories) {
     })
 
     t.test('HISTORY_TTL: a stream idle for longer is lost and the topic starts a new epoch', async t => {
-      const { broker } = await factory.create(t, { historyTtl: 1 })
+      const { broker } = await brokerCase.start(t, { historyTtl: 1 })
       const first = await broker.publish({ topic: 'ttl', data: 1 })
       await broker.publish({ topic: 'ttl', data: 2 })
       await sleep(1300)
@@ -143,7 +90,7 @@ for (const factory of factories) {
     })
 
     t.test('a publication keeps the stream alive for another HISTORY_TTL', async t => {
-      const { broker } = await factory.create(t, { historyTtl: 1 })
+      const { broker } = await brokerCase.start(t, { historyTtl: 1 })
       const first = await broker.publish({ topic: 'alive', data: 1 })
       for (let i = 0; i < 3; i++) {
         await sleep(600)
@@ -155,7 +102,7 @@ for (const factory of factories) {
     })
 
     t.test('HISTORY_SIZE=0: no history, but offsets and epochs still', async t => {
-      const { broker, listener } = await factory.create(t, { historySize: 0 })
+      const { broker, listener } = await brokerCase.start(t, { historySize: 0 })
       await broker.subscribe('nohist')
       const positions = [await broker.publish({ topic: 'nohist', data: 1 }), await broker.publish({ topic: 'nohist', data: 2 })]
       t.same(positions.map(p => p.offset), [1, 2])
@@ -166,7 +113,7 @@ for (const factory of factories) {
     })
 
     t.test('idempotent publish returns the first result and publishes nothing new', async t => {
-      const { broker, listener } = await factory.create(t)
+      const { broker, listener } = await brokerCase.start(t)
       await broker.subscribe('idem')
       const first = await broker.publish({ topic: 'idem', data: 'a' }, { idempotencyKey: 'k1' })
       const repeat = await broker.publish({ topic: 'idem', data: 'b' }, { idempotencyKey: 'k1' })
@@ -184,7 +131,7 @@ for (const factory of factories) {
     })
 
     t.test('publications and events reach subscribed topics only, until unsubscribed', async t => {
-      const { broker, listener } = await factory.create(t)
+      const { broker, listener } = await brokerCase.start(t)
       await broker.subscribe('sub.yes')
       await broker.subscribe('sub.barrier')
       await broker.publish({ topic: 'sub.no', data: 1 })
@@ -207,7 +154,7 @@ for (const factory of factories) {
     })
 
     t.test('many subscribe/unsubscribe cycles leave the topic working', async t => {
-      const { broker, listener } = await factory.create(t)
+      const { broker, listener } = await brokerCase.start(t)
       for (let i = 0; i < 50; i++) {
         await broker.subscribe('cycle')
         await broker.unsubscribe('cycle')
@@ -219,49 +166,8 @@ for (const factory of factories) {
       t.equal(listener.of('cycle').length, 1, 'exactly once')
     })
 
-    t.test('control messages reach the listener', async t => {
-      const { broker, listener } = await factory.create(t)
-      await broker.sendControl({ type: 'disconnect', user: 'bob' })
-      await broker.sendControl({ type: 'revoke', jti: 'j-1' })
-      await eventually('both controls', () => listener.controls.length === 2)
-      t.same(listener.controls, [{ type: 'disconnect', user: 'bob' }, { type: 'revoke', jti: 'j-1' }])
-    })
-
-    t.test('revoke / isRevoked, until the given time', async t => {
-      const { broker } = await factory.create(t)
-      t.equal(await broker.isRevoked('never'), false)
-      await broker.revoke('long', Date.now() + 60_000)
-      t.equal(await broker.isRevoked('long'), true)
-      await broker.revoke('short', Date.now() + 200)
-      t.equal(await broker.isRevoked('short'), true)
-      await sleep(350)
-      t.equal(await broker.isRevoked('short'), false, 'expired')
-      await broker.revoke('past', Date.now() - 1000)
-      t.equal(await broker.isRevoked('past'), false, 'a revocation that already ended')
-    })
-
-    t.test('presence: add, list, remove', async t => {
-      const { broker } = await factory.create(t)
-      const byId = (entries: PresenceEntry[]): PresenceEntry[] => [...entries].sort((a, b) => a.connectionId.localeCompare(b.connectionId))
-      const nodeId = factory.name === 'memory' ? 'memory-node' : 'redis-node'
-      const alice: PresenceEntry = { connectionId: 'c1', user: 'alice', node: nodeId }
-      const anonymous: PresenceEntry = { connectionId: 'c2', user: null, node: nodeId }
-      t.same(await broker.presence('room'), [], 'empty at first')
-      await broker.addPresence('room', alice)
-      await broker.addPresence('room', anonymous)
-      await broker.addPresence('other', { ...alice, connectionId: 'c3' })
-      t.same(byId(await broker.presence('room')), [alice, anonymous])
-      await broker.removePresence('room', 'c1')
-      t.same(await broker.presence('room'), [anonymous])
-      await broker.removePresence('room', 'unknown')
-      await broker.removePresence('room', 'c2')
-      t.same(await broker.presence('room'), [], 'empty again')
-      t.same(await broker.presence('other'), [{ ...alice, connectionId: 'c3' }], 'other topics untouched')
-    })
-
-    t.test('nodes() lists this node with its figures', async t => {
-      const { broker, listener } = await factory.create(t)
-      t.same(await broker.nodes(), [listener.describe()])
+    t.test('up while connected', async t => {
+      const { broker } = await brokerCase.start(t)
       t.equal(broker.up, true)
     })
   })

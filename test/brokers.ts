@@ -1,8 +1,44 @@
-// The brokers an end-to-end conformance test (history, recovery, idempotency, presence) runs against:
-// the in-memory one, and Redis under a key prefix of its own that is deleted when the test ends.
+// The brokers every conformance test runs against: the in-memory one, and Redis under a key prefix of
+// its own that is deleted when the test ends. Two ways in:
+// - `overrides`: the config that selects the broker, for end-to-end tests on real servers (history,
+//   recovery, idempotency, presence);
+// - `start`: the broker on its own, started with a recording listener, for the conformance suites of
+//   the broker seam's interfaces (test/broker-conformance*.test.ts: Broker, PresenceStore, ControlBus,
+//   NodeRegistry).
 import type { Test } from 'tap'
 import type { Config } from '../src/config.js'
+import type { Broker, BrokerListener, ControlMessage, NodeInfo } from '../src/core/broker.js'
+import { MemoryBroker } from '../src/core/brokers/memory.js'
+import { RedisBroker } from '../src/core/brokers/redis.js'
+import type { Publication } from '../src/core/protocol.js'
 import { REDIS_URL, redisPrefix } from './fixtures/cluster.js'
+
+/** A listener that records everything the broker hands it. */
+export class RecordingListener implements BrokerListener {
+  readonly publications: Publication[] = []
+  readonly events: Array<{ topic: string, frame: string }> = []
+  readonly controls: ControlMessage[] = []
+  readonly statuses: boolean[] = []
+  constructor (readonly id: string) {}
+  publication = (publication: Publication): void => { this.publications.push(publication) }
+  event = (topic: string, frame: string): void => { this.events.push({ topic, frame }) }
+  describe = (): NodeInfo => ({ id: this.id, connections: 2, subscriptions: 3, topics: 1, startedAt: 1700000000000 })
+  control = (message: ControlMessage): void => { this.controls.push(message) }
+  status = (up: boolean): void => { this.statuses.push(up) }
+
+  of (topic: string): Publication[] {
+    return this.publications.filter(publication => publication.topic === topic)
+  }
+}
+
+export interface StartOptions { historySize?: number, historyTtl?: number }
+
+export interface StartedBroker {
+  broker: Broker
+  listener: RecordingListener
+  /** The node id the broker runs as (presence entries name it). */
+  nodeId: string
+}
 
 export interface BrokerCase {
   name: 'memory' | 'redis'
@@ -11,13 +47,29 @@ export interface BrokerCase {
    * shares one broker namespace (for Redis: one fresh prefix, so they are nodes of one cluster).
    */
   overrides: (t: Test) => Partial<Config>
+  /** A started broker of this kind with a recording listener, closed when `t` ends. */
+  start: (t: Test, options?: StartOptions) => Promise<StartedBroker>
 }
 
-export const memory: BrokerCase = { name: 'memory', overrides: () => ({}) }
+async function started (t: Test, broker: Broker, nodeId: string): Promise<StartedBroker> {
+  const listener = new RecordingListener(nodeId)
+  await broker.start(listener)
+  t.teardown(() => broker.close())
+  return { broker, listener, nodeId }
+}
+
+export const memory: BrokerCase = {
+  name: 'memory',
+  overrides: () => ({}),
+  start: async (t, { historySize = 100, historyTtl = 300 } = {}) =>
+    await started(t, new MemoryBroker({ historySize, historyTtl }), 'memory-node')
+}
 
 export const redis: BrokerCase = {
   name: 'redis',
-  overrides: t => ({ redisUrl: REDIS_URL, redisPrefix: redisPrefix(t) })
+  overrides: t => ({ redisUrl: REDIS_URL, redisPrefix: redisPrefix(t) }),
+  start: async (t, { historySize = 100, historyTtl = 300 } = {}) =>
+    await started(t, new RedisBroker({ url: REDIS_URL, prefix: redisPrefix(t), nodeId: 'redis-node', historySize, historyTtl }), 'redis-node')
 }
 
 export const brokerCases: readonly BrokerCase[] = [memory, redis]

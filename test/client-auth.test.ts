@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
 import { RealtimeError, type Message } from '../client/index.js'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { bearer, mint, nowSeconds, SECRET, type Claims } from './auth-tokens.js'
 import { newClient, record } from './fixtures/client.js'
 import { connect, eventually, postJson, refusedUpgrade, startServer, within, type Frame, type Server } from './helpers.js'
@@ -78,7 +79,7 @@ t.test('server: ?refusal=close turns refused upgrades into close codes; without 
       const plain = await httpRefusal(server.wsUrl, options, query)
       t.same(plain, { status: 401, code: 'unauthorized', message: closed.reason }, `${name}: plain 401 without refusal=close, same message`)
     }
-    t.equal(server.app.realtime.hub.connections.size, 0, 'no connection was ever admitted')
+    t.equal(server.app[kRealtimeNode].hub.connections.size, 0, 'no connection was ever admitted')
     // A good token with refusal=close is an ordinary connection.
     const good = await connect(t, `${server.wsUrl}?refusal=close&token=${mint({ sub: 'alice' })}`)
     t.match(good.welcome, { type: 'welcome', user: 'alice' })
@@ -102,7 +103,7 @@ t.test('server: ?refusal=close turns refused upgrades into close codes; without 
     const closed = await refusedByClose(server.wsUrl, {}, query)
     t.same(closed, { code: 4429, reason: 'at most 1 connections per user', opened: true, frames: [] })
     t.same(await httpRefusal(server.wsUrl, {}, query), { status: 429, code: 'rate_limited', message: 'at most 1 connections per user' })
-    t.equal(server.app.realtime.hub.connectionsOf('alice').size, 1, 'still one connection for alice')
+    t.equal(server.app[kRealtimeNode].hub.connectionsOf('alice').size, 1, 'still one connection for alice')
   })
 
   t.test('4429 over the HTTP rate limit (upgrades count against it)', async t => {
@@ -135,7 +136,7 @@ t.test('server: ?refusal=close turns refused upgrades into close codes; without 
     const tcp = (stuck.ws as unknown as { _socket: import('node:net').Socket })._socket
     tcp.pause()
     const closing = server.app.close()
-    await eventually('draining', () => server.app.realtime.draining)
+    await eventually('draining', () => server.app[kRealtimeNode].draining)
 
     const plain = await refusedUpgrade(server.wsUrl)
     t.equal(plain.status, 503, 'plain 503 without refusal=close')
@@ -235,7 +236,7 @@ t.test('client: 4003 (kicked or revoked) ends in closed, with no reconnect', asy
     t.equal(calls, 1, `${name}: getToken not asked again`)
     t.equal(client.state, 'closed')
   }
-  t.equal(server.app.realtime.hub.connections.size, 0)
+  t.equal(server.app[kRealtimeNode].hub.connections.size, 0)
 })
 
 t.test('client: refresh before expiry keeps the same connection past the first token\'s exp', async t => {
@@ -268,8 +269,8 @@ t.test('client: refresh before expiry keeps the same connection past the first t
   t.equal(client.welcome?.connectionId, welcome.connectionId, 'still the same connection after the second token\'s exp')
   t.same(log.disconnects, [], 'still never disconnected')
   t.ok(tokens.length >= 3, `refreshed again (${tokens.length} calls)`)
-  const connection = [...server.app.realtime.hub.connections][0]
-  t.equal(server.app.realtime.hub.connections.size, 1)
+  const connection = [...server.app[kRealtimeNode].hub.connections][0]
+  t.equal(server.app[kRealtimeNode].hub.connections.size, 1)
   t.ok((connection.identity.expiresAt ?? 0) > firstExpiry, 'the server runs the connection on a later token')
   t.equal(sub.state, 'subscribed')
   t.equal((await postJson(`${server.url}/api/publish`, { topic: 'user.alice.inbox', data: 'still here' }, admin)).status, 200)

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import t from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { launchChromium, newPage } from './fixtures/browser.js'
 import { postJson, startServer } from './helpers.js'
 
@@ -56,7 +57,7 @@ t.test('offline: no reconnect attempt; online: reconnects at once, without waiti
   await context.setOffline(true)
   t.equal(await page.evaluate(() => navigator.onLine), false, 'the page sees itself offline')
   // The server drops the connection (as a node going away would).
-  for (const connection of server.app.realtime.hub.connections) connection.socket.terminate()
+  for (const connection of server.app[kRealtimeNode].hub.connections) connection.socket.terminate()
   await page.waitForFunction(() => (window as any).client.state === 'disconnected', undefined, { timeout: 10000 })
   // Ten backoff periods and more: enough for many attempts, had the client not paused.
   await page.waitForTimeout(1500)

@@ -9,8 +9,10 @@ import { gzipSync } from 'node:zlib'
 import WebSocket, { WebSocketServer } from 'ws'
 import { RealtimeClient, RealtimeError, type Message } from '../client/index.js'
 import type { Emitter } from '../client/emitter.js'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { buildApp } from '../src/app.js'
 import { configWith } from '../src/config.js'
+import { ServerClose } from '../src/core/protocol.js'
 import { mint, nowSeconds, SECRET } from './auth-tokens.js'
 import { newClient, record } from './fixtures/client.js'
 import { eventually, postJson, startServer, within, type Frame } from './helpers.js'
@@ -74,7 +76,7 @@ t.test('connect() resolves with the welcome; state goes disconnected -> connecti
   const welcome = await within(client.connect(), 5000, 'connect()')
   t.match(welcome, { connectionId: String, user: null, node: 'node-a', heartbeat: 25000, expiresAt: null })
   t.notOk('type' in welcome, 'the welcome is given without its frame type')
-  t.equal(server.app.realtime.hub.connections.size, 1, 'the server holds the connection')
+  t.equal(server.app[kRealtimeNode].hub.connections.size, 1, 'the server holds the connection')
   t.same(log.states, ['connecting', 'connected'])
   t.equal(client.state, 'connected')
   t.equal(client.welcome, welcome)
@@ -217,12 +219,12 @@ t.test('ACL: forbidden publish and subscribe; a refused subscription is removed 
   t.match(error, { code: 'forbidden' })
   t.equal(sub.state, 'unsubscribed', 'the refused subscription is over')
   t.same(subscribed, [])
-  t.equal(server.app.realtime.hub.counts.subscriptions, 0)
+  t.equal(server.app[kRealtimeNode].hub.counts.subscriptions, 0)
 
   // Later, with a token that allows it (a reconnect fetches a new one), the same topic can be asked again.
   claims = { sub: 'alice', topics: { subscribe: ['user.bob.inbox'] } }
   const reconnected = nextEvent(client, 'connected')
-  for (const connection of server.app.realtime.hub.connections) connection.terminate('test: the connection drops')
+  for (const connection of server.app[kRealtimeNode].hub.connections) connection.terminate('test: the connection drops')
   await reconnected
   t.equal(sub.state, 'unsubscribed', 'a reconnect does not bring a refused subscription back')
   const again = client.subscribe('user.bob.inbox')
@@ -269,7 +271,7 @@ t.test('requests made while disconnected are sent once connected', async t => {
   const published = client.publish('early.bird', { hello: 1 })
   const history = client.history('early.bird')
   t.equal(client.state, 'disconnected')
-  t.equal(server.app.realtime.hub.connections.size, 0)
+  t.equal(server.app[kRealtimeNode].hub.connections.size, 0)
   await client.connect()
   const result = await published
   t.match(result, { topic: 'early.bird', epoch: String, offset: 1 })
@@ -283,7 +285,7 @@ t.test('a request in flight when the connection drops rejects with disconnected;
   const first = await client.connect()
   const inFlight = client.publish('drop.topic', 1)
   // Cut the server's side before it can read the request: no reply can ever come.
-  for (const connection of server.app.realtime.hub.connections) connection.terminate('test: the connection drops')
+  for (const connection of server.app[kRealtimeNode].hub.connections) connection.terminate('test: the connection drops')
   const error = await inFlight.then(() => null, (error: unknown) => error)
   t.type(error, RealtimeError)
   t.match(error, { code: 'disconnected' })
@@ -304,12 +306,12 @@ t.test('unsubscribe stops delivery and leaves the server\'s presence', async t =
   sub.on('message', message => received.push(message))
   await publishHttp(server.url, 'leaving.topic', 'before')
   await eventually('the first message', () => received.length === 1)
-  t.equal(server.app.realtime.hub.counts.subscriptions, 2)
+  t.equal(server.app[kRealtimeNode].hub.counts.subscriptions, 2)
   t.match(await client.presence('leaving.topic'), { connections: 1 })
 
   sub.unsubscribe()
   t.equal(sub.state, 'unsubscribed')
-  await eventually('the server dropped the subscription', () => server.app.realtime.hub.counts.subscriptions === 1)
+  await eventually('the server dropped the subscription', () => server.app[kRealtimeNode].hub.counts.subscriptions === 1)
   t.match(await client.presence('leaving.topic'), { connections: 0 }, 'presence dropped it')
   await publishHttp(server.url, 'leaving.topic', 'after')
   // The marker is published after it on the same connection: once it arrives, so would have the other.
@@ -369,7 +371,7 @@ t.test('close(): state closed, disconnected without reconnect, pending requests 
   // Sockets finish their close handshakes (ws keeps a timer meanwhile); nothing of the clients' stays.
   await eventually(`the Timeout count is back to ${baseline}`, () => activeTimeouts() <= baseline, 10000)
   t.pass('no timer left behind')
-  await eventually('the server saw A and B go', () => jwtServer.app.realtime.hub.connections.size === 0 && silent.wss.clients.size === 0)
+  await eventually('the server saw A and B go', () => jwtServer.app[kRealtimeNode].hub.connections.size === 0 && silent.wss.clients.size === 0)
 
   // connect() after close() starts again, and the kept subscriptions resume from their positions.
   t.teardown(() => a.close())
@@ -377,7 +379,7 @@ t.test('close(): state closed, disconnected without reconnect, pending requests 
   await a.connect()
   t.equal(a.state, 'connected')
   for (const event of await Promise.all(resubscribed)) t.match(event, { offset: 0, recovered: true })
-  t.equal(jwtServer.app.realtime.hub.counts.subscriptions, 2)
+  t.equal(jwtServer.app[kRealtimeNode].hub.counts.subscriptions, 2)
 })
 
 t.test('reconnect after the server closes the socket with 1001: resubscribes with since and recovers what it missed', async t => {
@@ -402,7 +404,7 @@ t.test('reconnect after the server closes the socket with 1001: resubscribes wit
 
   gate = new Promise(resolve => { release = resolve })
   const disconnected = nextEvent(client, 'disconnected')
-  for (const connection of server.app.realtime.hub.connections) connection.close(1001, 'server shutting down')
+  for (const connection of server.app[kRealtimeNode].hub.connections) connection.close(ServerClose.shuttingDown)
   t.match(await disconnected, { code: 1001, reason: 'server shutting down', reconnect: true })
   await eventually('the reconnect asked for a token', () => tokenCalls === 2)
   t.equal(sub.state, 'subscribing', 'the subscription waits for the next connection')
@@ -459,7 +461,7 @@ t.test('after a server restart on the same port the client reconnects by itself;
   t.match(after, { offset: 0, recovered: false }, 'the new server cannot recover the old epoch')
   t.not(after.epoch, before.epoch)
   t.same(resets, [{ reason: 'not_recovered' }], 'a resubscribe with since that was not recovered: reset')
-  t.equal(second.realtime.hub.counts.subscriptions, 1)
+  t.equal(second[kRealtimeNode].hub.counts.subscriptions, 1)
   await publishHttp(url, 'restart.topic', 'new')
   await eventually('the message from the new server', () => messages.length === 2)
   t.match(messages[1], { epoch: after.epoch, offset: 1, data: 'new' })

@@ -1,4 +1,5 @@
-// Configuration (PROTOCOL.md §5): defaults, parsing, and a start-up failure that names the variable.
+// Configuration (docs/protocol.md §5): defaults, parsing, a start-up failure that names the variable,
+// and the same checks for the fields given in code (configWith, the plugin's options).
 import t from 'tap'
 import { ConfigError, configWith, defaults, loadConfig } from '../src/config.js'
 import { exitWithin, spawnServer } from './fixtures/spawn.js'
@@ -68,6 +69,92 @@ t.test('configWith overrides the defaults field by field', async t => {
   t.equal(config.port, 0)
   t.equal(config.historySize, 100)
 })
+
+t.test('configWith: a field given as undefined keeps its default', async t => {
+  const config = configWith({ heartbeatInterval: undefined, jwtSecret: undefined, trustProxy: undefined })
+  t.equal(config.heartbeatInterval, defaults.HEARTBEAT_INTERVAL)
+  t.equal(config.jwtSecret, undefined)
+  t.equal(config.trustProxy, undefined)
+})
+
+t.test('configWith accepts every shape the environment can produce', async t => {
+  const config = configWith({
+    trustProxy: ['10.0.0.0/8', '::1'],
+    allowedOrigins: ['https://app.example.com'],
+    defaultSubscribe: [],
+    defaultPublish: ['user.{sub}.>'],
+    redisUrl: 'rediss://cache.example.com:6380',
+    historySize: 0,
+    shutdownTimeout: 0,
+    logLevel: 'silent',
+    production: true,
+    demo: false
+  })
+  t.same(config.trustProxy, ['10.0.0.0/8', '::1'])
+  t.same(config.defaultSubscribe, [], 'an empty list: no topics, as DEFAULT_SUBSCRIBE= says')
+  t.equal(configWith({ trustProxy: 2 }).trustProxy, 2, 'a hop count')
+  t.equal(configWith({ trustProxy: false }).trustProxy, false)
+  t.same(configWith(loadConfig({ PORT: '0', JWT_SECRET: 's3cret' })).jwtSecret, 's3cret', 'a loaded Config passes as it is')
+})
+
+/**
+ * Options that the environment's checks refuse, with the variable the option stands for. Each one is
+ * the counterpart of a bad environment value below (MAX_PAYLOAD=0 and maxPayload: 0 alike).
+ */
+const badOptions: Array<[Record<string, unknown>, string, string, RegExp]> = [
+  [{ maxPayload: 0 }, 'maxPayload', 'MAX_PAYLOAD', /between 256 and 67108864, got 0/],
+  [{ maxPayload: 1.5 }, 'maxPayload', 'MAX_PAYLOAD', /must be an integer, got 1\.5/],
+  [{ maxPayload: '65536' }, 'maxPayload', 'MAX_PAYLOAD', /must be an integer, got "65536"/],
+  [{ port: 70000 }, 'port', 'PORT', /between 0 and 65535/],
+  [{ historySize: -1 }, 'historySize', 'HISTORY_SIZE', /between/],
+  [{ heartbeatInterval: 10 }, 'heartbeatInterval', 'HEARTBEAT_INTERVAL', /between 100/],
+  [{ messageBurst: 0 }, 'messageBurst', 'MESSAGE_BURST', /between 1/],
+  [{ sendBufferLimit: Number.NaN }, 'sendBufferLimit', 'SEND_BUFFER_LIMIT', /integer/],
+  [{ presence: 'yes' }, 'presence', 'PRESENCE', /true or false, got "yes"/],
+  [{ metrics: 1 }, 'metrics', 'METRICS', /true or false, got 1/],
+  [{ allowedOrigins: ['https://x.example.com/path'] }, 'allowedOrigins', 'ALLOWED_ORIGINS', /"https:\/\/x\.example\.com\/path".*no path/],
+  [{ allowedOrigins: 'https://x.example.com' }, 'allowedOrigins', 'ALLOWED_ORIGINS', /a list of origins/],
+  [{ defaultSubscribe: ['public.>.x'] }, 'defaultSubscribe', 'DEFAULT_SUBSCRIBE', /invalid topic pattern "public\.>\.x"/],
+  [{ defaultPublish: 'user.{sub}.>' }, 'defaultPublish', 'DEFAULT_PUBLISH', /a list of topic patterns/],
+  [{ trustProxy: ['proxy.local'] }, 'trustProxy', 'TRUST_PROXY', /"proxy\.local"/],
+  [{ trustProxy: '10.0.0.1' }, 'trustProxy', 'TRUST_PROXY', /a list of IP addresses/],
+  [{ trustProxy: -1 }, 'trustProxy', 'TRUST_PROXY', /hop count/],
+  [{ redisUrl: 'http://x' }, 'redisUrl', 'REDIS_URL', /redis:\/\/.*"http:\/\/x"/],
+  [{ logLevel: 'loud' }, 'logLevel', 'LOG_LEVEL', /one of .*"loud"/],
+  [{ jwtSecret: '' }, 'jwtSecret', 'JWT_SECRET', /non-empty string/],
+  [{ apiKey: 42 }, 'apiKey', 'API_KEY', /non-empty string, got 42/],
+  [{ nodeId: ' ' }, 'nodeId', 'NODE_ID', /non-empty string/],
+  [{ jwtSecret: 's3cret', jwtPublicKey: '-----BEGIN PUBLIC KEY-----' }, 'jwtSecret', 'JWT_SECRET', /jwtPublicKey \(JWT_PUBLIC_KEY\) are both set/]
+]
+
+t.test('configWith runs the environment\'s checks: a ConfigError naming the option and its variable', async t => {
+  for (const [options, option, variable, detail] of badOptions) {
+    const label = JSON.stringify(options)
+    const err = catchError(() => configWith(options))
+    t.type(err, ConfigError, label)
+    t.equal((err as ConfigError).option, option, `${label}: option`)
+    t.equal((err as ConfigError).variable, variable, `${label}: variable`)
+    t.match((err as Error).message, `invalid configuration: ${option} (${variable}) `, `${label}: the message names both`)
+    t.match((err as Error).message, detail, `${label}: the message says what is wrong`)
+  }
+})
+
+t.test('the same value is refused from the environment and from code, for the same reason', async t => {
+  const env = catchError(() => loadConfig({ MAX_PAYLOAD: '0' })) as ConfigError
+  const code = catchError(() => configWith({ maxPayload: 0 })) as ConfigError
+  t.equal(env.message, 'invalid configuration: MAX_PAYLOAD must be between 256 and 67108864, got 0')
+  t.equal(code.message, 'invalid configuration: maxPayload (MAX_PAYLOAD) must be between 256 and 67108864, got 0')
+  t.equal(env.option, undefined, 'from the environment, no option to name')
+})
+
+function catchError (fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a throw')
+}
 
 const badValues: Array<[Record<string, string>, string, RegExp]> = [
   [{ PORT: 'abc' }, 'PORT', /integer.*"abc"/],

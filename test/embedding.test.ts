@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { realtime, type RealtimeOptions } from '../src/index.js'
 import { connect, getJson, listen, postJson, refusedUpgrade, startServer, within } from './helpers.js'
 
@@ -67,7 +68,7 @@ t.test('plugin options are the configuration fields', async t => {
   t.match(client.welcome, { node: 'embedded-1', heartbeat: 5000 })
   await client.request({ type: 'subscribe', topic: 'one' })
   t.match(await client.request({ type: 'subscribe', topic: 'two' }), { type: 'error', code: 'limit_exceeded' })
-  t.equal(app.realtime.config.maxSubscriptions, 1)
+  t.equal(app[kRealtimeNode].config.maxSubscriptions, 1)
 })
 
 t.test('closing the host drains the realtime sockets with 1001', async t => {
@@ -94,7 +95,7 @@ t.test('closing a host app: an upgrade refused during the drain does not hold th
   await within(closing, 5000, 'app.close()')
   socket.resume()
   await stuck.closed
-  t.equal(app.realtime.hub.counts.connections, 0)
+  t.equal(app[kRealtimeNode].hub.counts.connections, 0)
 })
 
 t.test('a host that registered @fastify/websocket itself: both websocket routes work', async t => {
@@ -146,7 +147,7 @@ t.test('a host with its own @fastify/websocket (default options) can close', asy
   await app.close()
   // The host's default preClose closes every socket first, without a code (documented in the README).
   t.ok([1001, 1005].includes((await client.closed).code), 'the realtime socket is closed')
-  t.equal(app.realtime.hub.counts.connections, 0)
+  t.equal(app[kRealtimeNode].hub.counts.connections, 0)
 })
 
 t.test('two realtime apps in one process are independent', async t => {
@@ -181,4 +182,15 @@ t.test('two realtime plugins in one host process under different prefixes are re
   t.teardown(() => app.close())
   await app.register(realtime, { prefix: '/a' })
   await t.rejects(async () => { await app.register(realtime, { prefix: '/b' }) }, /realtime/, 'the second registration fails, naming the decorator')
+})
+
+t.test('options are checked like the environment: { maxPayload: 0 } fails the registration, naming it', async t => {
+  // Regression: MAX_PAYLOAD=0 was refused at start-up while the same option in code was accepted.
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(
+    async () => { await app.register(realtime, { prefix: '/rt', maxPayload: 0 }) },
+    { name: 'ConfigError', option: 'maxPayload', variable: 'MAX_PAYLOAD', message: 'invalid configuration: maxPayload (MAX_PAYLOAD) must be between 256 and 67108864, got 0' }
+  )
+  t.equal(app.hasDecorator('realtime'), false, 'nothing was set up')
 })

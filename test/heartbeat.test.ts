@@ -4,6 +4,7 @@ import { createHook } from 'node:async_hooks'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import WebSocket from 'ws'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { connect, eventually, startServer, type Client } from './helpers.js'
 
 const HEARTBEAT = { heartbeatInterval: 200, heartbeatTimeout: 200 }
@@ -35,13 +36,13 @@ t.test('a client that does not answer pings is terminated; one that answers surv
   const closed = await silent.closed
   t.equal(closed.code, 1006, 'terminated: no close frame')
   t.ok(silentPings >= 1, 'it was pinged before being cut off')
-  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 1)
+  await eventually('the condition', () => server.app[kRealtimeNode].hub.counts.connections === 1)
 
   t.equal(await healthyPings, 5, 'the answering client keeps being pinged, for several intervals')
   t.equal(healthy.ws.readyState, WebSocket.OPEN, 'and stays open')
   healthy.send({ type: 'ping', id: 'still' })
   t.same(await healthy.next(frame => frame.id === 'still'), { type: 'pong', id: 'still' })
-  t.equal(server.app.realtime.hub.counts.connections, 1)
+  t.equal(server.app[kRealtimeNode].hub.counts.connections, 1)
 })
 
 t.test('any frame counts as an answer: a client that talks but ignores pings survives', async t => {
@@ -62,10 +63,10 @@ t.test('a subscriber that stops answering is removed from its topics', async t =
   const server = await startServer(t, HEARTBEAT)
   const silent = await connect(t, server.wsUrl, { autoPong: false })
   await silent.request({ type: 'subscribe', topic: 'hb.topic' })
-  t.equal(server.app.realtime.hub.counts.subscriptions, 1)
+  t.equal(server.app[kRealtimeNode].hub.counts.subscriptions, 1)
   await silent.closed
-  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 0)
-  t.same(server.app.realtime.hub.counts, { connections: 0, subscriptions: 0, topics: 0 })
+  await eventually('the condition', () => server.app[kRealtimeNode].hub.counts.connections === 0)
+  t.same(server.app[kRealtimeNode].hub.counts, { connections: 0, subscriptions: 0, topics: 0 })
 })
 
 t.test('no timer of the app is left running after close', async t => {

@@ -1,6 +1,7 @@
 // The HTTP publishing API (PROTOCOL.md §4): POST /api/publish, POST /api/broadcast, validation errors
 // that name the field, the MAX_PAYLOAD body limit, and GET /api/topics/:topic/history.
 import t from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { connect, getJson, postJson, startServer } from './helpers.js'
 
 t.test('POST /api/publish returns the position and delivers to subscribers', async t => {
@@ -22,7 +23,7 @@ t.test('POST /api/publish returns the position and delivers to subscribers', asy
     t.same(messages.map(m => [m.offset, m.data]), [[1, { id: 1 }], [2, null]])
     t.ok(messages.every(m => m.epoch === sub.epoch && typeof m.ts === 'number' && !('from' in m)), 'epoch, ts, no from (server publish)')
   }
-  t.equal(server.app.realtime.stats.publications.http, 2, 'counted as HTTP publications')
+  t.equal(server.app[kRealtimeNode].stats.publications.http, 2, 'counted as HTTP publications')
 })
 
 t.test('POST /api/publish refuses unknown body fields (more in http-strict.test.ts)', async t => {
@@ -30,7 +31,7 @@ t.test('POST /api/publish refuses unknown body fields (more in http-strict.test.
   const reply = await postJson(`${server.url}/api/publish`, { topic: 'a', data: 1, extra: true })
   t.equal(reply.status, 400)
   t.match(reply.body.message, "body must NOT have additional property 'extra'")
-  t.equal(server.app.realtime.stats.publications.http, 0)
+  t.equal(server.app[kRealtimeNode].stats.publications.http, 0)
 })
 
 t.test('POST /api/broadcast publishes to every topic', async t => {
@@ -82,7 +83,7 @@ t.test('invalid bodies get 400 naming the field, and publish nothing', async t =
     t.match(reply.body, { statusCode: 400, error: 'Bad Request', code: /^(FST_ERR_VALIDATION|bad_request)$/ }, `${label}: Fastify's error shape`)
     t.match(reply.body.message, field, `${label}: names the field`)
   }
-  t.same(server.app.realtime.stats.publications.http, 0, 'nothing was published')
+  t.same(server.app[kRealtimeNode].stats.publications.http, 0, 'nothing was published')
   t.equal(client.messages().length, 0, 'nothing was delivered')
 })
 

@@ -4,6 +4,7 @@ import websocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import { request as httpRequest } from 'node:http'
 import t, { type Test } from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { realtime } from '../src/index.js'
 import { bearer, mint, SECRET } from './auth-tokens.js'
 import { connect, postJson, startServer, type Client, type Server } from './helpers.js'
@@ -49,7 +50,7 @@ t.test('publish: an unknown field is a 400 naming it, and nothing is published',
   t.equal(ok.body.offset, 1, 'the refused bodies published nothing')
   await client.next(frame => frame.type === 'message' && frame.offset === 1)
   t.same(client.messages().map(m => m.data), ['valid'], 'one message delivered')
-  t.equal(server.app.realtime.stats.publications.http, 1)
+  t.equal(server.app[kRealtimeNode].stats.publications.http, 1)
 })
 
 t.test('broadcast: an unknown field is a 400 naming it, and nothing is published', async t => {
@@ -105,7 +106,7 @@ t.test('a body over MAX_PAYLOAD is a 413 naming MAX_PAYLOAD and its value', asyn
   const chunked = await rawPost(server, '/api/publish', { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, JSON.stringify({ topic: 'big', data: 'y'.repeat(4000) }))
   t.equal(chunked.status, 413)
   t.match(JSON.parse(chunked.body).message, 'MAX_PAYLOAD (1024 bytes)', 'chunked: the same message')
-  t.equal(server.app.realtime.stats.publications.http, 0, 'nothing was published')
+  t.equal(server.app[kRealtimeNode].stats.publications.http, 0, 'nothing was published')
 })
 
 /** A POST with exactly these headers (fetch would add a content-type to a string body). */
@@ -140,7 +141,7 @@ t.test('a body that is not application/json is a 415 saying the API takes applic
       message: `unsupported media type: ${named}; this API takes application/json`
     }, `${label}: says what was sent and what is taken`)
   }
-  t.equal(server.app.realtime.stats.publications.http, 0, 'nothing was published')
+  t.equal(server.app[kRealtimeNode].stats.publications.http, 0, 'nothing was published')
   const withCharset = await rawPost(server, '/api/publish', { 'content-type': 'application/json; charset=utf-8' }, json)
   t.equal(withCharset.status, 200, 'application/json with a charset is JSON')
 })

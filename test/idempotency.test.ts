@@ -1,6 +1,7 @@
 // Idempotent publish: the same `idempotencyKey` (on the same topic) within 5 minutes answers the first
 // result and publishes nothing, on every broker and, with Redis, across nodes.
 import t from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { brokerCases } from './brokers.js'
 import { REDIS_URL, redisPrefix, startCluster } from './fixtures/cluster.js'
 import { connect, postJson, startServer, type Server } from './helpers.js'
@@ -33,7 +34,7 @@ for (const broker of brokerCases) {
 
       const other = await publish(server, { topic, data: 'c', idempotencyKey: 'order-2' })
       t.equal(other.body.offset, 3, 'another key is another publication')
-      t.equal(server.app.realtime.stats.publications.http, 3, 'the repeat is not counted as a publication')
+      t.equal(server.app[kRealtimeNode].stats.publications.http, 3, 'the repeat is not counted as a publication')
     })
 
     t.test('keys are per topic', async t => {

@@ -1,10 +1,11 @@
-// Lifecycle (PROTOCOL.md §4 health, docs §6 graceful shutdown): liveness and readiness, the drain on
+// Lifecycle (docs/protocol.md §4 health, docs §6 graceful shutdown): liveness and readiness, the drain on
 // app.close() for embedded use, and the SIGTERM/SIGINT drain of a real server process: 1001 to every
 // socket, 503 to newcomers while draining, in-flight publishes finish, exit code 0.
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { exitWithin, freePort, spawnServer, type ServerProcess } from './fixtures/spawn.js'
 import { connect, getJson, postJson, refusedUpgrade, startServer, type Client, within } from './helpers.js'
 
@@ -71,8 +72,8 @@ t.test('app.close() on an embedded app closes every socket with 1001', async t =
     t.equal(closed.code, 1001)
     t.match(closed.reason, /shutting down/)
   }
-  t.same(server.app.realtime.hub.counts, { connections: 0, subscriptions: 0, topics: 0 }, 'every connection is gone')
-  t.equal(server.app.realtime.draining, true)
+  t.same(server.app[kRealtimeNode].hub.counts, { connections: 0, subscriptions: 0, topics: 0 }, 'every connection is gone')
+  t.equal(server.app[kRealtimeNode].draining, true)
 })
 
 t.test('while an embedded app drains, readiness and new upgrades get 503', async t => {
@@ -85,8 +86,8 @@ t.test('while an embedded app drains, readiness and new upgrades get 503', async
 
   const closing = server.app.close()
   t.equal((await polite.closed).code, 1001, 'the answering client is closed with 1001')
-  await waitFor(() => server.app.realtime.hub.counts.connections === 1)
-  t.equal(server.app.realtime.hub.counts.connections, 1, 'the stuck client holds the drain open')
+  await waitFor(() => server.app[kRealtimeNode].hub.counts.connections === 1)
+  t.equal(server.app[kRealtimeNode].hub.counts.connections, 1, 'the stuck client holds the drain open')
 
   const ready = await getJson(`${server.url}/health/ready`)
   t.equal(ready.status, 503, 'readiness fails while draining')
@@ -101,7 +102,7 @@ t.test('while an embedded app drains, readiness and new upgrades get 503', async
 
   await within(closing, 10000, 'app.close()')
   // Regression: close() used to return before the terminated socket's 'close' event had removed it.
-  t.equal(server.app.realtime.hub.counts.connections, 0, 'the stuck client was cut off at the deadline, and is gone')
+  t.equal(server.app[kRealtimeNode].hub.counts.connections, 0, 'the stuck client was cut off at the deadline, and is gone')
   rawSocket(stuck).resume()
   await stuck.closed
   t.equal(stuck.ws.readyState, WebSocket.CLOSED)

@@ -1,6 +1,7 @@
 // Presence (PRESENCE) and join/leave (JOIN_LEAVE), on every broker; across nodes with Redis, including
 // a node that is killed and whose entries must expire.
 import t from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { bearer, mint, SECRET } from './auth-tokens.js'
 import { brokerCases } from './brokers.js'
 import { eventually, REDIS_URL, redisPrefix, startCluster } from './fixtures/cluster.js'
@@ -102,7 +103,7 @@ for (const broker of brokerCases) {
       t.same(await a.next(frame => frame.type === 'join' && frame.connectionId === b.welcome.connectionId),
         { type: 'join', topic, user: null, connectionId: b.welcome.connectionId }, 'anonymous joins carry user null')
       t.match(await a.request({ type: 'presence', topic }), { type: 'error', code: 'not_found' })
-      t.same(await server.app.realtime.broker.presence(topic), [], 'nothing was recorded')
+      t.same(await server.app[kRealtimeNode].broker.presenceStore?.presence(topic), [], 'nothing was recorded')
     })
 
     t.test('PRESENCE off (the default): not_found, no join/leave, nothing recorded', async t => {
@@ -117,7 +118,7 @@ for (const broker of brokerCases) {
       const http = await getJson(`${server.url}/api/topics/${topic}/presence`)
       t.equal(http.status, 404)
       t.match(http.body, { statusCode: 404, code: 'not_found', message: /PRESENCE/ })
-      t.same(await server.app.realtime.broker.presence(topic), [], 'the broker holds no entry')
+      t.same(await server.app[kRealtimeNode].broker.presenceStore?.presence(topic), [], 'the broker holds no entry')
 
       await b.request({ type: 'unsubscribe', topic })
       b.close()

@@ -2,6 +2,7 @@
 // Redis, upgrades counted too, admin callers and health probes exempt.
 import Fastify from 'fastify'
 import t from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import realtime from '../plugins/realtime.js'
 import { SECRET, bearer, mint } from './auth-tokens.js'
 import { REDIS_URL, redisPrefix } from './fixtures/cluster.js'
@@ -28,7 +29,7 @@ t.test('a caller past RATE_LIMIT_MAX gets 429 with retry-after; others are not a
   const history = await getJson(`${server.url}/api/topics/a/history`, alice)
   t.equal(history.status, 429, 'the budget covers every API route, not only publish')
   t.equal((await postJson(`${server.url}/api/publish`, { topic: 'a', data: 'bob' }, bearer(mint({ sub: 'bob' })))).status, 200, 'another user has a budget of their own')
-  t.equal(server.app.realtime.stats.rateLimited.http, 2)
+  t.equal(server.app[kRealtimeNode].stats.rateLimited.http, 2)
 })
 
 t.test('admin callers and health probes are exempt', async t => {
@@ -56,8 +57,8 @@ t.test('websocket upgrades count against the same budget (scope connect)', async
   const refused = await refusedUpgrade(`${server.wsUrl}?token=${token}`)
   t.equal(refused.status, 429)
   t.ok(refused.headers['retry-after'], 'retry-after')
-  t.equal(server.app.realtime.stats.rateLimited.connect, 1)
-  t.equal(server.app.realtime.hub.counts.connections, 2)
+  t.equal(server.app[kRealtimeNode].stats.rateLimited.connect, 1)
+  t.equal(server.app[kRealtimeNode].hub.counts.connections, 2)
 })
 
 t.test('with Redis, the budget is shared by every node', async t => {

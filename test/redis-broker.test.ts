@@ -1,6 +1,7 @@
 // Redis broker behaviour that needs several nodes or Redis itself: brokers in one process sharing a
 // prefix act as separate nodes (each has its own two connections).
 import t, { type Test } from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { buildApp } from '../src/app.js'
 import { configWith } from '../src/config.js'
 import type { BrokerListener, ControlMessage, NodeInfo } from '../src/core/broker.js'
@@ -15,7 +16,7 @@ class Recorder implements BrokerListener {
   constructor (readonly id: string) {}
   publication = (publication: Publication): void => { this.publications.push(publication) }
   event = (): void => {}
-  describe = (): NodeInfo => ({ id: this.id, connections: 1, subscriptions: 1, startedAt: 1 })
+  describe = (): NodeInfo => ({ id: this.id, connections: 1, subscriptions: 1, topics: 1, startedAt: 1 })
   control = (message: ControlMessage): void => { this.controls.push(message) }
   status = (up: boolean): void => { this.statuses.push(up) }
   offsets (topic: string): number[] {
@@ -175,7 +176,7 @@ t.test('a killed subscriber connection: down, then back up after filling the gap
 t.test('app.close() closes both Redis connections and leaves the node registry', async t => {
   const prefix = redisPrefix(t)
   const app = await buildApp(configWith({ logLevel: 'silent', redisUrl: REDIS_URL, redisPrefix: prefix, nodeId: 'closing' }))
-  const broker = app.realtime.broker
+  const broker = app[kRealtimeNode].broker
   t.ok(broker instanceof RedisBroker, 'REDIS_URL selects the Redis broker')
   const redis = await redisClient(t)
   const ours = async (): Promise<string[]> => (await redis.client('LIST') as string).split('\n').filter(line => line.includes(`name=${prefix}`))

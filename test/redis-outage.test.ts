@@ -3,6 +3,7 @@
 // once it is back, readiness recovers and live delivery resumes.
 import t from 'tap'
 import WebSocket from 'ws'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { connect, getJson, postJson, startServer } from './helpers.js'
 import { eventually, privateRedis } from './fixtures/cluster.js'
 
@@ -67,7 +68,7 @@ t.test('Redis out of reach at start is an outage: the node starts unready and co
   await redis.stop()
   // Embedded or standalone, registering the plugin does not fail on a Redis that is not there yet.
   const server = await startServer(t, { redisUrl: redis.url, redisPrefix: 'rt-late:', nodeId: 'late' })
-  t.equal(server.app.realtime.broker.up, false)
+  t.equal(server.app[kRealtimeNode].broker.up, false)
   t.equal((await getJson(`${server.url}/health/ready`)).status, 503)
   await t.rejects(server.app.realtime.publish('late.feed', 1), { code: 'BROKER_UNAVAILABLE' }, 'app.realtime.publish: unavailable')
   await redis.start()

@@ -1,9 +1,10 @@
-// Slow consumers (PROTOCOL.md §2, close 4009): a client that stops reading must not grow the server's
+// Slow consumers (docs/protocol.md §2, close 4009): a client that stops reading must not grow the server's
 // memory without bound. Once its socket's bufferedAmount passes SEND_BUFFER_LIMIT the server closes it
 // with 4009 and sends it nothing more; everyone else keeps receiving.
 import type { Socket } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { connect, eventually, startServer, type Client } from './helpers.js'
 
 const SEND_BUFFER_LIMIT = 16384
@@ -18,7 +19,7 @@ function rawSocket (client: Client): Socket {
 
 t.test('a client that stops reading is closed with 4009; the others keep receiving', async t => {
   const server = await startServer(t, { sendBufferLimit: SEND_BUFFER_LIMIT })
-  const node = server.app.realtime
+  const node = server.app[kRealtimeNode]
   const slow = await connect(t, server.wsUrl)
   const fast = await connect(t, server.wsUrl)
   slow.ws.on('error', () => {})
@@ -74,5 +75,5 @@ t.test('a client that reads keeps up under the same load and is not closed', asy
   }
   t.equal(client.messages('steady').length, 100)
   t.equal(client.ws.readyState, WebSocket.OPEN)
-  t.equal(server.app.realtime.stats.disconnects.get(4009), undefined, 'no slow-consumer close')
+  t.equal(server.app[kRealtimeNode].stats.disconnects.get(4009), undefined, 'no slow-consumer close')
 })

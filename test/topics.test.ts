@@ -1,4 +1,4 @@
-// Topic names and ACL patterns (PROTOCOL.md §1 and §3): pure functions, so plain unit tests.
+// Topic names and ACL patterns (docs/protocol.md §1 and §3): pure functions, so plain unit tests.
 import t from 'tap'
 import { isValidPattern, isValidTopic, matchesAny, matchesPattern, MAX_TOPIC_LENGTH } from '../src/core/topics.js'
 

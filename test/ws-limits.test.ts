@@ -2,6 +2,7 @@
 // (limit_exceeded) and the message rate (rate_limited, then close 4008).
 import t from 'tap'
 import WebSocket from 'ws'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { connect, eventually, refusedUpgrade, startServer } from './helpers.js'
 
 t.test('a frame over MAX_PAYLOAD closes the connection with 1009', async t => {
@@ -13,10 +14,10 @@ t.test('a frame over MAX_PAYLOAD closes the connection with 1009', async t => {
   const closed = await client.closed
   t.equal(closed.code, 1009)
   t.notOk(client.frames.some(frame => frame.id === 'too-big'), 'the frame was not handled')
-  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 0)
-  t.same(server.app.realtime.hub.counts, { connections: 0, subscriptions: 0, topics: 0 }, 'the connection is gone')
+  await eventually('the condition', () => server.app[kRealtimeNode].hub.counts.connections === 0)
+  t.same(server.app[kRealtimeNode].hub.counts, { connections: 0, subscriptions: 0, topics: 0 }, 'the connection is gone')
   t.equal((await server.app.realtime.history('big', { limit: 10 })).offset, 0, 'nothing was published')
-  t.equal(server.app.realtime.stats.disconnects.get(1009), 1, 'counted under its real close code, not 1006')
+  t.equal(server.app[kRealtimeNode].stats.disconnects.get(1009), 1, 'counted under its real close code, not 1006')
 })
 
 t.test('a text frame that is not valid UTF-8 closes with 1007, counted as 1007', async t => {
@@ -26,8 +27,24 @@ t.test('a text frame that is not valid UTF-8 closes with 1007, counted as 1007',
   // ws validates outgoing text only when asked to; a Buffer sent with binary: false goes out as is.
   client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })
   t.equal((await client.closed).code, 1007)
-  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 0)
-  t.equal(server.app.realtime.stats.disconnects.get(1007), 1)
+  await eventually('the condition', () => server.app[kRealtimeNode].hub.counts.connections === 0)
+  t.equal(server.app[kRealtimeNode].stats.disconnects.get(1007), 1)
+})
+
+t.test('a message in more fragments than ws takes closes with 1008, counted as 1008', async t => {
+  // Regression: the disconnect metrics counted ws' frame errors from a copy of ws' close-code table,
+  // which said 1002 for WS_ERR_TOO_MANY_BUFFERED_PARTS where ws sends 1008. Now the code is ws' own.
+  const server = await startServer(t)
+  const client = await connect(t, server.wsUrl)
+  client.ws.on('error', () => {})
+  // ws' server takes at most 16384 fragments per message (its maxFragments default): one more, each
+  // a byte, stays far under MAX_PAYLOAD.
+  const WS_MAX_FRAGMENTS = 16 * 1024
+  for (let i = 0; i < WS_MAX_FRAGMENTS; i++) client.ws.send('x', { fin: false })
+  client.ws.send('x', { fin: true })
+  t.equal((await client.closed).code, 1008, 'ws closes with 1008 (policy violation)')
+  await eventually('the connection is gone', () => server.app[kRealtimeNode].hub.counts.connections === 0)
+  t.same([...server.app[kRealtimeNode].stats.disconnects], [[1008, 1]], 'counted under 1008, the code ws sent')
 })
 
 t.test('a frame of exactly MAX_PAYLOAD bytes is accepted', async t => {
@@ -48,7 +65,7 @@ t.test('more than MAX_SUBSCRIPTIONS subscriptions is limit_exceeded; the connect
   for (const topic of ['s.1', 's.2', 's.3']) t.match(await client.request({ type: 'subscribe', topic }), { type: 'ack', topic })
   const over = await client.request({ type: 'subscribe', id: 'fourth', topic: 's.4' })
   t.match(over, { type: 'error', id: 'fourth', code: 'limit_exceeded', message: /3/ })
-  t.equal(server.app.realtime.hub.counts.subscriptions, 3, 'not subscribed')
+  t.equal(server.app[kRealtimeNode].hub.counts.subscriptions, 3, 'not subscribed')
   t.equal(client.ws.readyState, WebSocket.OPEN)
 
   // The refused topic gets nothing; the others still deliver.
@@ -85,7 +102,7 @@ t.test('over the message rate: rate_limited errors, then close 4008 when it goes
   t.same(pongs.map(pong => pong.id), [1, 2, 3, 4, 5], 'the burst is served')
   t.equal(errors.length, 4, 'then MESSAGE_BURST - 1 refusals')
   t.ok(errors.every(error => error.code === 'rate_limited' && !('id' in error)), 'rate_limited, without id (not parsed)')
-  t.equal(server.app.realtime.stats.rateLimited.message, 5, 'five frames refused in all')
+  t.equal(server.app[kRealtimeNode].stats.rateLimited.message, 5, 'five frames refused in all')
 })
 
 t.test('a client that only bursts is told, and served again once the bucket refills', async t => {
@@ -112,7 +129,7 @@ t.test('at MAX_CONNECTIONS a new upgrade gets 503; a freed slot admits again', a
   t.match(JSON.parse(refused.body), { code: 'unavailable', message: /MAX_CONNECTIONS/ })
   first.close()
   await first.closed
-  await eventually('the condition', () => server.app.realtime.hub.counts.connections === 1)
+  await eventually('the condition', () => server.app[kRealtimeNode].hub.counts.connections === 1)
   const third = await connect(t, server.wsUrl)
   t.equal(third.welcome.type, 'welcome', 'admitted once a connection has gone')
 })

@@ -1,8 +1,9 @@
-// The websocket protocol (PROTOCOL.md §2) against a real server and real `ws` clients: welcome, acks,
+// The websocket protocol (docs/protocol.md §2) against a real server and real `ws` clients: welcome, acks,
 // delivery, offsets, ping/pong, and every malformed input answered with an error on a connection that
 // stays usable.
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
+import { kRealtimeNode } from '../plugins/broadcast.js'
 import { mint, SECRET } from './auth-tokens.js'
 import { connect, type Client, type Frame, startServer } from './helpers.js'
 
@@ -46,7 +47,7 @@ t.test('subscribe and unsubscribe are acknowledged with the request id', async t
 
   const unsub = await client.request({ type: 'unsubscribe', id: 'u-1', topic: 'news.sport' })
   t.same(unsub, { type: 'ack', id: 'u-1', topic: 'news.sport' })
-  t.same(server.app.realtime.hub.counts, { connections: 1, subscriptions: 1, topics: 1 })
+  t.same(server.app[kRealtimeNode].hub.counts, { connections: 1, subscriptions: 1, topics: 1 })
 
   // After the unsubscribe nothing more arrives on that topic, while the other subscription still works.
   await server.app.realtime.publish('news.sport', 'gone')
@@ -227,7 +228,7 @@ t.test('malformed frames get a bad_request error and the connection stays usable
     else t.equal(error.id, id, `${label}: echoes the id`)
     await assertUsable(t, client, label)
   }
-  t.equal(server.app.realtime.hub.counts.subscriptions, 0, 'none of them subscribed anything')
+  t.equal(server.app[kRealtimeNode].hub.counts.subscriptions, 0, 'none of them subscribed anything')
   t.equal(client.messages().length, 0)
 })
 
@@ -246,7 +247,7 @@ t.test('subscribing twice is bad_request; the first subscription keeps working',
   const error = await client.request({ type: 'subscribe', id: 'twice', topic: 'dup' })
   t.match(error, { type: 'error', id: 'twice', code: 'bad_request', message: /already subscribed/ })
   await assertUsable(t, client, 'subscribing twice')
-  t.same(server.app.realtime.hub.counts, { connections: 1, subscriptions: 1, topics: 1 })
+  t.same(server.app[kRealtimeNode].hub.counts, { connections: 1, subscriptions: 1, topics: 1 })
   await server.app.realtime.publish('dup', 1)
   await client.next(frame => frame.type === 'message')
   await server.app.realtime.publish('dup', 2)
@@ -284,11 +285,11 @@ t.test('a closed client leaves no connection or subscription behind', async t =>
   const client = await connect(t, server.wsUrl)
   await client.request({ type: 'subscribe', topic: 'a' })
   await client.request({ type: 'subscribe', topic: 'b' })
-  t.same(server.app.realtime.hub.counts, { connections: 1, subscriptions: 2, topics: 2 })
+  t.same(server.app[kRealtimeNode].hub.counts, { connections: 1, subscriptions: 2, topics: 2 })
   client.close()
   const closed = await client.closed
   t.equal(closed.code, 1005, 'a close without code')
   // The server sees the close at about the same time; wait (bounded) for its bookkeeping.
-  for (let i = 0; i < 100 && server.app.realtime.hub.counts.connections > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
-  t.same(server.app.realtime.hub.counts, { connections: 0, subscriptions: 0, topics: 0 })
+  for (let i = 0; i < 100 && server.app[kRealtimeNode].hub.counts.connections > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  t.same(server.app[kRealtimeNode].hub.counts, { connections: 0, subscriptions: 0, topics: 0 })
 })

@@ -1,40 +1,51 @@
-// The Broker is what makes a publication reach every node: it assigns the topic's next offset (the
-// same on every node), keeps the topic's history, and hands publications on subscribed topics back to
-// each node's hub. brokers/memory.ts serves one process; brokers/redis.ts many.
+// The broker seam: what a node needs from the service that connects it to the other nodes, as four
+// small interfaces (docs/architecture.md). Only `Broker` is required; the other three are parts a
+// broker provides when it can, and says so through the matching property (`presenceStore`,
+// `controlBus`, `nodeRegistry`). brokers/memory.ts serves one process, brokers/redis.ts many; each is
+// one class implementing all four.
 import type { Publication, PublicationInput, StreamPosition } from './protocol.js'
 
-/** Messages between nodes that are not publications: they act on connections wherever they are. */
-export type ControlMessage =
-  | { type: 'disconnect', user: string }
-  | { type: 'revoke', jti: string }
+// ---- Broker: publish/subscribe and history ----
 
-/** One connection subscribed to a topic, as presence reports it. */
-export interface PresenceEntry {
-  connectionId: string
-  user: string | null
-  /** The node holding the connection; brokers use it to drop the entries of dead nodes. */
-  node: string
+/**
+ * Makes a publication reach every node: assigns the topic's next offset (the same on every node),
+ * keeps the topic's history, and hands publications on subscribed topics back to each node's hub.
+ */
+export interface Broker {
+  /** Connects and starts delivering to `listener`. */
+  start: (listener: BrokerListener) => Promise<void>
+  /** Assigns the next offset, stores the publication in history and delivers it to every node. */
+  publish: (input: PublicationInput, options?: BrokerPublishOptions) => Promise<PublishOutcome>
+  /** Delivers an offset-less frame (join/leave) to the topic's subscribers on every node. */
+  publishEvent: (topic: string, frame: string) => Promise<void>
+  /** This node starts receiving the topic's publications; resolves once that is in effect. */
+  subscribe: (topic: string) => Promise<void>
+  unsubscribe: (topic: string) => Promise<void>
+  /** The topic's position (a fresh epoch if it has none) and, when `limit` allows, its history. */
+  history: (topic: string, query?: HistoryQuery) => Promise<HistoryResult>
+  /** Is the broker reachable right now? */
+  readonly up: boolean
+  close: () => Promise<void>
+  /** Shared presence entries; absent: PRESENCE cannot be turned on (the node refuses to start). */
+  readonly presenceStore?: PresenceStore
+  /** Revocations and disconnects on every node; absent: revoke and disconnect answer `not_found`. */
+  readonly controlBus?: ControlBus
+  /** The live nodes; absent: GET /api/info lists this node alone. */
+  readonly nodeRegistry?: NodeRegistry
 }
 
-/** A node as the registry lists it (GET /api/info). */
-export interface NodeInfo {
-  id: string
-  connections: number
-  subscriptions: number
-  startedAt: number
-}
-
+/** What a broker calls back on the node that started it. */
 export interface BrokerListener {
   /** A publication on a topic this node subscribed to; per topic, in offset order. */
   publication: (publication: Publication) => void
   /** A frame without offset (join/leave) for a topic this node subscribed to: fan-out only. */
   event: (topic: string, frame: string) => void
-  /** This node's current figures, announced to the node registry. */
-  describe: () => NodeInfo
-  /** A control message sent by any node, this one included. */
-  control: (message: ControlMessage) => void
   /** The broker lost (false) or regained (true) its connection. */
   status: (up: boolean) => void
+  /** A control message sent by any node, this one included (brokers with a control bus). */
+  control: (message: ControlMessage) => void
+  /** This node's current figures, announced to the registry (brokers with a node registry). */
+  describe: () => NodeInfo
 }
 
 export interface HistoryQuery {
@@ -49,7 +60,7 @@ export interface HistoryResult extends StreamPosition {
   publications: Publication[]
 }
 
-export interface PublishOptions {
+export interface BrokerPublishOptions {
   /**
    * Publishes at most once per key: a repeated key within `idempotencyTtlMs` resolves with the first
    * publication's position and publishes nothing. Checked atomically with the publish, on every node.
@@ -63,31 +74,52 @@ export interface PublishOutcome extends StreamPosition {
   repeated: boolean
 }
 
-export interface Broker {
-  /** Connects and starts delivering to `listener`. */
-  start: (listener: BrokerListener) => Promise<void>
-  /** Assigns the next offset, stores the publication in history and delivers it to every node. */
-  publish: (input: PublicationInput, options?: PublishOptions) => Promise<PublishOutcome>
-  /** Delivers an offset-less frame (join/leave) to the topic's subscribers on every node. */
-  publishEvent: (topic: string, frame: string) => Promise<void>
-  /** This node starts receiving the topic's publications; resolves once that is in effect. */
-  subscribe: (topic: string) => Promise<void>
-  unsubscribe: (topic: string) => Promise<void>
-  /** The topic's position (a fresh epoch if it has none) and, when `limit` allows, its history. */
-  history: (topic: string, query?: HistoryQuery) => Promise<HistoryResult>
-  sendControl: (message: ControlMessage) => Promise<void>
-  /** Refuses the token `jti` on every node until `untilMs` (ms since epoch). */
-  revoke: (jti: string, untilMs: number) => Promise<void>
-  isRevoked: (jti: string) => Promise<boolean>
+// ---- PresenceStore: who is subscribed where, across nodes ----
+
+/** One connection subscribed to a topic, as presence reports it. */
+export interface PresenceEntry {
+  connectionId: string
+  user: string | null
+  /** The node holding the connection; brokers use it to drop the entries of dead nodes. */
+  node: string
+}
+
+export interface PresenceStore {
   addPresence: (topic: string, entry: PresenceEntry) => Promise<void>
   removePresence: (topic: string, connectionId: string) => Promise<void>
   /** Every connection subscribed to the topic on a live node. */
   presence: (topic: string) => Promise<PresenceEntry[]>
-  /** The live nodes (this one included). */
+}
+
+// ---- ControlBus: messages that act on connections wherever they are ----
+
+/** Messages between nodes that are not publications; each node applies them to its own connections. */
+export type ControlMessage =
+  | { type: 'disconnect', user: string }
+  | { type: 'revoke', jti: string }
+
+export interface ControlBus {
+  /** Delivers `message` to every node's listener (`BrokerListener.control`), this one's included. */
+  sendControl: (message: ControlMessage) => Promise<void>
+  /** Refuses the token `jti` on every node until `untilMs` (ms since epoch). */
+  revoke: (jti: string, untilMs: number) => Promise<void>
+  isRevoked: (jti: string) => Promise<boolean>
+}
+
+// ---- NodeRegistry: which nodes serve ----
+
+/** A node as the registry lists it (GET /api/info). */
+export interface NodeInfo {
+  id: string
+  connections: number
+  subscriptions: number
+  topics: number
+  startedAt: number
+}
+
+export interface NodeRegistry {
+  /** The live nodes, this one included (with the figures of `BrokerListener.describe`). */
   nodes: () => Promise<NodeInfo[]>
-  /** Is the broker reachable right now? */
-  readonly up: boolean
-  close: () => Promise<void>
 }
 
 /** Thrown by a broker that cannot reach its backend: callers answer 503 / `unavailable`. */

@@ -8,7 +8,7 @@ import { Heartbeat } from './heartbeat.js'
 import { canPublish, canSubscribe } from './identity.js'
 import type { RealtimeNode } from './node.js'
 import {
-  CloseCode, encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, parseClientFrame, ProtocolError,
+  encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, parseClientFrame, ProtocolError, ServerClose,
   type ClientFrame, type RequestId
 } from './protocol.js'
 
@@ -20,7 +20,7 @@ export class Dispatcher {
     // ws enforces MAX_PAYLOAD itself (closing with 1009 and no reason before the frame reaches us),
     // unless a host registered @fastify/websocket with a larger limit: then it is enforced here.
     const { maxPayload } = this.node.config
-    if (byteLength(data) > maxPayload) return connection.close(CloseCode.tooLarge, `frame larger than MAX_PAYLOAD (${maxPayload} bytes)`)
+    if (byteLength(data) > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
     if (!this.withinRate(connection)) return
     if (isBinary) return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
     const parsed = parseClientFrame(data.toString())
@@ -30,14 +30,12 @@ export class Dispatcher {
   }
 
   private withinRate (connection: Connection): boolean {
-    if (connection.bucket.take()) {
-      connection.rateStrikes = 0
-      return true
-    }
+    const verdict = connection.messageRate.admit()
+    if (verdict === 'accepted') return true
     this.node.stats.rateLimited.message++
     // A client that keeps sending into a full limit is closed; one that only bursts is just told.
-    if (++connection.rateStrikes >= this.node.config.messageBurst) {
-      connection.close(CloseCode.rateLimited, 'message rate limit exceeded repeatedly')
+    if (verdict === 'exceeded') {
+      connection.close(ServerClose.rateLimitExceeded)
     } else {
       this.fail(connection, new ProtocolError(ErrorCode.rateLimited, `over ${this.node.config.messageRate} frames per second`))
     }
@@ -57,7 +55,7 @@ export class Dispatcher {
         return connection.send(encodeAck(frame.id, { topic: frame.topic }))
       case 'publish': {
         this.authorize(canPublish(connection.identity, frame.topic), 'publish to', frame.topic)
-        const result = await this.node.publish(frame.topic, frame.data, 'ws', connection.user ?? undefined)
+        const result = await this.node.publish(frame.topic, frame.data, { source: 'ws', from: connection.user ?? undefined })
         return connection.send(encodeAck(frame.id, result))
       }
       case 'history': {
@@ -77,7 +75,7 @@ export class Dispatcher {
         const identity = await this.node.refreshIdentity(frame.token)
         // A refresh extends a session; it must not turn it into somebody else's.
         if (identity.user !== connection.identity.user) throw new ProtocolError(ErrorCode.forbidden, 'the new token is for another user (sub)')
-        connection.identity = identity
+        connection.renewIdentity(identity)
         armExpiry(connection)
         return connection.send(encodeAck(frame.id, { expiresAt: identity.expiresAt }))
       }

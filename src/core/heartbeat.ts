@@ -1,5 +1,7 @@
 // Websocket pings for every connection on one timer (not one per connection), and termination of the
-// connections that leave a ping unanswered for longer than the timeout.
+// connections that leave a ping unanswered for longer than the timeout (docs/protocol.md §2). Each
+// connection remembers its own oldest unanswered ping (Connection.ping/markAlive): a field, because
+// every frame a client sends resets it.
 import type { Connection } from './connection.js'
 
 export class Heartbeat {
@@ -25,15 +27,13 @@ export class Heartbeat {
 
   /** Any sign of life (a pong, any frame) answers the outstanding ping. */
   static alive (connection: Connection): void {
-    connection.unansweredPingSince = 0
+    connection.markAlive()
   }
 
   private ping (): void {
     const now = Date.now()
     for (const connection of this.connections) {
-      if (!connection.open) continue
-      if (connection.unansweredPingSince === 0) connection.unansweredPingSince = now
-      connection.socket.ping()
+      if (connection.open) connection.ping(now)
     }
     const reaper = setTimeout(() => {
       this.reapers.delete(reaper)

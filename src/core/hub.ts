@@ -55,7 +55,7 @@ export class Hub {
 
   /**
    * Subscribes, replies with the ack and, when `since` allows recovery, replays the missed
-   * publications; live publications that race with all this are buffered and delivered after.
+   * publications; live publications that race with all this are held back and delivered after.
    */
   async subscribe (connection: Connection, id: RequestId, topic: string, since?: StreamPosition): Promise<void> {
     if (connection.subscriptions.has(topic)) throw new ProtocolError(ErrorCode.badRequest, `already subscribed to "${topic}"`)
@@ -99,7 +99,8 @@ export class Hub {
   deliver (publication: Publication): void {
     const subscriptions = this.topics.get(publication.topic)
     if (subscriptions === undefined) return
-    this.stats.observeDeliveryLag((Date.now() - publication.ts) / 1000)
+    // Clocks of different nodes may disagree by a little: a publication is never early.
+    this.stats.deliveryLag.observe(Math.max(0, (Date.now() - publication.ts) / 1000))
     const payload = Buffer.from(publication.frame)
     let delivered = 0
     for (const subscription of subscriptions) {

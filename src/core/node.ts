@@ -1,18 +1,21 @@
-// One realtime node: the broker, the hub, the heartbeat and the frame dispatcher wired together. The
-// Fastify plugins own its lifecycle; host routes reach it as `fastify.realtime`.
+// One realtime node: the broker seam, the hub, presence, the heartbeat and the frame dispatcher wired
+// together. It is internal: the Fastify plugins build it (every collaborator through the constructor)
+// and own its lifecycle, the routes get it from them, and host code sees only the small RealtimeApi
+// (api.ts) as `fastify.realtime`. docs/architecture.md follows a publication through it.
 import { randomUUID } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import type { Config } from '../config.js'
-import { BrokerUnavailableError, type Broker, type ControlMessage, type HistoryQuery, type HistoryResult } from './broker.js'
+import { MIN_EXPIRES_AT_MS, revocationUntil } from './auth/revocation.js'
+import { BrokerUnavailableError, type Broker, type HistoryQuery, type HistoryResult, type NodeInfo } from './broker.js'
 import { Connection } from './connection.js'
+import { ConnectionControl } from './connection-control.js'
 import { Dispatcher } from './dispatcher.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
 import type { Identity } from './identity.js'
 import { Presence, type TopicPresence } from './presence.js'
-import { CloseCode, encodeWelcome, ErrorCode, ProtocolError, type StreamPosition } from './protocol.js'
+import { encodeWelcome, ErrorCode, ProtocolError, ServerClose, type Publication, type StreamPosition } from './protocol.js'
 import { Stats, type PublishSource } from './stats.js'
-import { isValidTopic } from './topics.js'
 
 /** The subset of pino's logger the core uses, so the core does not depend on Fastify. */
 export interface Logger {
@@ -34,69 +37,112 @@ export interface PublishResult extends StreamPosition {
 }
 
 export interface NodePublishOptions {
+  /** Who published, counted in realtime_publications_total{source}; default 'api' (host code). */
+  source?: PublishSource
+  /** The publishing user, written into the message frame as `from` (websocket publishes). */
+  from?: string
   /** Publish at most once per key and topic within IDEMPOTENCY_TTL_MS; a repeat gets the first result. */
   idempotencyKey?: string
 }
 
-/** How long an idempotency key is remembered (PROTOCOL §4: 5 minutes). */
+export interface RevokeOptions {
+  /** Until when the token is refused, in ms since the epoch (its `exp` × 1000); default: 7 days from now. */
+  expiresAt?: number
+}
+
+/** This node and every live node, as GET /api/info answers. */
+export interface NodesInfo {
+  node: string
+  nodes: NodeInfo[]
+}
+
+/** Everything a node works with, given once at construction. */
+export interface NodeCollaborators {
+  config: Config
+  /** Pub/sub and history; its optional parts (presence store, control bus, node registry) enable the rest. */
+  broker: Broker
+  log: Logger
+  /**
+   * Verifies the token of a `refresh` frame (the auth plugin's verifier); rejects with `unauthorized`.
+   * Undefined when the server verifies no tokens: refresh is then refused.
+   */
+  refreshIdentity?: (token: string) => Promise<Identity>
+}
+
+/** How long an idempotency key is remembered (docs/protocol.md §7, "Idempotent publish": 5 minutes). */
 export const IDEMPOTENCY_TTL_MS = 5 * 60_000
 
 export class RealtimeNode {
   readonly id: string
   readonly startedAt = Date.now()
   readonly stats = new Stats()
+  readonly config: Config
+  readonly broker: Broker
+  readonly log: Logger
+  readonly refreshIdentity?: (token: string) => Promise<Identity>
   readonly hub: Hub
+  private readonly control: ConnectionControl
   private readonly heartbeat: Heartbeat
   private readonly dispatcher = new Dispatcher(this)
   /** Undefined when PRESENCE and JOIN_LEAVE are both off. */
   private readonly presenceTracker?: Presence
   /** Set when shutdown begins: readiness fails and new upgrades are refused. */
   draining = false
-  /**
-   * Verifies the token of a `refresh` frame (set by the auth plugin); rejects with `unauthorized`.
-   * Undefined when the server verifies no tokens, and refresh is then refused.
-   */
-  refreshIdentity?: (token: string) => Promise<Identity>
 
-  constructor (readonly config: Config, readonly broker: Broker, readonly log: Logger) {
+  constructor ({ config, broker, log, refreshIdentity }: NodeCollaborators) {
     this.id = config.nodeId
+    this.config = config
+    this.broker = broker
+    this.log = log
+    this.refreshIdentity = refreshIdentity
+    const store = config.presence ? broker.presenceStore : undefined
+    if (config.presence && store === undefined) {
+      throw new Error('PRESENCE needs a broker with a presence store, and this broker has none (its presenceStore is undefined)')
+    }
     if (config.presence || config.joinLeave) {
-      this.presenceTracker = new Presence(broker, this.id, { track: config.presence, joinLeave: config.joinLeave }, log)
+      this.presenceTracker = new Presence(broker, this.id, { store, joinLeave: config.joinLeave }, log)
     }
     this.hub = new Hub(broker, this.stats, { maxSubscriptions: config.maxSubscriptions, maxRecovery: config.historySize, presence: this.presenceTracker })
+    this.control = new ConnectionControl(broker.controlBus, this.hub)
     this.heartbeat = new Heartbeat(this.hub.connections, config.heartbeatInterval, config.heartbeatTimeout)
   }
 
   async start (): Promise<void> {
     await this.broker.start({
-      publication: publication => this.hub.deliver(publication),
+      publication: publication => this.handlePublication(publication),
       event: (topic, frame) => this.hub.deliverEvent(topic, frame),
-      describe: () => ({ id: this.id, startedAt: this.startedAt, ...this.hub.counts }),
-      control: message => this.applyControl(message),
-      status: up => this.log[up ? 'info' : 'warn']({ broker: up ? 'up' : 'down' }, up ? 'broker reachable again' : 'broker unreachable')
+      status: up => this.reportBrokerStatus(up),
+      control: message => this.control.apply(message),
+      describe: () => this.describe()
     })
     this.heartbeat.start()
   }
 
-  /** Publishes `data` to `topic` on every node. Rejects with `bad_request` or `unavailable`. */
-  async publish (topic: string, data: unknown, source: PublishSource = 'api', from?: string, options: NodePublishOptions = {}): Promise<PublishResult> {
-    if (typeof topic !== 'string' || !isValidTopic(topic)) throw new ProtocolError(ErrorCode.badRequest, `invalid topic "${String(topic).slice(0, 300)}"`)
+  // ---- what the routes, the dispatcher and RealtimeApi call; topics arrive validated ----
+
+  /** Publishes `data` to `topic` on every node. Rejects with BrokerUnavailableError while the broker is down. */
+  async publish (topic: string, data: unknown, options: NodePublishOptions = {}): Promise<PublishResult> {
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
+    const { source = 'api', from, idempotencyKey } = options
     const started = performance.now()
     // Keys are per topic (a topic has no spaces, so the joined key is unambiguous): the same key on
     // another topic is another publication, and a repeat always answers with its own topic's position.
-    const { idempotencyKey } = options
     const position = await this.broker.publish({ topic, data, from }, idempotencyKey === undefined
       ? undefined
       : { idempotencyKey: `${topic} ${idempotencyKey}`, idempotencyTtlMs: IDEMPOTENCY_TTL_MS })
-    this.stats.observePublishDuration((performance.now() - started) / 1000)
+    this.stats.publishDuration.observe((performance.now() - started) / 1000)
     if (!position.repeated) this.stats.publications[source]++
     return { topic, epoch: position.epoch, offset: position.offset }
   }
 
-  async history (topic: string, query: HistoryQuery): Promise<HistoryResult> {
+  /** The same data to several topics, one publication each; positions in the order of `topics`. */
+  async broadcast (topics: readonly string[], data: unknown, options: Pick<NodePublishOptions, 'source'> = {}): Promise<PublishResult[]> {
+    return await Promise.all(topics.map(topic => this.publish(topic, data, options)))
+  }
+
+  async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
-    return this.broker.history(topic, query)
+    return await this.broker.history(topic, query)
   }
 
   /**
@@ -104,7 +150,7 @@ export class RealtimeNode {
    * check: a feature that is off is off whoever asks.
    */
   requirePresence (): Presence {
-    if (this.presenceTracker === undefined || !this.config.presence) {
+    if (this.presenceTracker === undefined || !this.presenceTracker.tracking) {
       throw new ProtocolError(ErrorCode.notFound, 'presence is not enabled on this server (PRESENCE)')
     }
     return this.presenceTracker
@@ -114,8 +160,33 @@ export class RealtimeNode {
   async presence (topic: string): Promise<TopicPresence> {
     const presence = this.requirePresence()
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
-    return presence.report(topic)
+    return await presence.report(topic)
   }
+
+  /**
+   * Refuses the token `jti` on every node and closes the connections that use it (4003). Rejects with
+   * `bad_request` for an `expiresAt` in seconds, `not_found` when the broker has no control bus.
+   */
+  async revoke (jti: string, options: RevokeOptions = {}): Promise<void> {
+    const { expiresAt } = options
+    if (expiresAt !== undefined && expiresAt < MIN_EXPIRES_AT_MS) {
+      throw new ProtocolError(ErrorCode.badRequest, 'expiresAt is milliseconds since the epoch; this looks like seconds (a JWT exp): multiply by 1000')
+    }
+    await this.control.revoke(jti, revocationUntil(expiresAt))
+  }
+
+  /** Closes every connection of `user` on every node (4003). Rejects with `not_found` without a control bus. */
+  async disconnect (user: string): Promise<void> {
+    await this.control.disconnect(user)
+  }
+
+  /** This node and every live node; a broker without a node registry knows this node alone. */
+  async info (): Promise<NodesInfo> {
+    const registry = this.broker.nodeRegistry
+    return { node: this.id, nodes: registry === undefined ? [this.describe()] : await registry.nodes() }
+  }
+
+  // ---- connections ----
 
   /**
    * Takes over an upgraded socket. The message handler is attached synchronously, before anything is
@@ -155,17 +226,6 @@ export class RealtimeNode {
     return connection
   }
 
-  /** Acts on a control message from any node: closes the affected local connections with 4003. */
-  applyControl (message: ControlMessage): void {
-    if (message.type === 'disconnect') {
-      for (const connection of this.hub.connectionsOf(message.user)) connection.close(CloseCode.forbidden, 'disconnected by the server')
-      return
-    }
-    for (const connection of this.hub.connections) {
-      if (connection.identity.jti === message.jti) connection.close(CloseCode.forbidden, 'token revoked')
-    }
-  }
-
   /**
    * Graceful drain: refuse new upgrades, close every socket with 1001 (clients reconnect elsewhere and
    * recover), wait for them to go, up to `timeoutMs`, then cut off whoever is left.
@@ -173,7 +233,7 @@ export class RealtimeNode {
   async drain (timeoutMs = this.config.shutdownTimeout): Promise<void> {
     this.draining = true
     this.heartbeat.stop()
-    for (const connection of this.hub.connections) connection.close(CloseCode.goingAway, 'server shutting down')
+    for (const connection of this.hub.connections) connection.close(ServerClose.shuttingDown)
     const deadline = Date.now() + timeoutMs
     while (this.hub.connections.size > 0 && Date.now() < deadline) {
       await new Promise(resolve => setTimeout(resolve, 20))
@@ -191,5 +251,22 @@ export class RealtimeNode {
   async close (): Promise<void> {
     this.heartbeat.stop()
     await this.broker.close()
+  }
+
+  // ---- what the broker calls back ----
+
+  /** A publication on a topic this node subscribed to: fan it out to the local subscribers. */
+  private handlePublication (publication: Publication): void {
+    this.hub.deliver(publication)
+  }
+
+  private reportBrokerStatus (up: boolean): void {
+    if (up) this.log.info({ broker: 'up' }, 'broker reachable again')
+    else this.log.warn({ broker: 'down' }, 'broker unreachable')
+  }
+
+  /** This node's figures, for the node registry and GET /api/info. */
+  private describe (): NodeInfo {
+    return { id: this.id, startedAt: this.startedAt, ...this.hub.counts }
   }
 }

@@ -1,15 +1,15 @@
 // Presence (PRESENCE) and join/leave events (JOIN_LEAVE), kept out of the hub: the hub calls in at
 // three points of a subscription's life (set up, active, gone) and only when one of them is on, so
-// fan-out costs nothing extra when both are off. The broker stores the entries (shared across nodes)
-// and carries the join/leave frames; this file decides when and what.
-import type { Broker, PresenceEntry } from './broker.js'
+// fan-out costs nothing extra when both are off. The broker's PresenceStore keeps the entries (shared
+// across nodes) and the Broker carries the join/leave frames; this file decides when and what.
+import type { Broker, PresenceEntry, PresenceStore } from './broker.js'
 import type { Logger } from './node.js'
 import type { Subscription } from './subscription.js'
 
 export interface PresenceOptions {
-  /** Record who is subscribed (PRESENCE). */
-  track: boolean
-  /** Send `join`/`leave` frames to the topic's subscribers (JOIN_LEAVE); works without `track`. */
+  /** Record who is subscribed (PRESENCE) in this store; undefined: nothing is recorded. */
+  store?: PresenceStore
+  /** Send `join`/`leave` frames to the topic's subscribers (JOIN_LEAVE); works without a store. */
   joinLeave: boolean
 }
 
@@ -45,11 +45,17 @@ export class Presence {
   private readonly announced = new WeakSet<Subscription>()
 
   constructor (
-    private readonly broker: Broker,
+    /** Carries the join/leave frames (publishEvent), and says whether a failure is worth a warning. */
+    private readonly events: Pick<Broker, 'publishEvent' | 'up'>,
     private readonly nodeId: string,
     readonly options: PresenceOptions,
     private readonly log: Logger
   ) {}
+
+  /** Is presence recorded (PRESENCE)? Otherwise the presence request and route answer `not_found`. */
+  get tracking (): boolean {
+    return this.options.store !== undefined
+  }
 
   /**
    * While a subscribe is being set up: records the connection. The hub waits for it before the ack,
@@ -57,9 +63,10 @@ export class Presence {
    */
   async enter (subscription: Subscription): Promise<void> {
     // An unsubscribe or close that overtook the subscribe has already run left(): record nothing.
-    if (!this.options.track || subscription.removed) return
+    const { store } = this.options
+    if (store === undefined || subscription.removed) return
     const { connection, topic } = subscription
-    const write = this.broker.addPresence(topic, { connectionId: connection.id, user: connection.user, node: this.nodeId })
+    const write = store.addPresence(topic, { connectionId: connection.id, user: connection.user, node: this.nodeId })
     this.recorded.set(subscription, write.catch(() => {}))
     await write
   }
@@ -74,28 +81,30 @@ export class Presence {
   /** The subscription is gone (unsubscribe, close, failed subscribe): undo what enter/joined did. */
   left (subscription: Subscription): void {
     const recorded = this.recorded.get(subscription)
-    if (recorded !== undefined) {
+    const { store } = this.options
+    if (recorded !== undefined && store !== undefined) {
       this.recorded.delete(subscription)
       const { connection, topic } = subscription
       recorded
-        .then(() => this.broker.removePresence(topic, connection.id))
+        .then(() => store.removePresence(topic, connection.id))
         .catch(err => this.warn(err, 'could not remove a presence entry', topic))
     }
     if (this.announced.delete(subscription)) this.publishEvent('leave', subscription)
   }
 
+  /** Who is subscribed to `topic` on every node; empty when nothing is recorded. */
   async report (topic: string): Promise<TopicPresence> {
-    return summarize(topic, await this.broker.presence(topic))
+    return summarize(topic, this.options.store === undefined ? [] : await this.options.store.presence(topic))
   }
 
   private publishEvent (type: 'join' | 'leave', subscription: Subscription): void {
     const { connection, topic } = subscription
-    this.broker.publishEvent(topic, encodePresenceEvent(type, topic, connection.user, connection.id))
+    this.events.publishEvent(topic, encodePresenceEvent(type, topic, connection.user, connection.id))
       .catch(err => this.warn(err, `could not send a ${type} event`, topic))
   }
 
   private warn (err: unknown, msg: string, topic: string): void {
     // Expected while the broker is down; the Redis broker expires a dead node's entries anyway.
-    if (this.broker.up) this.log.warn({ err, topic }, msg)
+    if (this.events.up) this.log.warn({ err, topic }, msg)
   }
 }

@@ -1,5 +1,6 @@
-// The wire protocol (PROTOCOL.md §2): parsing and validating client frames, encoding server frames,
-// error codes and close codes. Everything that touches the JSON shape of a frame lives here.
+// The wire protocol (docs/protocol.md §2): parsing and validating client frames, encoding server
+// frames, error codes, and the close codes with the reason sent for each. Everything that touches the
+// JSON shape of a frame, or what a client reads when it is closed, lives here.
 import { isValidTopic } from './topics.js'
 
 export const ErrorCode = {
@@ -25,7 +26,66 @@ export const CloseCode = {
   rateLimited: 4008,
   slowConsumer: 4009,
   /** Publications of a subscribed topic could not be delivered in order (beyond the contract's list). */
-  insufficientState: 4010
+  insufficientState: 4010,
+  /** Upgrades refused with `?refusal=close` carry 4000 + the HTTP status (routes/ws-refusal.ts). */
+  refusedUnauthorized: 4401,
+  refusedForbidden: 4403,
+  refusedRateLimited: 4429,
+  refusedUnavailable: 4503
+} as const
+
+/** What this server sends when it closes a websocket: the code, and the reason the client reads. */
+export interface CloseCause {
+  readonly code: number
+  readonly reason: string
+}
+
+/** RFC 6455 leaves 123 bytes for a close reason; ws throws on a longer one instead of sending it. */
+export const MAX_CLOSE_REASON_BYTES = 123
+
+/** `text` cut to fit a close reason, on a character boundary (half a UTF-8 sequence is refused too). */
+export function closeReason (text: string): string {
+  const bytes = Buffer.from(text)
+  if (bytes.length <= MAX_CLOSE_REASON_BYTES) return text
+  return bytes.subarray(0, MAX_CLOSE_REASON_BYTES).toString().replace(/\uFFFD$/, '')
+}
+
+/** The close code of an upgrade refused with `status`: 4000 + the status, but 1011 for a 500. */
+function refusalCloseCode (status: number): number {
+  return status >= 400 && status <= 599 && status !== 500 ? 4000 + status : CloseCode.internal
+}
+
+/**
+ * Every cause for which this server closes a websocket, with the code and reason it sends
+ * (docs/protocol.md §2, "Close codes"). Call sites name the cause, so a code and its reason cannot
+ * drift apart; the causes that carry a detail build their reason, cut to fit a close frame.
+ */
+export const ServerClose = {
+  /** The graceful drain: reconnect to another node and recover. */
+  shuttingDown: { code: CloseCode.goingAway, reason: 'server shutting down' },
+  /** The token expired without a `refresh`. */
+  tokenExpired: { code: CloseCode.tokenExpired, reason: 'token expired' },
+  /** The admin API revoked the connection's token (its `jti`). */
+  tokenRevoked: { code: CloseCode.forbidden, reason: 'token revoked' },
+  /** The admin API disconnected the connection's user. */
+  disconnected: { code: CloseCode.forbidden, reason: 'disconnected by the server' },
+  /** MESSAGE_BURST frames in a row refused by the message rate limit. */
+  rateLimitExceeded: { code: CloseCode.rateLimited, reason: 'message rate limit exceeded repeatedly' },
+  /** More than SEND_BUFFER_LIMIT bytes queued for a client that does not read. */
+  slowConsumer: { code: CloseCode.slowConsumer, reason: 'slow consumer: send buffer over its limit' },
+  /** A frame over MAX_PAYLOAD that ws let through (a host's @fastify/websocket allows more). */
+  frameTooLarge: (maxPayload: number): CloseCause =>
+    ({ code: CloseCode.tooLarge, reason: `frame larger than MAX_PAYLOAD (${maxPayload} bytes)` }),
+  /** A subscribed topic skipped offsets this node can no longer fetch (e.g. a long Redis outage). */
+  missedPublications: (topic: string): CloseCause =>
+    ({ code: CloseCode.insufficientState, reason: closeReason(`missed publications on "${topic}": reconnect and recover`) }),
+  /**
+   * An upgrade refused under `?refusal=close`: 4401, 4403, 4429 or 4503 with the refusal's message;
+   * an internal failure (500) is 1011 with no detail.
+   */
+  upgradeRefused: (status: number, message: string): CloseCause => status === 500
+    ? { code: CloseCode.internal, reason: 'internal error' }
+    : { code: refusalCloseCode(status), reason: closeReason(message) }
 } as const
 
 /** An error that answers one client request; `code` goes on the wire. */
@@ -192,5 +252,6 @@ export function encodeMessageFrame (topic: string, dataJson: string, position: S
  */
 export function encodeWithMessages (fields: object, frames: readonly string[]): string {
   const head = JSON.stringify(fields)
-  return `${head.slice(0, -1)},"messages":[${frames.join(',')}]}`
+  const separator = head === '{}' ? '' : ','
+  return `${head.slice(0, -1)}${separator}"messages":[${frames.join(',')}]}`
 }

@@ -1,8 +1,34 @@
 // Plain counters the hot path bumps (an integer add, no label lookups); the metrics plugin turns them
-// into Prometheus metrics when scraped.
+// into Prometheus metrics when scraped. Latencies are plain counters too: a histogram with fixed
+// buckets is one counter per bucket, a sum and a count. So the core needs no metrics library, and
+// nothing has to be plugged into it after construction.
 
 export type PublishSource = 'http' | 'ws' | 'api'
 export type RateLimitScope = 'http' | 'message' | 'connect'
+
+/** Upper bounds, in seconds, of the latency histograms' buckets. */
+export const LATENCY_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+
+/** Durations counted into fixed buckets, as a Prometheus histogram exposes them. */
+export class LatencyHistogram {
+  /** Observations per bucket, not cumulative: `counts[i]` holds those above `bounds[i - 1]` up to `bounds[i]`. */
+  readonly counts: number[]
+  /** Seconds observed in all. */
+  sum = 0
+  /** Observations in all, those above the last bound included. */
+  count = 0
+
+  constructor (readonly bounds: readonly number[] = LATENCY_BUCKETS) {
+    this.counts = bounds.map(() => 0)
+  }
+
+  observe (seconds: number): void {
+    const bucket = this.bounds.findIndex(bound => seconds <= bound)
+    if (bucket !== -1) this.counts[bucket]++
+    this.sum += seconds
+    this.count++
+  }
+}
 
 export class Stats {
   deliveries = 0
@@ -11,10 +37,10 @@ export class Stats {
   readonly recoveries = { recovered: 0, failed: 0 }
   readonly errors = new Map<string, number>()
   readonly disconnects = new Map<number, number>()
-  /** Seconds from accepting a publish to the broker's confirmation; the metrics plugin plugs in. */
-  observePublishDuration: (seconds: number) => void = () => {}
-  /** Seconds from a publication's timestamp to its local fan-out; the metrics plugin plugs in. */
-  observeDeliveryLag: (seconds: number) => void = () => {}
+  /** From accepting a publish to the broker's confirmation. */
+  readonly publishDuration = new LatencyHistogram()
+  /** From a publication's timestamp to its local fan-out. */
+  readonly deliveryLag = new LatencyHistogram()
 
   count<K> (map: Map<K, number>, key: K): void {
     map.set(key, (map.get(key) ?? 0) + 1)

@@ -3,7 +3,7 @@ export class TokenBucket {
   private tokens: number
   private refilledAt: number
 
-  constructor (private readonly rate: number, private readonly burst: number, private readonly now: () => number = Date.now) {
+  constructor (private readonly rate: number, protected readonly burst: number, private readonly now: () => number = Date.now) {
     this.tokens = burst
     this.refilledAt = now()
   }

@@ -1,4 +1,4 @@
-// Topic names and the ACL patterns that match them (PROTOCOL.md §1 and §3).
+// Topic names and the ACL patterns that match them (docs/protocol.md §1 and §3).
 
 export const MAX_TOPIC_LENGTH = 255
 const SEGMENT = /^[A-Za-z0-9_\-:@]+$/

@@ -1,4 +1,4 @@
-// A verified token's claims -> the Identity the core works with (PROTOCOL.md §3). Shapes are checked
+// A verified token's claims -> the Identity the core works with (docs/protocol.md §3). Shapes are checked
 // here, so a token with `topics: "everything"` is refused with a clear message instead of granting or
 // denying by accident.
 import type { Identity } from '../identity.js'

@@ -1,4 +1,4 @@
-// Which key verifies tokens, and with which algorithms (PROTOCOL.md §3). The algorithm list is pinned
+// Which key verifies tokens, and with which algorithms (docs/protocol.md §3). The algorithm list is pinned
 // from the key, never taken from the token: a token's `alg` can only pick among these. That is what
 // refuses `alg: none` and algorithm confusion (an HS256 token "signed" with the RSA public key as
 // its HMAC secret): with a public key configured, HS256 is simply not on the list.

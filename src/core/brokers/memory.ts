@@ -1,8 +1,10 @@
 // The in-memory broker: one process, no dependencies. Offsets, epochs and history behave exactly as
 // with Redis (the conformance tests hold both to the same contract), so a single node can later grow
-// into many without clients noticing.
+// into many without clients noticing. It is every part of the broker seam at once: its own presence
+// store, control bus and node registry.
 import type {
-  Broker, BrokerListener, ControlMessage, HistoryQuery, HistoryResult, NodeInfo, PresenceEntry, PublishOptions, PublishOutcome
+  Broker, BrokerListener, BrokerPublishOptions, ControlBus, ControlMessage, HistoryQuery, HistoryResult, NodeInfo,
+  NodeRegistry, PresenceEntry, PresenceStore, PublishOutcome
 } from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import { encodeMessageFrame, type Publication, type PublicationInput, type StreamPosition } from '../protocol.js'
@@ -23,8 +25,11 @@ interface Stream {
   expiresAt: number
 }
 
-export class MemoryBroker implements Broker {
+export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegistry {
   readonly up = true
+  readonly presenceStore: PresenceStore = this
+  readonly controlBus: ControlBus = this
+  readonly nodeRegistry: NodeRegistry = this
   private listener?: BrokerListener
   private readonly streams = new Map<string, Stream>()
   private readonly subscribed = new Set<string>()
@@ -43,6 +48,8 @@ export class MemoryBroker implements Broker {
     this.now = options.now ?? Date.now
   }
 
+  // ---- Broker: publish/subscribe and history ----
+
   async start (listener: BrokerListener): Promise<void> {
     this.listener = listener
     // Expired streams are also dropped lazily on access; the sweep only bounds memory for idle topics.
@@ -50,7 +57,7 @@ export class MemoryBroker implements Broker {
     this.sweeper.unref()
   }
 
-  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<PublishOutcome> {
+  async publish (input: PublicationInput, options: BrokerPublishOptions = {}): Promise<PublishOutcome> {
     const ts = this.now()
     const { idempotencyKey, idempotencyTtlMs = 300_000 } = options
     if (idempotencyKey !== undefined) {
@@ -93,6 +100,8 @@ export class MemoryBroker implements Broker {
     return { epoch: stream.epoch, offset: stream.offset, publications: selectHistory(stream.history, stream.epoch, query) }
   }
 
+  // ---- ControlBus ----
+
   async sendControl (message: ControlMessage): Promise<void> {
     this.listener?.control(message)
   }
@@ -104,6 +113,8 @@ export class MemoryBroker implements Broker {
   async isRevoked (jti: string): Promise<boolean> {
     return (this.revoked.get(jti) ?? 0) > this.now()
   }
+
+  // ---- PresenceStore ----
 
   async addPresence (topic: string, entry: PresenceEntry): Promise<void> {
     let entries = this.presenceByTopic.get(topic)
@@ -122,9 +133,13 @@ export class MemoryBroker implements Broker {
     return [...(this.presenceByTopic.get(topic)?.values() ?? [])]
   }
 
+  // ---- NodeRegistry: one process, one node ----
+
   async nodes (): Promise<NodeInfo[]> {
     return this.listener === undefined ? [] : [this.listener.describe()]
   }
+
+  // ---- lifecycle and streams ----
 
   async close (): Promise<void> {
     clearInterval(this.sweeper)

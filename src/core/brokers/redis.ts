@@ -9,12 +9,17 @@
 //   readiness is 503). When both are back, the node re-announces itself, writes its presence back,
 //   resubscribes every topic and fills each topic's gap from history, and only then turns `up` again.
 //   Redis out of reach at start is the same outage: the node starts with `up` false.
+// - control messages (revoke, disconnect) travel on one control channel; revocations are keys that
+//   expire when the token would have.
 // - a heartbeat key per node (NodeInfo, expiring) is the node registry; presence entries of a node
 //   whose key expired are ignored and swept.
+// It is every part of the broker seam (src/core/broker.ts): Broker, PresenceStore, ControlBus and
+// NodeRegistry, one section each below.
 import type { Redis } from 'ioredis'
 import {
-  BrokerUnavailableError, type Broker, type BrokerListener, type ControlMessage, type HistoryQuery, type HistoryResult,
-  type NodeInfo, type PresenceEntry, type PublishOptions, type PublishOutcome
+  BrokerUnavailableError, type Broker, type BrokerListener, type BrokerPublishOptions, type ControlBus, type ControlMessage,
+  type HistoryQuery, type HistoryResult, type NodeInfo, type NodeRegistry, type PresenceEntry, type PresenceStore,
+  type PublishOutcome
 } from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import type { Publication, PublicationInput, StreamPosition } from '../protocol.js'
@@ -55,7 +60,10 @@ const FILL_CONCURRENCY = 64
  */
 const STALL_TIMEOUT_MS = 3000
 
-export class RedisBroker implements Broker {
+export class RedisBroker implements Broker, PresenceStore, ControlBus, NodeRegistry {
+  readonly presenceStore: PresenceStore = this
+  readonly controlBus: ControlBus = this
+  readonly nodeRegistry: NodeRegistry = this
   /** The command connection. Other plugins may use it (e.g. a rate-limit store); do not close it. */
   readonly commands: Redis
   /** Dedicated to SUBSCRIBE: a subscribed connection is kept out of the command path. */
@@ -79,10 +87,13 @@ export class RedisBroker implements Broker {
   private readonly probing = new Set<Redis>()
   /** Topics this node is subscribed to, as subscribe/unsubscribe asked. */
   private readonly topics = new Set<string>()
-  /** Per topic, the last publication handed to the listener: where a gap fill reads from. */
-  private readonly delivered = new Map<string, StreamPosition>()
-  /** Topics being gap-filled after a reconnect; their live publications wait here meanwhile. */
-  private readonly filling = new Map<string, Publication[]>()
+  /**
+   * Per topic, the position of the last publication handed to the listener: where a gap fill reads
+   * from, and at or below which `deliver` drops repeats (Subscription keeps the same per connection).
+   */
+  private readonly lastDelivered = new Map<string, StreamPosition>()
+  /** Topics being gap-filled after a reconnect, with the live publications held back meanwhile. */
+  private readonly held = new Map<string, Publication[]>()
   /** The presence entries added through this broker, written back after Redis comes back. */
   private readonly localPresence = new Map<string, Map<string, PresenceEntry>>()
 
@@ -157,9 +168,9 @@ export class RedisBroker implements Broker {
     })
   }
 
-  // ---- publications ----
+  // ---- Broker: publications and history ----
 
-  async publish (input: PublicationInput, options: PublishOptions = {}): Promise<PublishOutcome> {
+  async publish (input: PublicationInput, options: BrokerPublishOptions = {}): Promise<PublishOutcome> {
     const { topic } = input
     const ts = Date.now()
     const { head, tail } = messageFrameParts(topic, JSON.stringify(input.data), ts, input.from)
@@ -187,7 +198,7 @@ export class RedisBroker implements Broker {
     return { epoch, offset: Number(offset), publications }
   }
 
-  // ---- subscriptions (the hub calls these for the first and after the last local subscriber) ----
+  // ---- Broker: subscriptions (the hub calls these for the first and after the last local subscriber) ----
 
   /** Resolves once Redis confirmed the SUBSCRIBE, so no publication after it can be missed. */
   async subscribe (topic: string): Promise<void> {
@@ -214,8 +225,8 @@ export class RedisBroker implements Broker {
 
   private forget (topic: string): void {
     this.topics.delete(topic)
-    this.delivered.delete(topic)
-    this.filling.delete(topic)
+    this.lastDelivered.delete(topic)
+    this.held.delete(topic)
   }
 
   /** Everything the subscriber connection receives: control messages, publications, events. */
@@ -239,20 +250,20 @@ export class RedisBroker implements Broker {
       return
     }
     const publication: Publication = { topic, epoch: decoded.epoch, offset: decoded.offset, ts: decoded.ts, frame: decoded.frame }
-    const waiting = this.filling.get(topic)
-    if (waiting !== undefined) waiting.push(publication)
-    else this.forward(publication)
+    const held = this.held.get(topic)
+    if (held !== undefined) held.push(publication)
+    else this.deliver(publication)
   }
 
   /** Hands a publication to the listener once: a gap fill overlaps live traffic, this drops the repeats. */
-  private forward (publication: Publication): void {
-    const last = this.delivered.get(publication.topic)
+  private deliver (publication: Publication): void {
+    const last = this.lastDelivered.get(publication.topic)
     if (last !== undefined && last.epoch === publication.epoch && publication.offset <= last.offset) return
-    this.delivered.set(publication.topic, { epoch: publication.epoch, offset: publication.offset })
+    this.lastDelivered.set(publication.topic, { epoch: publication.epoch, offset: publication.offset })
     this.listener?.publication(publication)
   }
 
-  // ---- control messages and revocation ----
+  // ---- ControlBus: control messages and revocation ----
 
   async sendControl (message: ControlMessage): Promise<void> {
     await this.command(() => this.commands.publish(this.keys.control, JSON.stringify(message)))
@@ -269,7 +280,7 @@ export class RedisBroker implements Broker {
     return (await this.command(() => this.commands.exists(this.keys.revoked(jti)))) === 1
   }
 
-  // ---- presence ----
+  // ---- PresenceStore ----
 
   async addPresence (topic: string, entry: PresenceEntry): Promise<void> {
     let entries = this.localPresence.get(topic)
@@ -311,7 +322,7 @@ export class RedisBroker implements Broker {
     await Promise.all(writes)
   }
 
-  // ---- node registry ----
+  // ---- NodeRegistry ----
 
   /** The live nodes: those whose heartbeat key has not expired. This node reports fresh figures. */
   async nodes (): Promise<NodeInfo[]> {
@@ -397,15 +408,15 @@ export class RedisBroker implements Broker {
   }
 
   /**
-   * Announce, write presence back, resubscribe (live publications of the topics held now wait in
-   * `filling`), then per topic: deliver what history holds after the last delivered publication,
-   * then what waited. Nothing is lost that history still has, and `forward` drops the overlap.
+   * Announce, write presence back, resubscribe (live publications of the topics subscribed now are
+   * `held`), then per topic: deliver what history holds after the last delivered publication, then
+   * what was held. Nothing is lost that history still has, and `deliver` drops the overlap.
    */
   private async restore (): Promise<void> {
     await this.announce()
     await this.restorePresence()
     const topics = [...this.topics]
-    for (const topic of topics) this.filling.set(topic, [])
+    for (const topic of topics) this.held.set(topic, [])
     const channels = [this.keys.control, ...topics.map(topic => this.keys.channel(topic))]
     for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) {
       await this.subscriber.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH))
@@ -420,12 +431,12 @@ export class RedisBroker implements Broker {
 
   private async fillGap (topic: string): Promise<void> {
     if (!this.topics.has(topic)) return
-    const last = this.delivered.get(topic)
+    const last = this.lastDelivered.get(topic)
     const history = await this.history(topic, last === undefined ? {} : { since: last })
-    const waiting = this.filling.get(topic) ?? []
-    this.filling.delete(topic)
-    for (const publication of history.publications) this.forward(publication)
-    for (const publication of waiting) this.forward(publication)
+    const held = this.held.get(topic) ?? []
+    this.held.delete(topic)
+    for (const publication of history.publications) this.deliver(publication)
+    for (const publication of held) this.deliver(publication)
   }
 
   // ---- plumbing ----
@@ -452,7 +463,7 @@ export class RedisBroker implements Broker {
       await this.run('depart', [node + nodeId, nodes, nodePresence + nodeId], [nodeId, presenceHead, presenceTail]).catch(() => {})
     }
     await Promise.all([quit(this.commands), quit(this.subscriber)])
-    this.filling.clear()
+    this.held.clear()
     this.listener = undefined
   }
 }

@@ -1,0 +1,58 @@
+// What host code gets as `fastify.realtime`: seven calls, each with one options object where it has
+// options. The node behind it stays internal (its hub, broker and stats are not part of the contract),
+// and this object holds no property that leads to it. Host input is checked here, once: the HTTP
+// routes and the websocket dispatcher check theirs before they call the node.
+import type { HistoryQuery, HistoryResult } from './broker.js'
+import type { NodesInfo, PublishResult, RealtimeNode, RevokeOptions } from './node.js'
+import type { TopicPresence } from './presence.js'
+import { ErrorCode, ProtocolError } from './protocol.js'
+import { isValidTopic } from './topics.js'
+
+export interface PublishOptions {
+  /** Publish at most once per key and topic within 5 minutes; a repeat resolves with the first result. */
+  idempotencyKey?: string
+}
+
+/**
+ * `fastify.realtime`. Every call rejects with ProtocolError `bad_request` for an invalid topic or
+ * value, and with BrokerUnavailableError (code BROKER_UNAVAILABLE) while the broker is unreachable.
+ */
+export interface RealtimeApi {
+  /** Publishes `data` (any JSON value) to `topic` on every node; resolves with its position. */
+  publish: (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
+  /** Publishes the same `data` to each topic; the positions come in the order of `topics`. */
+  broadcast: (topics: readonly string[], data: unknown) => Promise<PublishResult[]>
+  /** The topic's position and retained publications (`frame`: the message frame as delivered). */
+  history: (topic: string, query?: HistoryQuery) => Promise<HistoryResult>
+  /** Who is subscribed to `topic` on every node; rejects with `not_found` when PRESENCE is off. */
+  presence: (topic: string) => Promise<TopicPresence>
+  /** Closes every connection of `user` (a token's `sub`) on every node with 4003. */
+  disconnect: (user: string) => Promise<void>
+  /** Refuses the token `jti` on every node and closes its connections with 4003. */
+  revoke: (jti: string, options?: RevokeOptions) => Promise<void>
+  /** This node's id and every live node with its load, as GET /api/info answers. */
+  info: () => Promise<NodesInfo>
+}
+
+export function createRealtimeApi (node: RealtimeNode): RealtimeApi {
+  return Object.freeze({
+    publish: async (topic: string, data: unknown, options: PublishOptions = {}) =>
+      await node.publish(checkTopic(topic), data, { idempotencyKey: options.idempotencyKey }),
+    broadcast: async (topics: readonly string[], data: unknown) => await node.broadcast(topics.map(checkTopic), data),
+    history: async (topic: string, query: HistoryQuery = {}) => await node.history(checkTopic(topic), query),
+    presence: async (topic: string) => await node.presence(checkTopic(topic)),
+    disconnect: async (user: string) => await node.disconnect(checkText('user', user)),
+    revoke: async (jti: string, options: RevokeOptions = {}) => await node.revoke(checkText('jti', jti), options),
+    info: async () => await node.info()
+  })
+}
+
+function checkTopic (topic: string): string {
+  if (typeof topic !== 'string' || !isValidTopic(topic)) throw new ProtocolError(ErrorCode.badRequest, `invalid topic "${String(topic).slice(0, 300)}"`)
+  return topic
+}
+
+function checkText (name: string, value: string): string {
+  if (typeof value !== 'string' || value === '') throw new ProtocolError(ErrorCode.badRequest, `${name} must be a non-empty string`)
+  return value
+}
