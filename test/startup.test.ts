@@ -1,14 +1,11 @@
 // Starting the server process (`node dist/src/server.js`; run `npm run build` first): .env in the
 // working directory under the real environment, one line and exit code 1 for every start-up failure,
 // and Redis out of reach at start handled like an outage (the process serves, ready once Redis comes).
-import { spawn } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { eventually, privateRedis } from './fixtures/cluster.js'
 import { exitWithin, freePort, spawnServer, type ServerProcess } from './fixtures/spawn.js'
@@ -29,34 +26,6 @@ async function listening (server: ServerProcess): Promise<string> {
 async function stop (t: Test, server: ServerProcess): Promise<void> {
   server.child.kill('SIGTERM')
   t.equal(await exitWithin(server, 10000), 0, 'SIGTERM: exit code 0')
-}
-
-/** A redis-server of this test's own that requires a password; killed when `t` ends. */
-async function redisWithPassword (t: Test, password: string): Promise<number> {
-  const port = await freePort()
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', password], { stdio: 'ignore' })
-  t.teardown(async () => {
-    if (server.exitCode !== null || server.signalCode !== null) return
-    const gone = once(server, 'exit')
-    server.kill('SIGKILL')
-    await gone
-  })
-  const probe = new Redis({ port, host: '127.0.0.1', password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  probe.on('error', () => {})
-  try {
-    await eventually(`redis-server on ${port} answers`, async () => {
-      try {
-        if (probe.status !== 'ready') await probe.connect()
-        return (await probe.ping()) === 'PONG'
-      } catch {
-        probe.disconnect()
-        return false
-      }
-    }, 10000, 50)
-  } finally {
-    probe.disconnect()
-  }
-  return port
 }
 
 t.test('.env in the working directory fills what the environment leaves unset; the environment wins', async t => {
@@ -101,7 +70,7 @@ t.test('every start-up failure: one line naming the cause, exit code 1, no stack
   t.teardown(() => { blocker.close() })
   const busyPort = (blocker.address() as { port: number }).port
   const ed25519 = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString()
-  const redisPort = await redisWithPassword(t, 'the-right-password')
+  const redisPort = (await privateRedis(t, { password: 'the-right-password' })).port
   const envDir = workDir(t)
   mkdirSync(join(envDir, '.env'))
 
