@@ -12,6 +12,9 @@ export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed'
  * short, or the stream expired), `epoch` (a live message started a new epoch), `gap` (a live message
  * skipped offsets). The application should reload the topic's state from its source.
  */
+/** The epoch of a topic that has no stream yet (docs/protocol.md §1), always at offset 0. */
+const EMPTY_EPOCH = '~~~~~~~~'
+
 export type ResetReason = 'not_recovered' | 'epoch' | 'gap'
 
 export interface SubscribedEvent extends StreamPosition {
@@ -77,7 +80,8 @@ export class Subscription<Data = unknown> extends Emitter<SubscriptionEvents<Dat
       if (message.epoch === last.epoch) {
         if (message.offset <= last.offset) return // already delivered (a replay overlapping live ones)
         if (message.offset !== last.offset + 1) reset = 'gap'
-      } else {
+      } else if (last.epoch !== EMPTY_EPOCH || message.offset !== 1) {
+        // From the empty position (a topic without a stream yet), offset 1 of a first epoch is no reset.
         reset = 'epoch'
       }
     }

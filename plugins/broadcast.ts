@@ -43,8 +43,8 @@ export interface BroadcastOptions {
  * connects before start(); node.close() closes them.
  */
 export function createBroker (config: Config): Broker {
-  const { historySize, historyTtl } = config
-  if (config.redisUrl === undefined) return new MemoryBroker({ historySize, historyTtl })
+  const { historySize, historyTtl, historyMemoryLimit } = config
+  if (config.redisUrl === undefined) return new MemoryBroker({ historySize, historyTtl, historyMemoryLimit })
   return new RedisBroker({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, historySize, historyTtl })
 }
 

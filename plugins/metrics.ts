@@ -15,6 +15,7 @@ import { Counter, Gauge, Registry, type Metric } from 'prom-client'
 import type { Config } from '../src/config.js'
 import { ForbiddenError } from '../src/core/auth/errors.js'
 import type { RealtimeNode } from '../src/core/node.js'
+import { closeCodeLabel } from '../src/core/protocol.js'
 import type { LatencyHistogram } from '../src/core/stats.js'
 import { kRealtimeNode } from './broadcast.js'
 
@@ -94,15 +95,26 @@ function mirroredHistogram (registry: Registry, name: string, help: string, sour
   registry.registerMetric(metric as unknown as Metric)
 }
 
+/** Close counts summed per closeCodeLabel: a bounded set of series, whatever codes peers close with. */
+function byCloseCodeLabel (disconnects: ReadonlyMap<number, number>): Map<string, number> {
+  const labelled = new Map<string, number>()
+  for (const [code, count] of disconnects) {
+    const label = closeCodeLabel(code)
+    labelled.set(label, (labelled.get(label) ?? 0) + count)
+  }
+  return labelled
+}
+
 function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   const { stats, hub } = node
   gauge(registry, 'realtime_connections', 'open websocket connections on this node', () => hub.counts.connections)
   gauge(registry, 'realtime_subscriptions', 'subscriptions on this node', () => hub.counts.subscriptions)
   gauge(registry, 'realtime_topics', 'topics with at least one local subscriber', () => hub.counts.topics)
   gauge(registry, 'realtime_broker_up', '1 when the broker is reachable', () => node.broker.up ? 1 : 0)
+  gauge(registry, 'realtime_history_bytes', 'approximate bytes of history held in this process (in-memory broker; 0 with Redis)', () => node.broker.heldBytes ?? 0)
   mirroredLabelledCounter(registry, 'realtime_publications_total', 'publications accepted on this node', 'source', () => Object.entries(stats.publications))
   mirroredCounter(registry, 'realtime_deliveries_total', 'message frames written to sockets', () => stats.deliveries)
-  mirroredLabelledCounter(registry, 'realtime_disconnects_total', 'connections closed, by close code', 'code', () => stats.disconnects)
+  mirroredLabelledCounter(registry, 'realtime_disconnects_total', 'connections closed, by close code (peer-chosen codes by class)', 'code', () => byCloseCodeLabel(stats.disconnects))
   mirroredLabelledCounter(registry, 'realtime_errors_total', 'error frames sent, by error code', 'code', () => stats.errors)
   mirroredLabelledCounter(registry, 'realtime_rate_limited_total', 'requests refused by a limit', 'scope', () => Object.entries(stats.rateLimited))
   mirroredLabelledCounter(registry, 'realtime_recoveries_total', 'subscribes with since', 'result', () => Object.entries(stats.recoveries))

@@ -53,6 +53,19 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
       { statusCode: 429, code: ErrorCode.rateLimited }
     )
   })
+
+  // USER_INBOUND_RATE: a request body counts against its caller's inbound bytes, shared with their
+  // websocket frames on this node (src/core/inbound-budget.ts); admins are exempt, as above.
+  app.addHook('preHandler', async request => {
+    const bytes = Number(request.headers['content-length'] ?? 0)
+    if (!(bytes > 0)) return
+    const caller = await callerOf(request)
+    if (caller !== null && caller !== OPEN_IDENTITY && caller.admin) return
+    if (node.inbound.admit(caller?.user != null ? `user:${caller.user}` : `ip:${request.ip}`, bytes) === 'accepted') return
+    node.stats.rateLimited.bytes++
+    throw Object.assign(new Error(`inbound byte rate exceeded: at most ${node.inbound.rate} bytes per second per caller`),
+      { statusCode: 429, code: ErrorCode.rateLimited })
+  })
 }
 
 export default fp(httpRateLimit, { fastify: '5.x', name: 'fastify-realtime-rate-limit', dependencies: ['fastify-realtime-auth'] })

@@ -12,7 +12,7 @@ import type { Broker } from '../src/core/broker.js'
 import auth, { type AuthOptions } from './auth.js'
 import broadcast, { createBroker, kRealtimeNode } from './broadcast.js'
 import connections from './connections.js'
-import { logSerializers } from './logging.js'
+import { logSerializers, notFoundWithoutQuery } from './logging.js'
 import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
 import { startupSummary } from './startup-summary.js'
 
@@ -49,6 +49,14 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
   await app.register(async function realtimeRoutes (scope) {
     // The API's error shape for every route here, GET /metrics included (routes/ sets it for its own).
     scope.setErrorHandler(realtimeErrorHandler)
+    // Under a prefix of ours, unknown paths get a 404 that does not echo `?token=` (plugins/logging.ts);
+    // without one the not-found handler is the host's (docs/operations.md, "Logs").
+    if (prefix !== undefined && prefix !== '' && prefix !== '/') {
+      // Fastify builds the 404 context's logger without the scope's logSerializers: this factory adds them.
+      scope.setChildLoggerFactory((logger, bindings, childOptions) =>
+        logger.child(bindings, { ...childOptions, serializers: { ...childOptions.serializers, ...logSerializers } }))
+      scope.setNotFoundHandler(notFoundWithoutQuery)
+    }
     await scope.register(metricsEndpoint, { config, httpRoutes: metricsRoutes })
     await scope.register(routes, { config, node })
   }, { prefix, logSerializers })

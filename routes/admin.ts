@@ -13,6 +13,9 @@ export async function requireAdmin (app: FastifyInstance, request: FastifyReques
   if (!identity.admin) throw httpError(ErrorCode.forbidden, 'admin only: use the API key or an admin token')
 }
 
+/** The latest moment a JavaScript Date can hold (and Redis's PXAT takes): a later `expiresAt` is a 400. */
+export const MAX_EXPIRES_AT_MS = 8_640_000_000_000_000
+
 interface RevokeBody { jti: string, expiresAt?: number }
 interface DisconnectBody { user: string }
 
@@ -21,7 +24,7 @@ const revokeBody = {
   required: ['jti'],
   properties: {
     jti: { type: 'string', minLength: 1, maxLength: 1024, description: "the token's `jti` claim" },
-    expiresAt: { type: 'integer', minimum: 0, description: 'ms since the epoch until which the token is refused (its `exp` × 1000); default: 7 days' }
+    expiresAt: { type: 'integer', minimum: 0, maximum: MAX_EXPIRES_AT_MS, description: 'ms since the epoch until which the token is refused (its `exp` × 1000); default: 7 days' }
   },
   additionalProperties: false
 } as const

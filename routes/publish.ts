@@ -1,7 +1,7 @@
 // POST /api/publish and POST /api/broadcast: backends push to topics with plain HTTP.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { canPublish } from '../src/core/identity.js'
-import { ErrorCode } from '../src/core/protocol.js'
+import { ErrorCode, nestedDeeperThan, tooDeepMessage } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
 import type { RouteOptions } from './index.js'
 import { assertTopic, errorResponses, positionSchema, strictBody, topicSchema } from './schemas.js'
@@ -32,6 +32,11 @@ const broadcastBody = {
   additionalProperties: false
 } as const
 
+/** A 400 naming body/data when it nests deeper than MAX_DATA_DEPTH (it could not be serialized). */
+function assertShallow (data: unknown): void {
+  if (nestedDeeperThan(data)) throw httpError(ErrorCode.badRequest, tooDeepMessage('body/data'))
+}
+
 export default async function publishRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { node } = options
   // The body limit, named in the 413 (routes/errors.ts).
@@ -56,6 +61,7 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
   }, async (request) => {
     const { topic, data, idempotencyKey } = request.body
     assertTopic('body/topic', topic)
+    assertShallow(data)
     await authorizePublish(request, [topic])
     return await node.publish(topic, data, { source: 'http', idempotencyKey })
   })
@@ -75,6 +81,7 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
   }, async (request) => {
     const { topics, data } = request.body
     topics.forEach((topic, i) => assertTopic(`body/topics/${i}`, topic))
+    assertShallow(data)
     await authorizePublish(request, topics)
     return { results: await node.broadcast(topics, data, { source: 'http' }) }
   })

@@ -38,9 +38,10 @@ export default async function topicRoutes (app: FastifyInstance, options: RouteO
       querystring: {
         type: 'object',
         properties: {
-          since: { type: 'integer', minimum: 0 },
+          // An offset past 2^53 cannot be one of ours, and Redis refuses it as a stream ID (a 500).
+          since: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
           epoch: { type: 'string', minLength: 1 },
-          limit: { type: 'integer', minimum: 0 }
+          limit: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }
         },
         dependencies: { since: ['epoch'] }
       },

@@ -11,7 +11,7 @@ import { ServerClose } from '../src/core/protocol.js'
 import { realtimeErrorHandler } from './errors.js'
 
 /** A refused socket that does not answer our close frame is cut off after this long. */
-const REFUSED_SOCKET_GRACE_MS = 2000
+export const REFUSED_SOCKET_GRACE_MS = 2000
 
 export function wantsRefusalByClose (request: FastifyRequest): boolean {
   return request.ws && (request.query as Record<string, unknown> | undefined)?.refusal === 'close'

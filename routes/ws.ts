@@ -5,23 +5,27 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
+import type { Admission } from '../src/core/admission.js'
 import { armExpiry, disarmExpiry } from '../src/core/auth/expiry.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
-import { ErrorCode } from '../src/core/protocol.js'
+import { ErrorCode, type CloseCause } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
 import type { RouteOptions } from './index.js'
-import { refuseUpgrade } from './ws-refusal.js'
+import { REFUSED_SOCKET_GRACE_MS, refuseUpgrade } from './ws-refusal.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set by the /ws route's admission check, before the upgrade. */
     realtimeIdentity: Identity | null
+    /** The /ws upgrade's reserved slots, from its admission check to its connection's close. */
+    realtimeAdmission: Admission | null
   }
 }
 
 export default async function wsRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { config, node } = options
   app.decorateRequest('realtimeIdentity', null)
+  app.decorateRequest('realtimeAdmission', null)
 
   // Browsers send Origin on every websocket; a page on another site must not ride on its visitors'
   // credentials (cookies, ?token= in its own URL). Clients without Origin are not browsers: allowed.
@@ -32,12 +36,19 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
     if (!allowedOrigins.has(origin.toLowerCase())) throw httpError(ErrorCode.forbidden, 'origin not allowed (ALLOWED_ORIGINS)')
   }
 
+  // Slots are reserved, never counted from the hub: a check and its increment run in one tick
+  // (src/core/admission.ts), so no number of concurrent upgrades gets past the caps.
   async function admit (request: FastifyRequest): Promise<void> {
     if (node.draining) throw httpError(ErrorCode.unavailable, 'server is shutting down; connect to another node')
-    if (node.hub.connections.size >= config.maxConnections) throw httpError(ErrorCode.unavailable, 'server is at MAX_CONNECTIONS')
+    const admission = node.admissions.begin()
+    if (admission === undefined) throw httpError(ErrorCode.unavailable, 'server is at MAX_CONNECTIONS')
+    request.realtimeAdmission = admission
+    // An upgrade whose client goes away before it is accepted gives its slots back (a refusal does so
+    // in the error handler); an accepted one, when its connection closes (the same TCP socket).
+    request.raw.socket.once('close', () => admission.release())
     checkOrigin(request)
     const identity = await app.realtimeAuth.authenticate(request)
-    if (identity.user !== null && node.hub.connectionsOf(identity.user).size >= config.maxConnectionsPerUser) {
+    if (!admission.identify(identity)) {
       node.stats.rateLimited.connect++
       throw new HttpError(429, ErrorCode.rateLimited, `at most ${config.maxConnectionsPerUser} connections per user`)
     }
@@ -58,11 +69,33 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
     socket.removeAllListeners('error')
   }
 
-  const errorHandler = refuseUpgrade(() => app.websocketServer)
+  function refuseAdmitted (socket: WebSocket, request: FastifyRequest, cause: CloseCause): void {
+    socket.on('error', () => {})
+    socket.close(cause.code, cause.reason)
+    const cutOff = setTimeout(() => socket.terminate(), REFUSED_SOCKET_GRACE_MS).unref()
+    socket.once('close', () => clearTimeout(cutOff))
+    node.stats.count(node.stats.disconnects, cause.code)
+    node.log.info({ user: request.realtimeIdentity?.user ?? null, remoteAddress: request.ip, reqId: request.id, code: cause.code, reason: cause.reason }, 'websocket refused while being admitted')
+  }
+
+  const refuse = refuseUpgrade(() => app.websocketServer)
+  const errorHandler: typeof refuse = (error, request, reply) => {
+    request.realtimeAdmission?.release()
+    refuse(error, request, reply)
+  }
   app.get('/ws', { websocket: true, onRequest: admit, errorHandler }, (socket, request) => {
     releaseUpgrade(socket, request)
+    const admission = request.realtimeAdmission as Admission
+    if (admission.refusal !== undefined) {
+      // Revoked or disconnected while being admitted (after its revocation check, before the hub):
+      // closed at once, never welcomed. Its slots go back when the socket closes.
+      refuseAdmitted(socket, request, admission.refusal)
+      return
+    }
     // request.ip follows the app's trustProxy: the connection's log lines name the real client.
     const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY, { remoteAddress: request.ip, reqId: request.id })
+    // In the same tick as Hub.add: from here on a control message finds the connection in the hub.
+    admission.accepted()
     // Closes with 4001 at the token's expiry unless a refresh re-arms it.
     armExpiry(connection)
     socket.once('close', () => disarmExpiry(connection))

@@ -32,6 +32,12 @@ export interface Config {
   historySize: number
   /** Seconds. */
   historyTtl: number
+  /** Bytes of history the in-memory broker holds across all topics (HISTORY_MEMORY_LIMIT). */
+  historyMemoryLimit: number
+  /** Inbound bytes per second per user, all connections and HTTP together (USER_INBOUND_RATE). */
+  userInboundRate: number
+  /** Bucket size of USER_INBOUND_RATE, in bytes (USER_INBOUND_BURST). */
+  userInboundBurst: number
   /** Milliseconds. */
   heartbeatInterval: number
   /** Milliseconds. */
@@ -48,6 +54,10 @@ export interface Config {
   sendBufferLimit: number
   presence: boolean
   joinLeave: boolean
+  /** `join` events per topic per second on this node (JOIN_LEAVE_RATE); a leave follows only an announced join. */
+  joinLeaveRate: number
+  /** Milliseconds a client has to send a request's headers (an upgrade's included) before its socket is closed (UPGRADE_TIMEOUT). */
+  upgradeTimeout: number
   /** Milliseconds. */
   shutdownTimeout: number
   /** Serve GET /metrics and time the HTTP routes (METRICS). */
@@ -75,6 +85,9 @@ export const defaults = {
   DEFAULT_PUBLISH: 'user.{sub}.>',
   HISTORY_SIZE: 100,
   HISTORY_TTL: 300,
+  HISTORY_MEMORY_LIMIT: 268435456,
+  USER_INBOUND_RATE: 1048576,
+  USER_INBOUND_BURST: 4194304,
   HEARTBEAT_INTERVAL: 25000,
   HEARTBEAT_TIMEOUT: 10000,
   MAX_PAYLOAD: 65536,
@@ -88,6 +101,8 @@ export const defaults = {
   SEND_BUFFER_LIMIT: 1048576,
   PRESENCE: false,
   JOIN_LEAVE: false,
+  JOIN_LEAVE_RATE: 20,
+  UPGRADE_TIMEOUT: 10000,
   SHUTDOWN_TIMEOUT: 10000,
   METRICS: true,
   METRICS_AUTH: false,
@@ -111,6 +126,9 @@ const CHECKS: { [K in keyof Config]-?: [variable: string, check: Check<Config[K]
   trustProxy: ['TRUST_PROXY', optional(trustedProxies)],
   historySize: ['HISTORY_SIZE', integerIn(0, 100000)],
   historyTtl: ['HISTORY_TTL', integerIn(1)],
+  historyMemoryLimit: ['HISTORY_MEMORY_LIMIT', integerIn(65536)],
+  userInboundRate: ['USER_INBOUND_RATE', integerIn(1024)],
+  userInboundBurst: ['USER_INBOUND_BURST', integerIn(1024)],
   heartbeatInterval: ['HEARTBEAT_INTERVAL', integerIn(100)],
   heartbeatTimeout: ['HEARTBEAT_TIMEOUT', integerIn(100)],
   maxPayload: ['MAX_PAYLOAD', integerIn(256, 64 * 1024 * 1024)],
@@ -124,6 +142,8 @@ const CHECKS: { [K in keyof Config]-?: [variable: string, check: Check<Config[K]
   sendBufferLimit: ['SEND_BUFFER_LIMIT', integerIn(1024)],
   presence: ['PRESENCE', flag],
   joinLeave: ['JOIN_LEAVE', flag],
+  joinLeaveRate: ['JOIN_LEAVE_RATE', integerIn(1)],
+  upgradeTimeout: ['UPGRADE_TIMEOUT', integerIn(100, 600000)],
   shutdownTimeout: ['SHUTDOWN_TIMEOUT', integerIn(0)],
   metrics: ['METRICS', flag],
   metricsAuth: ['METRICS_AUTH', flag],
@@ -207,6 +227,9 @@ export function loadConfig (env: Env = process.env): Config {
     trustProxy: trustProxyText(env),
     historySize: integerText(env, 'HISTORY_SIZE'),
     historyTtl: integerText(env, 'HISTORY_TTL'),
+    historyMemoryLimit: integerText(env, 'HISTORY_MEMORY_LIMIT'),
+    userInboundRate: integerText(env, 'USER_INBOUND_RATE'),
+    userInboundBurst: integerText(env, 'USER_INBOUND_BURST'),
     heartbeatInterval: integerText(env, 'HEARTBEAT_INTERVAL'),
     heartbeatTimeout: integerText(env, 'HEARTBEAT_TIMEOUT'),
     maxPayload: integerText(env, 'MAX_PAYLOAD'),
@@ -220,6 +243,8 @@ export function loadConfig (env: Env = process.env): Config {
     sendBufferLimit: integerText(env, 'SEND_BUFFER_LIMIT'),
     presence: booleanText(env, 'PRESENCE') ?? defaults.PRESENCE,
     joinLeave: booleanText(env, 'JOIN_LEAVE') ?? defaults.JOIN_LEAVE,
+    joinLeaveRate: integerText(env, 'JOIN_LEAVE_RATE'),
+    upgradeTimeout: integerText(env, 'UPGRADE_TIMEOUT'),
     shutdownTimeout: integerText(env, 'SHUTDOWN_TIMEOUT'),
     metrics: booleanText(env, 'METRICS') ?? defaults.METRICS,
     metricsAuth: booleanText(env, 'METRICS_AUTH') ?? defaults.METRICS_AUTH,

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { statSync } from 'node:fs'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { capConnections, openFileLimit } from './fd-limit.js'
 
 const ENV_FILE = '.env'
 
@@ -67,8 +68,19 @@ function listenFailure (err: NodeJS.ErrnoException, config: Config): string {
 }
 
 loadEnvFile()
-const config = readConfig()
+const configured = readConfig()
+// MAX_CONNECTIONS must fit under the open-file limit, or the process hits EMFILE before it answers 503.
+const limit = openFileLimit()
+const cap = capConnections(configured.maxConnections, limit)
+const config: Config = { ...configured, maxConnections: cap.maxConnections }
 const app = await build(config)
+if (cap.capped !== undefined) {
+  const { configured: wanted, openFileLimit: fds, headroom } = cap.capped
+  app.log.warn({ maxConnections: cap.maxConnections, configured: wanted, openFileLimit: fds, headroom },
+    `MAX_CONNECTIONS ${wanted} does not fit under the open-file limit ${fds} (ulimit -n): running with MAX_CONNECTIONS ${cap.maxConnections}, ${headroom} descriptors kept for everything else; raise the limit (LimitNOFILE=, ulimit -n) to allow more`)
+} else {
+  app.log.info({ maxConnections: config.maxConnections, openFileLimit: limit ?? null }, 'MAX_CONNECTIONS fits under the open-file limit')
+}
 
 let shuttingDown = false
 async function shutdown (signal: string): Promise<void> {

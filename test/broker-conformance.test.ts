@@ -4,6 +4,7 @@
 // broker-conformance-{presence,control,registry}.test.ts.
 import t from 'tap'
 import type { Broker } from '../src/core/broker.js'
+import { EMPTY_EPOCH } from '../src/core/brokers/history.js'
 import { encodeMessageFrame } from '../src/core/protocol.js'
 import { brokerCases } from './brokers.js'
 import { eventually } from './fixtures/cluster.js'
@@ -32,19 +33,25 @@ for (const brokerCase of brokerCases) {
       t.same(history.publications.map(p => p.frame), delivered.map(p => p.frame), 'history holds the same bytes')
     })
 
-    t.test('a topic nobody published to gets a fresh epoch at offset 0, kept until it is lost', async t => {
+    // Deliberate change (issue 8): reads create no state, so a topic without a stream answers the
+    // empty epoch, and its first publication starts a real one.
+    t.test('a topic nobody published to answers the empty epoch at offset 0; reading creates nothing', async t => {
       const { broker } = await brokerCase.start(t)
       const first = await broker.history('fresh.one')
       t.equal(first.offset, 0)
-      t.type(first.epoch, 'string')
-      t.ok(first.epoch.length > 0)
+      t.equal(first.epoch, EMPTY_EPOCH)
       t.same(first.publications, [])
-      const again = await broker.history('fresh.one')
-      t.equal(again.epoch, first.epoch, 'reading does not change the epoch')
+      const again = await broker.history('fresh.one', { since: { epoch: EMPTY_EPOCH, offset: 0 } })
+      t.same(again, first, 'reading again: still nothing')
       const published = await broker.publish({ topic: 'fresh.one', data: 1 })
-      t.same(published, { epoch: first.epoch, offset: 1, repeated: false }, 'the first publication continues that epoch')
-      const other = await broker.history('fresh.two')
-      t.not(other.epoch, first.epoch, 'each topic has its own epoch')
+      t.not(published.epoch, EMPTY_EPOCH, 'the first publication starts a real epoch')
+      t.same(published, { epoch: published.epoch, offset: 1, repeated: false })
+      await broker.publish({ topic: 'fresh.one', data: 2 })
+      const fromEmpty = await broker.history('fresh.one', { since: { epoch: EMPTY_EPOCH, offset: 0 } })
+      t.same(fromEmpty.publications.map(p => p.offset), [1, 2], 'since the empty position: everything from offset 1')
+      t.same((await broker.history('fresh.one', { since: { epoch: EMPTY_EPOCH, offset: 0 }, limit: 1 })).publications.map(p => p.offset), [1])
+      const other = await broker.publish({ topic: 'fresh.two', data: 1 })
+      t.not(other.epoch, published.epoch, 'each topic has its own epoch')
     })
 
     t.test('history: limit, since and their combinations', async t => {
@@ -86,7 +93,10 @@ for (const brokerCase of brokerCases) {
       t.not(after.epoch, first.epoch, 'new epoch')
       t.equal(after.offset, 0)
       t.same(after.publications, [])
-      t.same(await broker.publish({ topic: 'ttl', data: 3 }), { epoch: after.epoch, offset: 1, repeated: false }, 'offsets restart at 1')
+      t.equal(after.epoch, EMPTY_EPOCH, 'no stream: the empty epoch')
+      const next = await broker.publish({ topic: 'ttl', data: 3 })
+      t.not(next.epoch, first.epoch, 'a new epoch...')
+      t.same(next, { epoch: next.epoch, offset: 1, repeated: false }, '...where offsets restart at 1')
     })
 
     t.test('a publication keeps the stream alive for another HISTORY_TTL', async t => {

@@ -188,13 +188,13 @@ t.test('the server process is killed and restarted on the same port: every offse
 
   t.same(offsets(s), range(1, 15), 'offsets 1..15, each once, in order')
   t.same(s.messages.map(m => m.data), range(1, 15), 'with their data')
-  t.ok(s.messages.every(m => m.epoch === s.subscribed[0].epoch), 'one epoch: Redis kept the stream')
+  t.ok(s.messages.every(m => m.epoch === s.messages[0].epoch), 'one epoch: Redis kept the stream')
   t.ok(c.disconnects.length >= 1 && c.disconnects.every(d => d.reconnect), 'every disconnect said reconnect: true')
   const afterDrop = c.states.slice(c.states.indexOf('disconnected'))
   t.equal(afterDrop[0], 'disconnected', 'went through disconnected')
   t.equal(afterDrop.at(-1), 'connected', 'and back to connected')
   t.equal(c.client.state, 'connected')
-  t.match(s.subscribed[1], { recovered: true, epoch: s.subscribed[0].epoch, offset: 10 }, 'the resubscribe recovered 6..10')
+  t.match(s.subscribed[1], { recovered: true, epoch: s.messages[0].epoch, offset: 10 }, 'the resubscribe recovered 6..10')
   t.same(s.resets, [], 'no reset')
 })
 
@@ -243,9 +243,10 @@ t.test('reset when continuity is lost', async t => {
     const topic = 'short.t'
     const c = watchClient(t, proxy.wsUrl)
     const s = await connectAndSubscribe(c, topic)
-    const epoch = s.subscribed[0].epoch
+    const empty = s.subscribed[0].epoch // no stream yet: the empty position (protocol §1)
     for (const i of range(1, 2)) await publish(server.url, topic, i)
     await eventually('1..2 arrived', () => s.messages.length === 2)
+    const epoch = s.messages[0].epoch
 
     // The network breaks and stays broken (new connections are refused) while 10 are published.
     proxy.setTarget(null)
@@ -265,7 +266,7 @@ t.test('reset when continuity is lost', async t => {
     t.same(offsets(s), [1, 2, 13, 14], 'the lost ones are not replayed; live ones continue')
     t.same(s.resets, [{ reason: 'not_recovered' }], 'exactly one reset, not_recovered')
     t.same(s.log, [
-      `subscribed:false@${epoch}:0`, `message@${epoch}:1`, `message@${epoch}:2`,
+      `subscribed:false@${empty}:0`, `message@${epoch}:1`, `message@${epoch}:2`,
       `subscribed:false@${epoch}:12`, 'reset:not_recovered', `message@${epoch}:13`, `message@${epoch}:14`
     ], 'in this order')
     t.same(s.sub.position, { epoch, offset: 14 })
@@ -277,23 +278,24 @@ t.test('reset when continuity is lost', async t => {
     const topic = 'restart.memory'
     const c = watchClient(t, node.wsUrl)
     const s = await connectAndSubscribe(c, topic)
-    const oldEpoch = s.subscribed[0].epoch
     for (const i of range(1, 3)) await publish(node.url, topic, i)
     await eventually('1..3 arrived', () => s.messages.length === 3)
+    const oldEpoch = s.messages[0].epoch
 
     await kill(node)
     await eventually('the client noticed', () => c.disconnects.length >= 1)
     node = await startNode(t, { NODE_ID: 'memory' }, port)
     await eventually('resubscribed after the restart', () => s.subscribed.length === 2, 15000)
-    const newEpoch = s.subscribed[1].epoch
-    t.not(newEpoch, oldEpoch, 'the restarted process has a new epoch')
+    const empty = s.subscribed[1].epoch // the restarted process has no stream for it
     t.match(s.subscribed[1], { recovered: false, offset: 0 })
     t.equal(await publish(node.url, topic, 'new'), 1)
     await eventually('the new epoch\'s first arrived', () => s.messages.length === 4)
     await sleep(200)
+    const newEpoch = s.messages[3].epoch
+    t.not(newEpoch, oldEpoch, 'the restarted process has a new epoch')
 
     t.same(s.resets, [{ reason: 'not_recovered' }], 'exactly one reset')
-    t.same(s.log.slice(4), [`subscribed:false@${newEpoch}:0`, 'reset:not_recovered', `message@${newEpoch}:1`])
+    t.same(s.log.slice(4), [`subscribed:false@${empty}:0`, 'reset:not_recovered', `message@${newEpoch}:1`])
     t.same(s.messages.map(m => m.data), [1, 2, 3, 'new'])
   })
 
@@ -302,9 +304,10 @@ t.test('reset when continuity is lost', async t => {
     const topic = 'expiring.t'
     const c = watchClient(t, server.wsUrl)
     const s = await connectAndSubscribe(c, topic)
-    const oldEpoch = s.subscribed[0].epoch
+    const empty = s.subscribed[0].epoch // no stream yet: the empty position (protocol §1)
     t.equal(await publish(server.url, topic, 'before'), 1)
     await eventually('the first arrived', () => s.messages.length === 1)
+    const oldEpoch = s.messages[0].epoch
 
     // HISTORY_TTL=1: after a second of silence the stream goes; its next use starts a new epoch.
     await sleep(1100)
@@ -317,10 +320,12 @@ t.test('reset when continuity is lost', async t => {
     t.equal(await publish(server.url, topic, 'after 2'), 2)
     await eventually('both arrived', () => s.messages.length === 3)
     await sleep(200)
+    newEpoch = s.messages[1].epoch
+    t.not(newEpoch, oldEpoch)
 
     t.same(s.resets, [{ reason: 'epoch' }], 'exactly one reset, epoch')
     t.same(s.log, [
-      `subscribed:false@${oldEpoch}:0`, `message@${oldEpoch}:1`, 'reset:epoch', `message@${newEpoch}:1`, `message@${newEpoch}:2`
+      `subscribed:false@${empty}:0`, `message@${oldEpoch}:1`, 'reset:epoch', `message@${newEpoch}:1`, `message@${newEpoch}:2`
     ], 'the reset comes right before the new epoch\'s first message, which is delivered')
     t.same(s.messages.map(m => m.data), ['before', 'after', 'after 2'])
     t.equal(c.disconnects.length, 0, 'the connection stayed up')
@@ -336,9 +341,9 @@ t.test('reset when continuity is lost', async t => {
     const topic = 'gap.t'
     const c = watchClient(t, one.wsUrl)
     const s = await connectAndSubscribe(c, topic)
-    const epoch = s.subscribed[0].epoch
     await publish(two.url, topic, 'first')
     await eventually('the first arrived', () => s.messages.length === 1)
+    const epoch = s.messages[0].epoch
 
     const gapClosed = (): boolean => c.disconnects.some(d => d.code === 4010)
     let published = 1
@@ -533,9 +538,10 @@ t.test('a subscribe refused as unavailable (Redis down) survives reconnects: one
     .catch(error => { throw new Error(`${String(error)}; state ${s.sub.state}; ${s.log.join(' ')}`) })
   t.equal(s.sub.state, 'subscribed', 'still subscribed')
   t.same(s.errors.filter(e => e.code !== 'unavailable'), [], 'no other error (no duplicate subscribe refused as bad_request)')
-  const newEpoch = s.subscribed[1].epoch
-  t.not(newEpoch, s.subscribed[0].epoch)
-  t.same(s.log.filter(entry => !entry.startsWith('error:')).slice(4), [`subscribed:false@${newEpoch}:0`, 'reset:not_recovered', `message@${newEpoch}:1`],
+  const empty = s.subscribed[1].epoch // the new Redis has no stream for it
+  const newEpoch = (s.messages.at(-1) as { epoch: string }).epoch
+  t.not(newEpoch, s.messages[0].epoch)
+  t.same(s.log.filter(entry => !entry.startsWith('error:')).slice(4), [`subscribed:false@${empty}:0`, 'reset:not_recovered', `message@${newEpoch}:1`],
     'Redis lost the stream: one reset, then live')
   t.same(s.messages.map(m => m.data), [1, 2, 3, 'after'])
 })

@@ -95,11 +95,14 @@ t.test('subscribe, messages, publish and history on one topic', async t => {
   t.match(subscribed, { epoch: String, offset: 0, recovered: false })
   t.equal(sub.state, 'subscribed')
   t.same(sub.position, { epoch: subscribed.epoch, offset: 0 }, 'the position is the ack\'s')
-  const { epoch } = subscribed
+  // A topic without a stream: the empty position; its first publication starts the epoch (protocol §1).
+  t.equal(subscribed.epoch, '~~~~~~~~')
 
   const messages: Array<Message<{ n: number }>> = []
   sub.on('message', message => messages.push(message))
-  for (const n of [1, 2, 3]) t.same(await publishHttp(server.url, 'news.sport', { n }), { topic: 'news.sport', epoch, offset: n })
+  const { epoch } = await publishHttp(server.url, 'news.sport', { n: 1 })
+  t.not(epoch, subscribed.epoch)
+  for (const n of [2, 3]) t.same(await publishHttp(server.url, 'news.sport', { n }), { topic: 'news.sport', epoch, offset: n })
   await eventually('three messages', () => messages.length === 3)
   t.same(messages.map(m => m.offset), [1, 2, 3], 'in offset order')
   for (const [i, message] of messages.entries()) {
@@ -397,8 +400,8 @@ t.test('reconnect after the server closes the socket with 1001: resubscribes wit
   sub.on('message', message => messages.push(message))
   const subscribedEvents: unknown[] = []
   sub.on('subscribed', event => subscribedEvents.push(event))
-  const { epoch } = await nextEvent(sub, 'subscribed')
-  await publishHttp(server.url, 'feed.live', 1)
+  await nextEvent(sub, 'subscribed')
+  const { epoch } = await publishHttp(server.url, 'feed.live', 1)
   await publishHttp(server.url, 'feed.live', 2)
   await eventually('two messages', () => messages.length === 2)
 
@@ -459,12 +462,15 @@ t.test('after a server restart on the same port the client reconnects by itself;
   const after = await resubscribed
   t.equal(client.state, 'connected', 'reconnected by itself')
   t.match(after, { offset: 0, recovered: false }, 'the new server cannot recover the old epoch')
-  t.not(after.epoch, before.epoch)
+  t.not(after.epoch, messages[0].epoch)
+  t.equal(before.epoch, '~~~~~~~~', 'both subscribes found no stream: the empty position')
   t.same(resets, [{ reason: 'not_recovered' }], 'a resubscribe with since that was not recovered: reset')
   t.equal(second[kRealtimeNode].hub.counts.subscriptions, 1)
   await publishHttp(url, 'restart.topic', 'new')
   await eventually('the message from the new server', () => messages.length === 2)
-  t.match(messages[1], { epoch: after.epoch, offset: 1, data: 'new' })
+  t.match(messages[1], { offset: 1, data: 'new' })
+  t.not(messages[1].epoch, messages[0].epoch, 'the new server\'s own epoch')
+  t.same(resets, [{ reason: 'not_recovered' }], 'and no second reset: offset 1 after the empty position')
 })
 
 t.test('GET /client.js serves the self-contained browser bundle', async t => {

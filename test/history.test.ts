@@ -1,6 +1,7 @@
 // History conformance, on every broker: the last HISTORY_SIZE publications, kept HISTORY_TTL seconds
 // after the last one, read over HTTP and websocket with `since` and `limit`.
 import t from 'tap'
+import { EMPTY_EPOCH } from '../src/core/brokers/history.js'
 import { brokerCases } from './brokers.js'
 import { eventually } from './fixtures/cluster.js'
 import { connect, getJson, postJson, startServer, type Server } from './helpers.js'
@@ -90,8 +91,10 @@ for (const broker of brokerCases) {
         return after.epoch !== epoch
       }, 5000, 100)
       t.match(after, { topic, offset: 0, messages: [] }, 'nothing left, offsets restart')
+      t.equal(after.epoch, EMPTY_EPOCH, 'no stream: the empty epoch (reads create nothing)')
       const next = await publish(server, topic, 3)
-      t.same(next, { topic, epoch: after.epoch, offset: 1 }, 'the next publication is offset 1 of the new epoch')
+      t.not(next.epoch, epoch)
+      t.same(next, { topic, epoch: next.epoch, offset: 1 }, 'the next publication is offset 1 of a new epoch')
     })
   })
 }

@@ -21,8 +21,13 @@ export interface Broker {
   /** This node starts receiving the topic's publications; resolves once that is in effect. */
   subscribe: (topic: string) => Promise<void>
   unsubscribe: (topic: string) => Promise<void>
-  /** The topic's position (a fresh epoch if it has none) and, when `limit` allows, its history. */
+  /**
+   * The topic's position and, when `limit` allows, its history. A read creates nothing: a topic with
+   * no stream answers EMPTY_EPOCH (brokers/history.ts) at offset 0.
+   */
   history: (topic: string, query?: HistoryQuery) => Promise<HistoryResult>
+  /** Approximate bytes of history this broker holds in this process (`realtime_history_bytes`); undefined: none. */
+  readonly heldBytes?: number
   /** Is the broker reachable right now? */
   readonly up: boolean
   close: () => Promise<void>

@@ -5,7 +5,7 @@ import { armExpiry } from './auth/expiry.js'
 import { BrokerUnavailableError } from './broker.js'
 import type { Connection } from './connection.js'
 import { Heartbeat } from './heartbeat.js'
-import { canPublish, canSubscribe } from './identity.js'
+import { canPublish, canSubscribe, OPEN_IDENTITY } from './identity.js'
 import type { RealtimeNode } from './node.js'
 import {
   encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, parseClientFrame, ProtocolError, ServerClose,
@@ -22,6 +22,7 @@ export class Dispatcher {
     const { maxPayload } = this.node.config
     if (byteLength(data) > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
     if (!this.withinRate(connection)) return
+    if (!this.withinInboundBudget(connection, byteLength(data))) return
     if (isBinary) return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
     const parsed = parseClientFrame(data.toString())
     if (!parsed.ok) return this.fail(connection, parsed.error, parsed.id)
@@ -38,6 +39,22 @@ export class Dispatcher {
       connection.close(ServerClose.rateLimitExceeded)
     } else {
       this.fail(connection, new ProtocolError(ErrorCode.rateLimited, `over ${this.node.config.messageRate} frames per second`))
+    }
+    return false
+  }
+
+  /** USER_INBOUND_RATE: the user's bytes per second across their connections (and HTTP); admins are exempt. */
+  private withinInboundBudget (connection: Connection, bytes: number): boolean {
+    const { identity } = connection
+    if (identity.admin && identity !== OPEN_IDENTITY) return true
+    const key = connection.user === null ? `connection:${connection.id}` : `user:${connection.user}`
+    const verdict = this.node.inbound.admit(key, bytes)
+    if (verdict === 'accepted') return true
+    this.node.stats.rateLimited.bytes++
+    if (verdict === 'exceeded') {
+      connection.close(ServerClose.inboundRateExceeded)
+    } else {
+      this.fail(connection, new ProtocolError(ErrorCode.rateLimited, `over ${this.node.inbound.rate} bytes per second for this user`))
     }
     return false
   }

@@ -3,6 +3,7 @@
 // leaves, and fans each publication out by writing the same, already-serialized frame to every
 // local subscriber.
 import type { Broker } from './broker.js'
+import { resolveSince } from './brokers/history.js'
 import type { Connection } from './connection.js'
 import type { Presence } from './presence.js'
 import { encodeAck, ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
@@ -124,6 +125,7 @@ export class Hub {
 
   /** Recovery is possible when the epoch is the same and history still holds every missed offset. */
   private canRecover (since: StreamPosition, top: StreamPosition, publications: readonly Publication[]): boolean {
+    since = resolveSince(since, top.epoch) ?? since
     if (since.epoch !== top.epoch) return false
     const missed = top.offset - since.offset
     if (missed < 0 || missed > this.options.maxRecovery) return false

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { WebSocket } from 'ws'
 import type { Config } from '../config.js'
+import { Admissions } from './admission.js'
 import { MIN_EXPIRES_AT_MS, revocationUntil } from './auth/revocation.js'
 import { BrokerUnavailableError, type Broker, type HistoryQuery, type HistoryResult, type NodeInfo } from './broker.js'
 import { Connection } from './connection.js'
@@ -12,6 +13,7 @@ import { ConnectionControl } from './connection-control.js'
 import { Dispatcher } from './dispatcher.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
+import { InboundBudget } from './inbound-budget.js'
 import type { Identity } from './identity.js'
 import { Presence, type TopicPresence } from './presence.js'
 import { encodeWelcome, ErrorCode, ProtocolError, ServerClose, type Publication, type StreamPosition } from './protocol.js'
@@ -81,9 +83,13 @@ export class RealtimeNode {
   readonly log: Logger
   readonly refreshIdentity?: (token: string) => Promise<Identity>
   readonly hub: Hub
+  /** Connection slots (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_USER) and the upgrades being admitted (routes/ws.ts). */
+  readonly admissions: Admissions
   private readonly control: ConnectionControl
   private readonly heartbeat: Heartbeat
   private readonly dispatcher = new Dispatcher(this)
+  /** USER_INBOUND_RATE: bytes per second per user, websocket frames and HTTP publishes together. */
+  readonly inbound: InboundBudget
   /** Undefined when PRESENCE and JOIN_LEAVE are both off. */
   private readonly presenceTracker?: Presence
   /** Set when shutdown begins: readiness fails and new upgrades are refused. */
@@ -95,15 +101,17 @@ export class RealtimeNode {
     this.broker = broker
     this.log = log
     this.refreshIdentity = refreshIdentity
+    this.inbound = new InboundBudget(config.userInboundRate, config.userInboundBurst, config.messageBurst)
     const store = config.presence ? broker.presenceStore : undefined
     if (config.presence && store === undefined) {
       throw new Error('PRESENCE needs a broker with a presence store, and this broker has none (its presenceStore is undefined)')
     }
     if (config.presence || config.joinLeave) {
-      this.presenceTracker = new Presence(broker, this.id, { store, joinLeave: config.joinLeave }, log)
+      this.presenceTracker = new Presence(broker, this.id, { store, joinLeave: config.joinLeave, joinLeaveRate: config.joinLeaveRate }, log)
     }
     this.hub = new Hub(broker, this.stats, { maxSubscriptions: config.maxSubscriptions, maxRecovery: config.historySize, presence: this.presenceTracker })
-    this.control = new ConnectionControl(broker.controlBus, this.hub)
+    this.admissions = new Admissions(config)
+    this.control = new ConnectionControl(broker.controlBus, this.hub, this.admissions)
     this.heartbeat = new Heartbeat(this.hub.connections, config.heartbeatInterval, config.heartbeatTimeout)
   }
 
@@ -116,6 +124,7 @@ export class RealtimeNode {
       describe: () => this.describe()
     })
     this.heartbeat.start()
+    this.inbound.start()
   }
 
   // ---- what the routes, the dispatcher and RealtimeApi call; topics arrive validated ----
@@ -250,6 +259,7 @@ export class RealtimeNode {
 
   async close (): Promise<void> {
     this.heartbeat.stop()
+    this.inbound.stop()
     await this.broker.close()
   }
 

@@ -11,7 +11,15 @@ export interface PresenceOptions {
   store?: PresenceStore
   /** Send `join`/`leave` frames to the topic's subscribers (JOIN_LEAVE); works without a store. */
   joinLeave: boolean
+  /**
+   * At most this many `join` events per topic per second from this node (JOIN_LEAVE_RATE); a join over
+   * the budget is not announced, and neither is its leave. Default: 20.
+   */
+  joinLeaveRate?: number
 }
+
+/** JOIN_LEAVE_RATE's default, for a Presence built without one. */
+export const DEFAULT_JOIN_LEAVE_RATE = 20
 
 /** What the `presence` request and GET /api/topics/:topic/presence answer. */
 export interface TopicPresence {
@@ -43,6 +51,9 @@ export class Presence {
   private readonly recorded = new WeakMap<Subscription, Promise<void>>()
   /** Subscriptions whose `join` was sent, so that exactly those get a `leave`. */
   private readonly announced = new WeakSet<Subscription>()
+  /** Joins announced per topic in the current one-second window; cleared when a new window starts. */
+  private readonly joinsThisWindow = new Map<string, number>()
+  private windowStart = 0
 
   constructor (
     /** Carries the join/leave frames (publishEvent), and says whether a failure is worth a warning. */
@@ -73,7 +84,7 @@ export class Presence {
 
   /** The subscription is live (after its ack and replay): every subscriber, itself included, gets `join`. */
   joined (subscription: Subscription): void {
-    if (!this.options.joinLeave) return
+    if (!this.options.joinLeave || !this.withinBudget(subscription.topic)) return
     this.announced.add(subscription)
     this.publishEvent('join', subscription)
   }
@@ -95,6 +106,22 @@ export class Presence {
   /** Who is subscribed to `topic` on every node; empty when nothing is recorded. */
   async report (topic: string): Promise<TopicPresence> {
     return summarize(topic, this.options.store === undefined ? [] : await this.options.store.presence(topic))
+  }
+
+  /**
+   * Takes one join from the topic's budget for this second (JOIN_LEAVE_RATE): one client toggling
+   * subscribe/unsubscribe within MESSAGE_RATE would otherwise make two frames per toggle for every
+   * subscriber. Fixed one-second windows; the map holds only the topics with a join in this window.
+   */
+  private withinBudget (topic: string, now = Date.now()): boolean {
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now
+      this.joinsThisWindow.clear()
+    }
+    const used = this.joinsThisWindow.get(topic) ?? 0
+    if (used >= (this.options.joinLeaveRate ?? DEFAULT_JOIN_LEAVE_RATE)) return false
+    this.joinsThisWindow.set(topic, used + 1)
+    return true
   }
 
   private publishEvent (type: 'join' | 'leave', subscription: Subscription): void {

@@ -34,6 +34,21 @@ export const CloseCode = {
   refusedUnavailable: 4503
 } as const
 
+const SERVER_CLOSE_CODES: ReadonlySet<number> = new Set(Object.values(CloseCode))
+
+/**
+ * The `code` label of realtime_disconnects_total (docs/protocol.md §8): a peer chooses its own close
+ * code, so only the codes this server sends and the standard ones (1000-1015) are kept as they are;
+ * any other is counted by its class, `3xxx` (registered), `4xxx` (private use) or `other`, and
+ * a client cannot make one series per code.
+ */
+export function closeCodeLabel (code: number): string {
+  if (SERVER_CLOSE_CODES.has(code) || (code >= 1000 && code <= 1015)) return String(code)
+  if (code >= 3000 && code <= 3999) return '3xxx'
+  if (code >= 4000 && code <= 4999) return '4xxx'
+  return 'other'
+}
+
 /** What this server sends when it closes a websocket: the code, and the reason the client reads. */
 export interface CloseCause {
   readonly code: number
@@ -71,6 +86,7 @@ export const ServerClose = {
   disconnected: { code: CloseCode.forbidden, reason: 'disconnected by the server' },
   /** MESSAGE_BURST frames in a row refused by the message rate limit. */
   rateLimitExceeded: { code: CloseCode.rateLimited, reason: 'message rate limit exceeded repeatedly' },
+  inboundRateExceeded: { code: CloseCode.rateLimited, reason: 'inbound byte rate limit exceeded repeatedly' },
   /** More than SEND_BUFFER_LIMIT bytes queued for a client that does not read. */
   slowConsumer: { code: CloseCode.slowConsumer, reason: 'slow consumer: send buffer over its limit' },
   /** A frame over MAX_PAYLOAD that ws let through (a host's @fastify/websocket allows more). */
@@ -143,6 +159,30 @@ function optionalSince (raw: Json): StreamPosition | undefined {
   return { epoch, offset: offset as number }
 }
 
+/**
+ * The deepest nesting of arrays and objects a publication's `data` may have (docs/protocol.md §2):
+ * JSON.parse takes any depth, but JSON.stringify recurses and throws a RangeError (a 500) deeper than
+ * a few thousand levels. Far more than any real message needs.
+ */
+export const MAX_DATA_DEPTH = 256
+
+/** True when `value` nests arrays/objects deeper than `max` levels; stops at the first such branch. */
+export function nestedDeeperThan (value: unknown, max: number = MAX_DATA_DEPTH): boolean {
+  if (value === null || typeof value !== 'object') return false
+  if (max === 0) return true
+  if (Array.isArray(value)) {
+    for (const item of value) if (nestedDeeperThan(item, max - 1)) return true
+    return false
+  }
+  for (const key in value) if (nestedDeeperThan((value as Json)[key], max - 1)) return true
+  return false
+}
+
+/** The message of a `data` refused by nestedDeeperThan, naming the field as `field`. */
+export function tooDeepMessage (field: string): string {
+  return `${field} is nested deeper than ${MAX_DATA_DEPTH} levels of arrays and objects`
+}
+
 function optionalLimit (raw: Json): number | undefined {
   const limit = raw.limit
   if (limit === undefined) return undefined
@@ -160,6 +200,7 @@ function toFrame (raw: Json, id: RequestId | undefined): ClientFrame {
     case 'unsubscribe': return { type, id, topic: requireTopic(raw) }
     case 'publish':
       if (!('data' in raw)) throw bad('"data" is required')
+      if (nestedDeeperThan(raw.data)) throw bad(tooDeepMessage('"data"'))
       return { type, id, topic: requireTopic(raw), data: raw.data }
     case 'history': return { type, id, topic: requireTopic(raw), since: optionalSince(raw), limit: optionalLimit(raw) }
     case 'presence': return { type, id, topic: requireTopic(raw) }

@@ -4,7 +4,7 @@
 // nothing has to be plugged into it after construction.
 
 export type PublishSource = 'http' | 'ws' | 'api'
-export type RateLimitScope = 'http' | 'message' | 'connect'
+export type RateLimitScope = 'http' | 'message' | 'connect' | 'bytes'
 
 /** Upper bounds, in seconds, of the latency histograms' buckets. */
 export const LATENCY_BUCKETS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
@@ -33,7 +33,7 @@ export class LatencyHistogram {
 export class Stats {
   deliveries = 0
   readonly publications: Record<PublishSource, number> = { http: 0, ws: 0, api: 0 }
-  readonly rateLimited: Record<RateLimitScope, number> = { http: 0, message: 0, connect: 0 }
+  readonly rateLimited: Record<RateLimitScope, number> = { http: 0, message: 0, connect: 0, bytes: 0 }
   readonly recoveries = { recovered: 0, failed: 0 }
   readonly errors = new Map<string, number>()
   readonly disconnects = new Map<number, number>()

@@ -8,13 +8,28 @@ import type {
 } from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import { encodeMessageFrame, type Publication, type PublicationInput, type StreamPosition } from '../protocol.js'
-import { selectHistory } from './history.js'
+import { EMPTY_EPOCH, resolveSince, selectHistory } from './history.js'
 
 export interface MemoryBrokerOptions {
   historySize: number
   /** Seconds a topic's stream (offsets and history) outlives its last publication. */
   historyTtl: number
+  /**
+   * Bytes of history held across all topics (HISTORY_MEMORY_LIMIT). Over it, whole topics are dropped,
+   * least recently published first; a dropped topic's next publication starts a new epoch.
+   */
+  historyMemoryLimit?: number
   now?: () => number
+}
+
+/** What a retained publication costs beyond its frame: the object, its fields, the array slot. */
+const PUBLICATION_OVERHEAD = 160
+/** What a stream costs beyond its publications: the object, the map entry, the topic string. */
+const STREAM_OVERHEAD = 200
+
+/** Approximate bytes a retained publication holds (frames are mostly one byte per character). */
+function publicationBytes (publication: Publication): number {
+  return publication.frame.length + PUBLICATION_OVERHEAD
 }
 
 interface Stream {
@@ -23,6 +38,8 @@ interface Stream {
   /** The newest `historySize` publications, oldest first. */
   history: Publication[]
   expiresAt: number
+  /** Approximate bytes this stream holds (history and overhead), counted in `heldBytes`. */
+  bytes: number
 }
 
 export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegistry {
@@ -42,10 +59,24 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
   private readonly ttlMs: number
   private readonly now: () => number
   private sweeper?: NodeJS.Timeout
+  private readonly memoryLimit: number
+  private held = 0
+  private evicted = 0
 
   constructor (private readonly options: MemoryBrokerOptions) {
     this.ttlMs = options.historyTtl * 1000
     this.now = options.now ?? Date.now
+    this.memoryLimit = options.historyMemoryLimit ?? Number.POSITIVE_INFINITY
+  }
+
+  /** Approximate bytes of history (and stream bookkeeping) held in memory now: the history gauge. */
+  get heldBytes (): number {
+    return this.held
+  }
+
+  /** Topics dropped so far to stay within the history memory budget. */
+  get evictedTopics (): number {
+    return this.evicted
   }
 
   // ---- Broker: publish/subscribe and history ----
@@ -64,7 +95,7 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
       const first = this.idempotent.get(idempotencyKey)
       if (first !== undefined && first.expiresAt > ts) return { ...first.position, repeated: true }
     }
-    const stream = this.stream(input.topic)
+    const stream = this.stream(input.topic, ts)
     stream.offset += 1
     stream.expiresAt = ts + this.ttlMs
     const position = { epoch: stream.epoch, offset: stream.offset }
@@ -76,7 +107,9 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
     }
     if (this.options.historySize > 0) {
       stream.history.push(publication)
-      if (stream.history.length > this.options.historySize) stream.history.shift()
+      this.account(stream, publicationBytes(publication))
+      if (stream.history.length > this.options.historySize) this.account(stream, -publicationBytes(stream.history.shift() as Publication))
+      this.enforceBudget(stream)
     }
     if (idempotencyKey !== undefined) this.idempotent.set(idempotencyKey, { position, expiresAt: ts + idempotencyTtlMs })
     if (this.subscribed.has(input.topic)) this.listener?.publication(publication)
@@ -96,8 +129,15 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
   }
 
   async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
-    const stream = this.stream(topic)
-    return { epoch: stream.epoch, offset: stream.offset, publications: selectHistory(stream.history, stream.epoch, query) }
+    // A read never creates a stream: a topic without one answers the empty position (docs/protocol.md §1).
+    const stream = this.live(topic, this.now())
+    if (stream === undefined) return { epoch: EMPTY_EPOCH, offset: 0, publications: [] }
+    const since = resolveSince(query.since, stream.epoch)
+    return {
+      epoch: stream.epoch,
+      offset: stream.offset,
+      publications: selectHistory(stream.history, stream.epoch, since === query.since ? query : { ...query, since })
+    }
   }
 
   // ---- ControlBus ----
@@ -146,21 +186,62 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
     this.listener = undefined
   }
 
-  /** The topic's live stream, starting a fresh epoch when it has none or it expired. */
-  private stream (topic: string): Stream {
-    const now = this.now()
-    let stream = this.streams.get(topic)
-    if (stream === undefined || stream.expiresAt <= now) {
-      stream = { epoch: newEpoch(), offset: 0, history: [], expiresAt: now + this.ttlMs }
-      this.streams.set(topic, stream)
+  /** The topic's stream if it has one that has not expired (an expired one is dropped). */
+  private live (topic: string, now: number): Stream | undefined {
+    const stream = this.streams.get(topic)
+    if (stream === undefined) return undefined
+    if (stream.expiresAt > now) return stream
+    this.drop(topic, stream)
+    return undefined
+  }
+
+  /**
+   * For a publication: the topic's live stream, starting a fresh epoch when it has none, moved to the
+   * end of `streams`, which is thereby ordered from least to most recently published.
+   */
+  private stream (topic: string, now: number): Stream {
+    let stream = this.live(topic, now)
+    if (stream === undefined) {
+      stream = { epoch: newEpoch(), offset: 0, history: [], expiresAt: now + this.ttlMs, bytes: 0 }
+      this.account(stream, STREAM_OVERHEAD + topic.length)
+    } else {
+      this.streams.delete(topic)
     }
+    this.streams.set(topic, stream)
     return stream
+  }
+
+  private account (stream: Stream, bytes: number): void {
+    stream.bytes += bytes
+    this.held += bytes
+  }
+
+  private drop (topic: string, stream: Stream): void {
+    this.streams.delete(topic)
+    this.held -= stream.bytes
+  }
+
+  /**
+   * Over the budget: drops whole topics, least recently published first, never `current` (the one
+   * just published to). If `current` alone is over it, its oldest publications go instead.
+   */
+  private enforceBudget (current: Stream): void {
+    if (this.held <= this.memoryLimit) return
+    for (const [topic, stream] of this.streams) {
+      if (this.held <= this.memoryLimit) return
+      if (stream === current) continue
+      this.drop(topic, stream)
+      this.evicted++
+    }
+    while (this.held > this.memoryLimit && current.history.length > 1) {
+      this.account(current, -publicationBytes(current.history.shift() as Publication))
+    }
   }
 
   private sweep (): void {
     const now = this.now()
     for (const [topic, stream] of this.streams) {
-      if (stream.expiresAt <= now) this.streams.delete(topic)
+      if (stream.expiresAt <= now) this.drop(topic, stream)
     }
     for (const [key, first] of this.idempotent) {
       if (first.expiresAt <= now) this.idempotent.delete(key)

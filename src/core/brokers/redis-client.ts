@@ -30,7 +30,9 @@ export function createClient (url: string, connectionName: string, overrides: Re
 }
 
 /** Errors Redis answers with that mean "not now" rather than "this is wrong". */
-const TRANSIENT_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/
+const TRANSIENT_REPLIES = /^(LOADING|BUSY|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b|\bOOM command not allowed\b/
+// OOM: Redis at `maxmemory` with a noeviction policy refuses writes (inside a script too): a publish
+// is then 503 / `unavailable` like an outage, not a 500 (docs/operations.md, Redis memory).
 
 /**
  * Anything but a genuine error reply (a bug: a script or command Redis refuses) means Redis could

@@ -54,16 +54,22 @@ return {epoch, offset, '0'}
 `
 
 /**
+ * Read-only: a topic without a stream answers the empty epoch at offset 0 and no key is created.
  * KEYS: meta, stream
- * ARGV: candidate epoch, stream ttl ms, limit (-1: no limit), since epoch ('' for none), since offset
- * Returns {epoch, top offset, entries, newest-first flag}: with `since` in the current epoch the
- * entries after it, oldest first; otherwise the newest `limit`, newest first (the caller reverses).
+ * ARGV: the empty epoch, unused, limit (-1: no limit), since epoch ('' for none), since offset
+ * Returns {epoch, top offset, entries, newest-first flag}: with `since` in the current epoch (or the
+ * empty position {empty epoch, 0}, which means "from the start") the entries after it, oldest first;
+ * otherwise the newest `limit`, newest first (the caller reverses).
  */
-export const HISTORY = STREAM_META + `
-local epoch, top = stream_meta(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
+export const HISTORY = `
+local position = redis.call('HMGET', KEYS[1], 'e', 'o')
+if not position[1] then return {ARGV[1], '0', {}, 0} end
+local epoch, top = position[1], position[2]
+local since = ARGV[4]
+if since == ARGV[1] and tonumber(ARGV[5]) == 0 then since = epoch end
 local limit = tonumber(ARGV[3])
 if limit == 0 then return {epoch, top, {}, 0} end
-if ARGV[4] == epoch then
+if since == epoch then
   local from = string.format('%d', tonumber(ARGV[5]) + 1) .. '-0'
   if limit > 0 then return {epoch, top, redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', limit), 0} end
   return {epoch, top, redis.call('XRANGE', KEYS[2], from, '+'), 0}

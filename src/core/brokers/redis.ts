@@ -25,6 +25,7 @@ import { newEpoch } from '../epoch.js'
 import type { Publication, PublicationInput, StreamPosition } from '../protocol.js'
 import { createClient, redactUrl, toBrokerError } from './redis-client.js'
 import { decodeEntry, decodePayload, decodePosition, encodeEventPayload, messageFrameParts, type StreamEntry } from './redis-codec.js'
+import { EMPTY_EPOCH } from './history.js'
 import { RedisKeys } from './redis-keys.js'
 import { defineScripts, type RunScript } from './redis-scripts.js'
 
@@ -190,7 +191,7 @@ export class RedisBroker implements Broker, PresenceStore, ControlBus, NodeRegis
   async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
     const limit = query.limit === undefined ? -1 : Math.max(0, query.limit)
     const reply = await this.command(() => this.run('history', [this.keys.meta(topic), this.keys.stream(topic)], [
-      newEpoch(), this.options.historyTtl * 1000, limit, query.since?.epoch ?? '', query.since?.offset ?? 0
+      EMPTY_EPOCH, this.options.historyTtl * 1000, limit, query.since?.epoch ?? '', query.since?.offset ?? 0
     ])) as [string, string, StreamEntry[], number]
     const [epoch, offset, entries, newestFirst] = reply
     const publications = entries.map(entry => decodeEntry(topic, epoch, entry))
