@@ -20,9 +20,10 @@ export class Dispatcher {
     // ws enforces MAX_PAYLOAD itself (closing with 1009 and no reason before the frame reaches us),
     // unless a host registered @fastify/websocket with a larger limit: then it is enforced here.
     const { maxPayload } = this.node.config
-    if (byteLength(data) > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
+    const bytes = byteLength(data)
+    if (bytes > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
     if (!this.withinRate(connection)) return
-    if (!this.withinInboundBudget(connection, byteLength(data))) return
+    if (!this.withinInboundBudget(connection, bytes)) return
     if (isBinary) return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
     const parsed = parseClientFrame(data.toString())
     if (!parsed.ok) return this.fail(connection, parsed.error, parsed.id)
@@ -47,6 +48,7 @@ export class Dispatcher {
   private withinInboundBudget (connection: Connection, bytes: number): boolean {
     const { identity } = connection
     if (identity.admin && identity !== OPEN_IDENTITY) return true
+    // Built per frame rather than kept per connection: idle memory per connection is a number we hold.
     const key = connection.user === null ? `connection:${connection.id}` : `user:${connection.user}`
     const verdict = this.node.inbound.admit(key, bytes)
     if (verdict === 'accepted') return true
