@@ -1,10 +1,16 @@
 // One client process of the benchmark (forked by lib/clients.mjs): opens `count` websocket
 // connections from its own loopback source address, optionally subscribes each to a topic, and
 // records publish-to-delivery latency of the `message` frames it receives. Driven over IPC:
-//   prepare {url, count, localAddress, topic?, jwt?, concurrency} -> prepared
+//   prepare {url, count, localAddress, topic?, jwt?, concurrency, wire?} -> prepared
 //   connect -> connected {ok, failed, errors, ms}
-//   reset -> reset (forget the warm-up)    report -> report {received, histogram}        exit -> exits (the kernel closes the sockets)
+//   reset -> reset (forget the warm-up's latencies)    exit -> exits (the kernel closes the sockets)
+//   report -> report {received, histogram (since the reset), perSocket {messages: sockets}, closed {code: sockets} (whole run)}
+//             and bytes: what the sockets read since the reset (frames with their headers, after compression)
+// `wire` says how the connections talk: {dialect: 'realtime' (ours and raw ws) or 'socketio' (Engine.IO 4 /
+// Socket.IO 5 over a plain websocket), encoding: 'json' or 'msgpack' (subprotocol realtime.msgpack),
+// deflate: offer permessage-deflate}.
 import { performance } from 'node:perf_hooks'
+import { decode, encode } from '@msgpack/msgpack'
 import WebSocket from 'ws'
 import { Histogram } from './lib/histogram.mjs'
 import { mintToken } from './lib/jwt.mjs'
@@ -17,15 +23,38 @@ let tokens = []
 const sockets = []
 const histogram = new Histogram()
 let received = 0
+let bytesAtReset = 0
 let subscribed = 0
+/** Messages received by each open socket over the whole run (not reset), to find losses and duplicates. */
+const perSocket = []
+/** Close codes of sockets that closed after they were open (the server dropped them). */
+const closed = new Map()
 /** seq -> deliveries seen here; `done` goes to the parent when every subscriber here has it. */
 const seen = new Map()
 
-function onMessage (raw) {
-  const text = raw.toString()
-  if (!text.startsWith('{"type":"message"')) return
-  // data is {"t": send time in ms, "seq": n}, always the last field of our and the raw server's frame.
-  const data = JSON.parse(text.slice(text.lastIndexOf('"data":') + 7, -1))
+const SOCKETIO_MESSAGE = '42["message",'
+
+/** The `data` of a message frame ({t: send time in ms, seq: n, ...}), or undefined for other frames. */
+function messageData (raw, isBinary) {
+  // (the raw server's RAW_FRAME=buffer sends JSON in binary frames: the subprotocol decides, not the opcode)
+  if (isBinary && plan.wire.encoding === 'msgpack') {
+    const frame = decode(raw)
+    return frame.type === 'message' ? frame.data : undefined
+  }
+  let text = raw.toString()
+  if (plan.wire.dialect === 'socketio') {
+    if (!text.startsWith(SOCKETIO_MESSAGE)) return undefined
+    text = text.slice(SOCKETIO_MESSAGE.length, -1)
+  }
+  if (!text.startsWith('{"type":"message"')) return undefined
+  // data is always the last field of our, the raw server's and the Socket.IO server's frame.
+  return JSON.parse(text.slice(text.lastIndexOf('"data":') + 7, -1))
+}
+
+function onMessage (raw, isBinary, socketIndex) {
+  const data = messageData(raw, isBinary)
+  if (data === undefined) return
+  perSocket[socketIndex]++
   histogram.record(now() - data.t)
   received++
   const count = (seen.get(data.seq) ?? 0) + 1
@@ -41,15 +70,19 @@ function onMessage (raw) {
 function open (index) {
   return new Promise(resolve => {
     const headers = tokens.length > 0 ? { authorization: `Bearer ${tokens[index]}` } : {}
-    const ws = new WebSocket(plan.url, { localAddress: plan.localAddress, headers, perMessageDeflate: false })
+    const { dialect, encoding, deflate } = plan.wire
+    const protocols = encoding === 'msgpack' ? ['realtime.msgpack'] : []
+    const ws = new WebSocket(plan.url, protocols, { localAddress: plan.localAddress, headers, perMessageDeflate: deflate })
     let settled = false
     const finish = (ok, error) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
       if (ok) {
-        sockets.push(ws)
-        ws.on('message', onMessage)
+        const socketIndex = sockets.push(ws) - 1
+        perSocket.push(0)
+        ws.on('message', (raw, isBinary) => onMessage(raw, isBinary, socketIndex))
+        ws.on('close', code => closed.set(code, (closed.get(code) ?? 0) + 1))
       } else {
         ws.terminate()
       }
@@ -59,17 +92,51 @@ function open (index) {
     ws.on('unexpected-response', (req, res) => finish(false, `HTTP ${res.statusCode}`))
     ws.on('error', err => finish(false, err.code ?? err.message))
     ws.on('close', code => finish(false, `closed ${code}`))
-    ws.once('message', raw => {
-      const welcome = JSON.parse(raw.toString())
+    if (dialect === 'socketio') {
+      openSocketIo(ws, finish)
+      return
+    }
+    ws.once('message', (raw, isBinary) => {
+      const welcome = isBinary && encoding === 'msgpack' ? decode(raw) : JSON.parse(raw.toString())
       if (welcome.type !== 'welcome') return finish(false, `first frame ${welcome.type}`)
       if (plan.topic === undefined) return finish(true)
-      ws.send(JSON.stringify({ type: 'subscribe', id: 1, topic: plan.topic }))
-      ws.once('message', raw => {
-        const ack = JSON.parse(raw.toString())
-        finish(ack.type === 'ack', `subscribe answered ${raw.toString().slice(0, 200)}`)
+      const subscribe = { type: 'subscribe', id: 1, topic: plan.topic }
+      ws.send(encoding === 'msgpack' ? encode(subscribe) : JSON.stringify(subscribe))
+      ws.once('message', (raw, isBinary) => {
+        const ack = isBinary && encoding === 'msgpack' ? decode(raw) : JSON.parse(raw.toString())
+        finish(ack.type === 'ack', `subscribe answered ${JSON.stringify(ack).slice(0, 200)}`)
       })
     })
   })
+}
+
+/** {value: how many times it occurs} of an array of numbers. */
+function countValues (values) {
+  const counts = {}
+  for (const value of values) counts[value] = (counts[value] ?? 0) + 1
+  return counts
+}
+
+/**
+ * Engine.IO open packet `0{...}`, Socket.IO connect `40` -> `40{...}`, then `421["subscribe",topic]`
+ * answered by the acknowledgement `431[...]`. Engine.IO pings (`2`) are answered with `3`.
+ */
+function openSocketIo (ws, finish) {
+  ws.on('message', raw => { if (raw.length === 1 && raw[0] === 0x32) ws.send('3') })
+  ws.once('message', raw => {
+    if (raw.toString()[0] !== '0') return finish(false, `first packet ${raw.toString().slice(0, 100)}`)
+    ws.send('40')
+    ws.once('message', raw => {
+      if (!raw.toString().startsWith('40')) return finish(false, `connect answered ${raw.toString().slice(0, 100)}`)
+      if (plan.topic === undefined) return finish(true)
+      ws.send(`421${JSON.stringify(['subscribe', plan.topic])}`)
+      ws.once('message', raw => finish(raw.toString().startsWith('431'), `subscribe answered ${raw.toString().slice(0, 200)}`))
+    })
+  })
+}
+
+function bytesRead () {
+  return sockets.reduce((sum, ws) => sum + (ws._socket?.bytesRead ?? 0), 0)
 }
 
 async function connectAll () {
@@ -93,6 +160,7 @@ process.on('message', async message => {
   switch (message.cmd) {
     case 'prepare':
       plan = message
+      plan.wire = { dialect: 'realtime', encoding: 'json', deflate: false, ...message.wire }
       if (plan.jwt !== undefined) {
         const exp = Math.floor(Date.now() / 1000) + 3600
         tokens = Array.from({ length: plan.count }, (_, i) => mintToken(plan.jwt.secret, { sub: `${plan.jwt.subPrefix}${i}`, exp }))
@@ -105,10 +173,11 @@ process.on('message', async message => {
     case 'reset':
       histogram.reset()
       received = 0
+      bytesAtReset = bytesRead()
       process.send({ ev: 'reset' })
       break
     case 'report':
-      process.send({ ev: 'report', received, histogram: histogram.toJSON() })
+      process.send({ ev: 'report', received, histogram: histogram.toJSON(), perSocket: countValues(perSocket), closed: Object.fromEntries(closed), bytes: bytesRead() - bytesAtReset })
       break
     case 'exit':
       process.exit(0)

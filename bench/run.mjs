@@ -3,7 +3,9 @@
 // baseline. Loopback only; every server and client process it starts is stopped when it ends.
 //
 //   node bench/run.mjs [--quick] [--connections N] [--duration S] [--cross-subscribers S] [--rounds R]
-//                      [--only memory,fanout,http,connect,crossnode] [--profile DIR] [--out FILE]
+//                      [--only memory,fanout,fanout-wire,http,connect,crossnode] [--profile DIR] [--out FILE]
+//   node bench/run.mjs --only scale [--connections 100000] [--nodes 8] [--per-client 12500]
+//                      [--publications 20] [--interval 1000]     (many nodes on one Redis; never by default)
 //
 // Not a test: `npm test` and CI never run it. Needs `npm run build` first (`npm run bench` does it).
 import { execFileSync } from 'node:child_process'
@@ -15,11 +17,14 @@ import { stopAll } from './lib/proc.mjs'
 import { profileOursInto } from './lib/targets.mjs'
 import { connectRate } from './scenarios/connect-rate.mjs'
 import { crossNode } from './scenarios/cross-node.mjs'
-import { fanout } from './scenarios/fanout.mjs'
+import { fanout, fanoutWire } from './scenarios/fanout.mjs'
 import { httpPublish } from './scenarios/http-publish.mjs'
 import { memory } from './scenarios/memory.mjs'
+import { SCALE_DEFAULTS, scale, scaleBudgetMs } from './scenarios/scale.mjs'
 
-const SCENARIOS = { memory, fanout, http: httpPublish, connect: connectRate, crossnode: crossNode }
+const SCENARIOS = { memory, fanout, 'fanout-wire': fanoutWire, http: httpPublish, connect: connectRate, crossnode: crossNode, scale }
+// Run only when named in --only: it takes the whole machine (100k connections by default).
+const NOT_BY_DEFAULT = new Set(['scale'])
 // The server process may hold 20000 file descriptors; leave room for its own.
 const MAX_CONNECTIONS = 19000
 
@@ -33,6 +38,10 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'string' },
     out: { type: 'string' },
+    nodes: { type: 'string' },
+    'per-client': { type: 'string' },
+    publications: { type: 'string' },
+    interval: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
@@ -47,7 +56,13 @@ if (args.help) {
   --rounds R           run every scenario R times and report the median of each number (default 1)
   --profile DIR        profile our server (inspector) over each measured window: DIR/<scenario>.cpuprofile
                        and the top frames in the log (the profiler costs a little: not for the table)
-  --out FILE           results as JSON (default bench/results/<time>.json)`)
+  --out FILE           results as JSON (default bench/results/<time>.json)
+scale (only with --only scale): N nodes on the Redis at BENCH_REDIS_URL (default redis://127.0.0.1:6379)
+  --connections N      authenticated, subscribed connections in total (default ${SCALE_DEFAULTS.connections}; --quick 3000)
+  --nodes N            server processes (default ${SCALE_DEFAULTS.nodes}; each holds at most ulimit -n minus 1000)
+  --per-client N       connections per client process, one source address each (default ${SCALE_DEFAULTS.perClient})
+  --publications N     measured publications to everyone (default ${SCALE_DEFAULTS.publications}; --quick 5)
+  --interval MS        at least this long between publications (default ${SCALE_DEFAULTS.interval})`)
   process.exit(0)
 }
 
@@ -65,13 +80,26 @@ const options = {
   rounds: Math.floor(positive('rounds', args.rounds, 1)),
   profile: args.profile
 }
-if (options.connections > MAX_CONNECTIONS) throw new Error(`--connections at most ${MAX_CONNECTIONS} (the per-process file descriptor limit is 20000)`)
-if (options.profile !== undefined) profileOursInto(options.profile)
-const selected = args.only === undefined ? Object.keys(SCENARIOS) : args.only.split(',').map(s => s.trim())
+const selected = args.only === undefined ? Object.keys(SCENARIOS).filter(name => !NOT_BY_DEFAULT.has(name)) : args.only.split(',').map(s => s.trim())
 for (const name of selected) if (!(name in SCENARIOS)) throw new Error(`unknown scenario "${name}"; choose from ${Object.keys(SCENARIOS).join(', ')}`)
+// The single-server scenarios hold every connection in one server process; scale spreads them over nodes.
+if (selected.some(name => name !== 'scale') && options.connections > MAX_CONNECTIONS) throw new Error(`--connections at most ${MAX_CONNECTIONS} (the per-process file descriptor limit is 20000)`)
+if (selected.includes('scale')) {
+  const scaleOptions = {
+    connections: Math.floor(positive('connections', args.connections, args.quick ? 3000 : SCALE_DEFAULTS.connections)),
+    nodes: Math.floor(positive('nodes', args.nodes, SCALE_DEFAULTS.nodes)),
+    perClient: Math.floor(positive('per-client', args['per-client'], SCALE_DEFAULTS.perClient)),
+    publications: Math.floor(positive('publications', args.publications, args.quick ? 5 : SCALE_DEFAULTS.publications)),
+    interval: positive('interval', args.interval, SCALE_DEFAULTS.interval)
+  }
+  SCENARIOS.scale = (_options, log) => scale(scaleOptions, log)
+  options.scale = scaleOptions
+}
+if (options.profile !== undefined) profileOursInto(options.profile)
 
 // Everything stops by itself: a generous bound on the whole run, whatever hangs.
-const budgetMs = options.rounds * selected.length * (6 * options.duration * 1000 + 5 * 60_000)
+const budgetMs = options.rounds * selected.reduce((sum, name) =>
+  sum + (name === 'scale' ? scaleBudgetMs(options.scale) : 6 * options.duration * 1000 + 5 * 60_000), 0)
 setTimeout(async () => {
   console.error(`benchmark exceeded its time budget (${Math.round(budgetMs / 1000)} s): stopping`)
   await stopAll()
@@ -143,11 +171,20 @@ function ratio (row) {
   return `${(row.ours / row.baseline).toFixed(2)}x`
 }
 
+/**
+ * Each round's own ratio, ours and baseline measured back to back: on a busy machine the medians of
+ * the two columns can come from different rounds, and these paired ratios are the steadier reading.
+ */
+function roundRatios (row) {
+  return (row.rounds ?? []).map(r => (typeof r.ours === 'number' && r.baseline ? (r.ours / r.baseline).toFixed(2) : 'n/a')).join(', ')
+}
+
 const rows = results.flatMap(result => result.rows ?? [])
-log('\n| scenario | metric | ours | baseline | ours / baseline |')
-log('|---|---|---:|---:|---:|')
+log('\n| scenario | metric | ours | baseline | ours / baseline | per round |')
+log('|---|---|---:|---:|---:|---|')
 for (const row of rows) {
-  log(`| ${row.scenario} | ${row.metric} | ${row.ours ?? `not measured${row.note ? `: ${row.note}` : ''}`} | ${row.baseline} (${row.baselineLabel}) | ${ratio(row)} |`)
+  const baseline = row.baseline === null ? 'none' : `${row.baseline} (${row.baselineLabel})`
+  log(`| ${row.scenario} | ${row.metric} | ${row.ours ?? `not measured${row.note ? `: ${row.note}` : ''}`} | ${baseline} | ${ratio(row)} | ${roundRatios(row)} |`)
 }
 
 const out = args.out ?? fileURLToPath(new URL(`./results/${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url))

@@ -95,15 +95,18 @@ async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> 
     app.log.warn(`JWT_SECRET is shorter than ${MIN_SECRET_BYTES} bytes: tokens signed with it can be brute-forced. Use a long random secret.`)
   }
 
-  // The rate limiter and the route both ask; the token is verified once per request.
-  const identities = new WeakMap<FastifyRequest, Promise<Identity>>()
+  // The rate limiter and the route both ask; the token is verified once per request, and every
+  // caller awaits the same promise. It is kept on the request (a decorated slot) rather than in a
+  // WeakMap keyed by requests, which cost a table entry, and its clean-up, per request.
+  const kIdentity = Symbol('realtime.identity')
+  app.decorateRequest(kIdentity, null)
   app.decorate('realtimeAuth', {
     enforced: !authenticator.open,
     refresh: authenticator.canRefresh ? async (token: string) => await authenticator.refresh(token) : undefined,
-    authenticate: async (request: FastifyRequest): Promise<Identity> => {
-      let identity = identities.get(request)
-      if (identity === undefined) identities.set(request, identity = authenticator.authenticate(request))
-      return await identity
+    authenticate: (request: FastifyRequest): Promise<Identity> => {
+      const slot = request as FastifyRequest & { [kIdentity]: Promise<Identity> | null }
+      slot[kIdentity] ??= authenticator.authenticate(request)
+      return slot[kIdentity]
     }
   })
 }

@@ -5,6 +5,8 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { WebSocket } from 'ws'
 import type { Config } from '../src/config.js'
+import { perMessageDeflate } from '../src/core/compression.js'
+import { selectSubprotocol } from '../src/core/encoding.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { ServerClose } from '../src/core/protocol.js'
 import { kRealtimeNode } from './broadcast.js'
@@ -34,7 +36,13 @@ async function connections (app: FastifyInstance, options: ConnectionsOptions): 
     return
   }
   await app.register(websocket, {
-    options: { maxPayload: options.config.maxPayload },
+    options: {
+      maxPayload: options.config.maxPayload,
+      // realtime.msgpack or JSON (src/core/encoding.ts); ws alone would echo any protocol offered first.
+      handleProtocols: selectSubprotocol,
+      // Off unless COMPRESSION=true: ws' own default would be off too, but say so.
+      perMessageDeflate: options.config.compression ? perMessageDeflate : false
+    },
     // Replaces the default, which closes sockets with no close code and does not wait.
     preClose: drain
   })

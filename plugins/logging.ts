@@ -1,6 +1,8 @@
 // What the realtime routes write to the log about a request: never the query string, which carries
 // browsers' tokens (`?token=`), whatever serializers the host's logger has.
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+
+type ChildLoggerFactory = FastifyInstance['childLoggerFactory']
 
 /**
  * Fastify's request serializer without the query string: browsers send their token as `?token=`,
@@ -34,4 +36,46 @@ export function notFoundWithoutQuery (request: FastifyRequest, reply: FastifyRep
   const message = `Route ${request.method}:${pathOf(request.url)} not found`
   request.log.info(message)
   void reply.code(404).send({ statusCode: 404, code: 'not_found', error: 'Not Found', message })
+}
+
+/** Per parent logger, per serializers object (one per route): a child that already has them. */
+const withSerializers = new WeakMap<FastifyBaseLogger, WeakMap<object, FastifyBaseLogger>>()
+
+/**
+ * The childLoggerFactory of the realtime routes: each request's logger carries `logSerializers` (no
+ * query string in the log). pino's child() copies every serializer when it is given `serializers`,
+ * which cost about 0.6 µs of each request (BENCHMARKS.md); so the request's logger is made a plain
+ * child of a logger that has them already, made once per parent logger and route. The result is
+ * the same logger: same bindings, same serializers. `inherited` is the enclosing context's factory;
+ * a host's own factory is kept (called with our serializers merged in), only Fastify's default is
+ * replaced.
+ */
+export function requestLoggerFactory (inherited: ChildLoggerFactory): ChildLoggerFactory {
+  if (inherited.name !== 'defaultChildLoggerFactory') {
+    return function (logger, bindings, options, rawRequest) {
+      return inherited.call(this, logger, bindings, { ...options, serializers: withOurs(options.serializers) }, rawRequest)
+    }
+  }
+  return (logger, bindings, options) => {
+    let byRoute = withSerializers.get(logger)
+    if (byRoute === undefined) {
+      byRoute = new WeakMap()
+      withSerializers.set(logger, byRoute)
+    }
+    const key = options.serializers ?? logSerializers
+    let parent = byRoute.get(key)
+    if (parent === undefined) {
+      parent = logger.child({}, { serializers: withOurs(options.serializers) })
+      byRoute.set(key, parent)
+    }
+    // Fastify passes `serializers` and, for a route with its own logLevel (GET /metrics), `level`.
+    return options.level === undefined ? parent.child(bindings) : parent.child(bindings, { level: options.level })
+  }
+}
+
+/** A route's serializers (own and, through its prototype, the enclosing context's) with ours on top. */
+function withOurs (serializers: typeof logSerializers | undefined): typeof logSerializers {
+  const merged: typeof logSerializers = {}
+  for (const name in serializers) merged[name] = serializers[name]
+  return Object.assign(merged, logSerializers)
 }

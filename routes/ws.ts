@@ -1,12 +1,13 @@
 // GET /ws: every check happens before the upgrade, so a refused client gets a plain HTTP error
 // (401/403/429/503) and never a working socket; with `?refusal=close`, a close code instead
 // (routes/ws-refusal.ts).
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { Admission } from '../src/core/admission.js'
-import { armExpiry, disarmExpiry } from '../src/core/auth/expiry.js'
+import { armExpiry } from '../src/core/auth/expiry.js'
+import { encodingOf, readMsgpackFrames } from '../src/core/encoding.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import { ErrorCode, type CloseCause } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
@@ -20,6 +21,12 @@ declare module 'fastify' {
     /** The /ws upgrade's reserved slots, from its admission check to its connection's close. */
     realtimeAdmission: Admission | null
   }
+}
+
+/** Whether `log` writes info lines; a host's logger without isLevelEnabled is assumed to. */
+function logsInfo (log: FastifyBaseLogger): boolean {
+  const { isLevelEnabled } = log as { isLevelEnabled?: (level: string) => boolean }
+  return typeof isLevelEnabled !== 'function' || isLevelEnabled.call(log, 'info')
 }
 
 export default async function wsRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
@@ -38,14 +45,17 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
 
   // Slots are reserved, never counted from the hub: a check and its increment run in one tick
   // (src/core/admission.ts), so no number of concurrent upgrades gets past the caps.
-  async function admit (request: FastifyRequest): Promise<void> {
+  async function admit (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (node.draining) throw httpError(ErrorCode.unavailable, 'server is shutting down; connect to another node')
     const admission = node.admissions.begin()
     if (admission === undefined) throw httpError(ErrorCode.unavailable, 'server is at MAX_CONNECTIONS')
     request.realtimeAdmission = admission
-    // An upgrade whose client goes away before it is accepted gives its slots back (a refusal does so
-    // in the error handler); an accepted one, when its connection closes (the same TCP socket).
-    request.raw.socket.once('close', () => admission.release())
+    // An upgrade whose client goes away before it is accepted gives its slots back: the upgrade's
+    // ServerResponse, which holds the TCP socket until releaseUpgrade(), emits 'close' when the socket
+    // closes (a refusal releases in the error handler too). An accepted one releases when its
+    // connection closes (node.accept). Listening on the response rather than on the TCP socket leaves
+    // nothing behind on a socket that lives on: ~0.3 KB per open connection (BENCHMARKS.md).
+    reply.raw.on('close', () => admission.release())
     checkOrigin(request)
     const identity = await app.realtimeAuth.authenticate(request)
     if (!admission.identify(identity)) {
@@ -73,7 +83,10 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
     socket.on('error', () => {})
     socket.close(cause.code, cause.reason)
     const cutOff = setTimeout(() => socket.terminate(), REFUSED_SOCKET_GRACE_MS).unref()
-    socket.once('close', () => clearTimeout(cutOff))
+    socket.once('close', () => {
+      clearTimeout(cutOff)
+      request.realtimeAdmission?.release()
+    })
     node.stats.count(node.stats.disconnects, cause.code)
     node.log.info({ user: request.realtimeIdentity?.user ?? null, remoteAddress: request.ip, reqId: request.id, code: cause.code, reason: cause.reason }, 'websocket refused while being admitted')
   }
@@ -92,12 +105,16 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
       refuseAdmitted(socket, request, admission.refusal)
       return
     }
-    // request.ip follows the app's trustProxy: the connection's log lines name the real client.
-    const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY, { remoteAddress: request.ip, reqId: request.id })
+    // request.ip follows the app's trustProxy: the connection's log lines name the real client. Read
+    // only for those lines: below info level it is one getpeername() call per connect for nothing.
+    const remoteAddress = logsInfo(app.log) ? request.ip : undefined
+    // The connection gives the admission's slots back, and stops its token's expiry timer, when it closes.
+    const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY, { remoteAddress, reqId: request.id, admission })
+    // A MessagePack client's frames reach the dispatcher as the JSON text they stand for.
+    if (encodingOf(socket.protocol) === 'msgpack') readMsgpackFrames(socket)
     // In the same tick as Hub.add: from here on a control message finds the connection in the hub.
     admission.accepted()
-    // Closes with 4001 at the token's expiry unless a refresh re-arms it.
+    // Closes with 4001 at the token's expiry unless a refresh re-arms it (disarmed by node.accept's close).
     armExpiry(connection)
-    socket.once('close', () => disarmExpiry(connection))
   })
 }

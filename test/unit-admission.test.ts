@@ -61,3 +61,13 @@ t.test('a control message refuses the admission before or after the identity is 
   t.equal(admissions.reserved, 0)
   t.equal(admissions.reservedBy('alice'), 0)
 })
+
+t.test('a client gone while being verified: its identity reserves no user slot that nothing would give back', async t => {
+  const admissions = new Admissions({ maxConnections: 100, maxConnectionsPerUser: 1 })
+  const gone = admissions.begin()
+  gone?.release() // the socket closed while its token was being verified
+  t.ok(gone?.identify(identity('alice')), 'the verification still completes')
+  t.equal(admissions.reservedBy('alice'), 0, 'but alice holds no slot for it')
+  t.equal(admissions.reserved, 0)
+  t.ok(admissions.begin()?.identify(identity('alice')), 'so alice can still connect')
+})

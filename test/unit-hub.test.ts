@@ -6,6 +6,7 @@
 import t from 'tap'
 import type { Broker, HistoryQuery, HistoryResult, PresenceEntry, PresenceStore } from '../src/core/broker.js'
 import type { Connection } from '../src/core/connection.js'
+import { OutgoingFrame } from '../src/core/frame.js'
 import { Hub } from '../src/core/hub.js'
 import type { Logger } from '../src/core/node.js'
 import { Presence } from '../src/core/presence.js'
@@ -90,11 +91,11 @@ class FakeBroker implements Pick<Broker, 'subscribe' | 'unsubscribe' | 'history'
 /** What the hub asks of a connection: its id and user, its subscriptions, send and close. */
 class FakeConnection implements Pick<Connection, 'id' | 'user' | 'subscriptions' | 'send' | 'close'> {
   readonly subscriptions = new Map<string, Subscription>()
-  readonly frames: Array<string | Buffer> = []
+  readonly frames: Array<string | OutgoingFrame> = []
   readonly closes: CloseCause[] = []
   constructor (readonly id: string, readonly user: string | null = null) {}
 
-  send (frame: string | Buffer): void {
+  send (frame: string | OutgoingFrame): void {
     this.frames.push(frame)
   }
 
@@ -105,7 +106,7 @@ class FakeConnection implements Pick<Connection, 'id' | 'user' | 'subscriptions'
   /** The frames sent, parsed; messages shortened to `message <offset>`, acks kept whole. */
   get received (): unknown[] {
     return this.frames.map(frame => {
-      const parsed = JSON.parse(frame.toString())
+      const parsed = JSON.parse(typeof frame === 'string' ? frame : frame.text)
       return parsed.type === 'message' ? `message ${parsed.offset}` : parsed
     })
   }
@@ -449,8 +450,8 @@ t.test('fan-out: the same bytes to every active subscriber, nothing for other to
   await all
   hub.deliver(publication('news', 1))
   const frameA = a.frames.at(-1)
-  t.ok(Buffer.isBuffer(frameA), 'sent as bytes, encoded once')
-  t.equal(b.frames.at(-1), frameA, 'the very same Buffer for every subscriber')
+  t.ok(frameA instanceof OutgoingFrame, 'sent as a frame built once (framed once per wire form)')
+  t.equal(b.frames.at(-1), frameA, 'the very same frame for every subscriber')
   t.equal(other.frames.length, 1, 'only its ack')
   t.equal(stats.deliveries, 2)
   t.equal(stats.deliveryLag.count, 1, 'one delivery lag observed per publication, not per subscriber')
@@ -474,7 +475,7 @@ t.test('deliverEvent (join/leave) reaches active subscriptions only', async t =>
   const second = subscribe(settling, 'room')
   await settle()
   hub.deliverEvent('room', '{"type":"join"}')
-  t.equal(active.frames.at(-1), '{"type":"join"}')
+  t.equal((active.frames.at(-1) as OutgoingFrame).text, '{"type":"join"}')
   t.strictSame(settling.frames, [], 'a subscription still being set up gets no event')
   await broker.resolve('history', 'room', { epoch: 'E', offset: 0, publications: [] })
   await second

@@ -3,6 +3,7 @@
 // merged without duplicates, and a skipped offset turned into a 4010 close instead of a silent loss.
 import t from 'tap'
 import type { Connection } from '../src/core/connection.js'
+import { OutgoingFrame } from '../src/core/frame.js'
 import { CloseCode, encodeMessageFrame, MAX_CLOSE_REASON_BYTES, type CloseCause, type Publication } from '../src/core/protocol.js'
 import { Subscription } from '../src/core/subscription.js'
 
@@ -10,10 +11,10 @@ const TOPIC = 'news.sport'
 
 /** The two things a Subscription asks of its connection: send a frame, close for a cause. */
 class FakeConnection implements Pick<Connection, 'send' | 'close'> {
-  readonly frames: Array<string | Buffer> = []
+  readonly frames: Array<string | OutgoingFrame> = []
   readonly closes: CloseCause[] = []
 
-  send (frame: string | Buffer): void {
+  send (frame: string | OutgoingFrame): void {
     this.frames.push(frame)
   }
 
@@ -24,7 +25,7 @@ class FakeConnection implements Pick<Connection, 'send' | 'close'> {
   /** `epoch:offset` of every message frame sent, in order. */
   get delivered (): string[] {
     return this.frames.map(frame => {
-      const message = JSON.parse(frame.toString())
+      const message = JSON.parse(typeof frame === 'string' ? frame : frame.text)
       return `${message.epoch}:${message.offset}`
     })
   }
@@ -108,9 +109,9 @@ t.test('once active: the payload given by the fan-out is what is sent, and true 
   const { connection, subscription } = setup()
   subscription.activate({ epoch: 'E', offset: 0 }, [])
   const p = publication(1)
-  const payload = Buffer.from(p.frame)
+  const payload = new OutgoingFrame(p.frame)
   t.equal(subscription.deliver(p, payload), true)
-  t.equal(connection.frames[0], payload, 'the very same Buffer, not re-encoded')
+  t.equal(connection.frames[0], payload, 'the very same frame, not re-encoded')
   t.equal(subscription.deliver(publication(2)), true)
   t.equal(connection.frames[1], publication(2).frame, 'without a payload, the frame string')
 })

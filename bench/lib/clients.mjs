@@ -25,9 +25,10 @@ export class ClientPool {
    * @param {string} [options.topic] subscribe every connection to it
    * @param {{secret: string, subPrefix: string}} [options.jwt] send an HS256 token per connection
    * @param {number} [options.concurrency] connection attempts in flight per process
+   * @param {{dialect?: string, encoding?: string, deflate?: boolean}} [options.wire] see client-worker.mjs
    */
-  constructor ({ url, total, perWorker = 2500, topic, jwt, concurrency = 64 }) {
-    this.options = { url, total, topic, jwt, concurrency }
+  constructor ({ url, total, perWorker = 2500, topic, jwt, concurrency = 64, wire }) {
+    this.options = { url, total, topic, jwt, concurrency, wire }
     const workers = Math.max(1, Math.ceil(total / perWorker))
     this.workers = Array.from({ length: workers }, (_, i) => {
       const count = Math.floor(total / workers) + (i < total % workers ? 1 : 0)
@@ -38,7 +39,8 @@ export class ClientPool {
   }
 
   async start () {
-    await Promise.all(this.workers.map(async worker => {
+    const jwt = this.options.jwt
+    await Promise.all(this.workers.map(async (worker, i) => {
       worker.child = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
       worker.child.on('message', message => this.onMessage(worker, message))
       await this.request(worker, {
@@ -47,15 +49,17 @@ export class ClientPool {
         count: worker.count,
         localAddress: worker.localAddress,
         topic: this.options.topic,
-        jwt: this.options.jwt,
-        concurrency: this.options.concurrency
+        // Each worker numbers its tokens from 0: the worker's index keeps every `sub` distinct.
+        jwt: jwt === undefined ? undefined : { ...jwt, subPrefix: `${jwt.subPrefix}${i}-` },
+        concurrency: this.options.concurrency,
+        wire: this.options.wire
       }, 'prepared')
     }))
   }
 
   /** Opens every connection; resolves to {ok, failed, errors, ms} once all workers are done. */
-  async connect () {
-    const results = await Promise.all(this.workers.map(worker => this.request(worker, { cmd: 'connect' }, 'connected')))
+  async connect (timeoutMs = 300_000) {
+    const results = await Promise.all(this.workers.map(worker => this.request(worker, { cmd: 'connect' }, 'connected', timeoutMs)))
     const errors = {}
     for (const result of results) {
       for (const [error, count] of Object.entries(result.errors)) errors[error] = (errors[error] ?? 0) + count
@@ -87,12 +91,22 @@ export class ClientPool {
     await Promise.all(this.workers.map(worker => this.request(worker, { cmd: 'reset' }, 'reset')))
   }
 
-  /** Latency histogram and delivery count over all workers. */
+  /**
+   * Latency histogram and delivery count over all workers (since the last reset), and over the whole
+   * run: `perSocket` {messages received: connections} and `closed` {close code: connections that
+   * closed after they were open}.
+   */
   async report () {
     const reports = await Promise.all(this.workers.map(worker => this.request(worker, { cmd: 'report' }, 'report')))
     const histogram = new Histogram()
     for (const report of reports) histogram.merge(report.histogram)
-    return { received: reports.reduce((sum, r) => sum + r.received, 0), histogram }
+    return {
+      received: reports.reduce((sum, r) => sum + r.received, 0),
+      histogram,
+      bytes: reports.reduce((sum, r) => sum + (r.bytes ?? 0), 0),
+      perSocket: sumCounts(reports.map(r => r.perSocket)),
+      closed: sumCounts(reports.map(r => r.closed))
+    }
   }
 
   async close () {
@@ -132,4 +146,13 @@ export class ClientPool {
       worker.child.send(message)
     })
   }
+}
+
+/** Adds up {key: count} objects. */
+export function sumCounts (objects) {
+  const sum = {}
+  for (const object of objects) {
+    for (const [key, count] of Object.entries(object ?? {})) sum[key] = (sum[key] ?? 0) + count
+  }
+  return sum
 }

@@ -93,8 +93,23 @@ async function stopChild (child) {
   await gone
 }
 
+const cleanups = new Set()
+
+/**
+ * Registers `fn` (async: e.g. deleting a run's Redis keys) to run once the processes are stopped, also
+ * on Ctrl-C or when the time budget runs out. Returns a function that unregisters it.
+ */
+export function atStop (fn) {
+  cleanups.add(fn)
+  return () => cleanups.delete(fn)
+}
+
 export async function stopAll () {
   await Promise.all([...children].map(stopChild))
+  const pending = [...cleanups]
+  cleanups.clear()
+  // Bounded: a clean-up that hangs (Redis gone) must not keep the benchmark from ending.
+  await Promise.race([Promise.allSettled(pending.map(fn => fn())), sleep(10000)])
 }
 
 process.once('exit', () => {
@@ -103,6 +118,6 @@ process.once('exit', () => {
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     for (const child of children) child.kill('SIGKILL')
-    process.exit(130)
+    stopAll().finally(() => process.exit(130))
   })
 }

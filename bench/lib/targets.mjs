@@ -1,5 +1,5 @@
 // The servers under test, started fresh for every measurement: ours (the built server, with every
-// limit that would get in the way raised), the raw `ws` baseline and the bare Fastify route.
+// limit that would get in the way raised), the raw `ws` and Socket.IO 4 baselines and the bare Fastify route.
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { mkdirSync } from 'node:fs'
@@ -35,6 +35,12 @@ export const targets = {
   raw: {
     label: 'raw ws',
     script: `${root}bench/raw-ws-server.mjs`,
+    env: {},
+    readyPath: '/health/live'
+  },
+  socketio: {
+    label: 'Socket.IO 4',
+    script: `${root}bench/socketio-server.mjs`,
     env: {},
     readyPath: '/health/live'
   },

@@ -79,8 +79,8 @@ export class Admission {
   private identity: Identity | undefined
   /** The user whose slot this holds. */
   private user: string | null = null
-  /** Control messages seen before the identity was known. */
-  private seen: ControlMessage[] = []
+  /** Control messages seen before the identity was known; allocated only when one arrives. */
+  private seen: ControlMessage[] | undefined
   private released = false
   /** Set when a revoke or disconnect concerning this upgrade arrived while it was being admitted. */
   refusal: CloseCause | undefined
@@ -92,20 +92,23 @@ export class Admission {
    * MAX_CONNECTIONS_PER_USER (the admission keeps only its node slot until released).
    */
   identify (identity: Identity): boolean {
-    if (identity.user !== null) {
+    // Released already: the client went away while it was being verified. Its upgrade goes nowhere,
+    // and a user slot reserved now would never be given back.
+    if (identity.user !== null && !this.released) {
       if (!this.admissions.reserveUser(identity.user)) return false
       this.user = identity.user
     }
     this.identity = identity
-    for (const message of this.seen) this.observe(message)
-    this.seen = []
+    const seen = this.seen
+    this.seen = undefined
+    if (seen !== undefined) for (const message of seen) this.observe(message)
     return true
   }
 
   /** @internal A control message that arrived during the admission. */
   observe (message: ControlMessage): void {
     if (this.identity === undefined) {
-      this.seen.push(message)
+      (this.seen ??= []).push(message)
       return
     }
     if (message.type === 'revoke' && this.identity.jti !== undefined && this.identity.jti === message.jti) {
@@ -118,7 +121,7 @@ export class Admission {
   /** The connection is in the hub (call it in the same tick as Hub.add): control messages find it there. */
   accepted (): void {
     this.admissions.settle(this)
-    this.seen = []
+    this.seen = undefined
   }
 
   /** Gives the slots back: on a refusal, an aborted upgrade, or the connection's close. Idempotent. */

@@ -6,13 +6,21 @@
 // ping() and hears back through markAlive(); how and why it closed is recorded here only. The token's
 // expiry timer is not here at all: auth/expiry.ts keeps it.
 import { WebSocket } from 'ws'
+import { releaseIdleDeflate } from './compression.js'
+import { encodingOf, jsonToMsgpack, type EncodingName } from './encoding.js'
+import type { OutgoingFrame } from './frame.js'
 import type { Identity } from './identity.js'
 import { MessageRateLimit } from './message-rate.js'
 import { ServerClose, type CloseCause } from './protocol.js'
 import type { Subscription } from './subscription.js'
+import { internals, SENDER_IDLE } from './ws-internals.js'
 
-/** ws would send a Buffer as a binary frame; every frame of ours is JSON text. Shared, not per call. */
+/** ws would send a Buffer as a binary frame; a JSON frame is text. Shared, not per call. */
 const TEXT_FRAME = Object.freeze({ binary: false })
+/** A MessagePack frame (subprotocol realtime.msgpack) is binary. */
+const BINARY_FRAME = Object.freeze({ binary: true })
+/** zlib's (and permessage-deflate's) window when server_max_window_bits was not negotiated. */
+const DEFAULT_WINDOW_BITS = 15
 
 /**
  * The close code ws sent when it failed the connection over `err` (1002, 1007, 1008, 1009...), or
@@ -36,8 +44,10 @@ export interface ConnectionLimits {
 export class Connection {
   /** This connection's subscriptions by topic; the hub adds and removes them. */
   readonly subscriptions = new Map<string, Subscription>()
-  /** The per-connection message rate limit; the dispatcher admits each frame through it. */
-  readonly messageRate: MessageRateLimit
+  /** The slots this connection holds (MAX_CONNECTIONS, per user), given back when it closes. */
+  admission?: { release: () => void }
+  /** Made at the first frame: a connection that never sends (most of them) keeps no bucket. */
+  private rate?: MessageRateLimit
   /** When it opened (ms since the epoch), for the close log line's duration. */
   readonly openedAt = Date.now()
   private currentIdentity: Identity
@@ -56,7 +66,15 @@ export class Connection {
     readonly remoteAddress?: string
   ) {
     this.currentIdentity = identity
-    this.messageRate = new MessageRateLimit(limits.messageRate, limits.messageBurst)
+  }
+
+  /**
+   * The per-connection message rate limit; the dispatcher admits each frame through it. Created full
+   * on first use, which is what an eager bucket would hold by then: it refills up to its burst.
+   */
+  get messageRate (): MessageRateLimit {
+    this.rate ??= new MessageRateLimit(this.limits.messageRate, this.limits.messageBurst)
+    return this.rate
   }
 
   get identity (): Identity {
@@ -86,11 +104,61 @@ export class Connection {
     return this.ownCloseReason
   }
 
-  /** Sends one text frame; a Buffer is written as it is (fan-out encodes a publication once for all). */
-  send (frame: string | Buffer): void {
+  /** How this connection's frames travel: the subprotocol the client chose (realtime.msgpack) or JSON. */
+  get encoding (): EncodingName {
+    return encodingOf(this.socket.protocol)
+  }
+
+  /**
+   * Sends one frame: JSON text as built by protocol.ts, or a fan-out frame built once for every
+   * recipient. Over SEND_BUFFER_LIMIT buffered, the connection is closed with 4009.
+   */
+  send (frame: string | OutgoingFrame): void {
     if (!this.open) return
-    this.socket.send(frame, TEXT_FRAME)
+    const encoding = this.encoding
+    if (typeof frame !== 'string') {
+      this.sendPrepared(frame, encoding)
+    } else if (encoding === 'json') {
+      this.sendThroughWs(frame, TEXT_FRAME)
+    } else {
+      this.sendThroughWs(jsonToMsgpack(frame), BINARY_FRAME)
+    }
     if (this.socket.bufferedAmount > this.limits.sendBufferLimit) this.close(ServerClose.slowConsumer)
+  }
+
+  /**
+   * The pre-framed path: the frame's bytes, framed once per publication, written as they are to the
+   * TCP socket. Only while ws has nothing of its own in flight (no queue, no deflate pending, not
+   * inside a fragmented message), so the order of frames is the order of send() calls; and
+   * bufferedAmount still counts these bytes (it reads the TCP socket's buffer), so 4009 stays exact.
+   * A compressed connection gets the frame compressed once for all, which is right only because
+   * server_no_context_takeover makes every message stand alone; else ws compresses it itself.
+   */
+  private sendPrepared (frame: OutgoingFrame, encoding: EncodingName): void {
+    const ws = internals(this.socket)
+    const sender = ws._sender
+    const tcp = ws._socket
+    if (tcp !== null && sender._state === SENDER_IDLE && sender._queue.length === 0 && sender._firstFragment) {
+      const deflate = ws._extensions['permessage-deflate']
+      if (deflate === undefined) {
+        tcp.write(frame.framed(encoding))
+        return
+      }
+      if (deflate.params.server_no_context_takeover === true) {
+        tcp.write(frame.framed(encoding, { windowBits: deflate.params.server_max_window_bits ?? DEFAULT_WINDOW_BITS, threshold: deflate._threshold }))
+        return
+      }
+    }
+    this.sendThroughWs(frame.payload(encoding), encoding === 'json' ? TEXT_FRAME : BINARY_FRAME)
+  }
+
+  private sendThroughWs (payload: string | Buffer, options: { binary: boolean }): void {
+    if (internals(this.socket)._extensions['permessage-deflate'] === undefined) {
+      this.socket.send(payload, options)
+    } else {
+      // ws compresses this one for this connection: let its deflate stream go once that is done.
+      this.socket.send(payload, options, () => releaseIdleDeflate(this.socket))
+    }
   }
 
   /**

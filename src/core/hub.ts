@@ -5,6 +5,7 @@
 import type { Broker } from './broker.js'
 import { resolveSince } from './brokers/history.js'
 import type { Connection } from './connection.js'
+import { OutgoingFrame } from './frame.js'
 import type { Presence } from './presence.js'
 import { encodeAck, ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
 import type { Stats } from './stats.js'
@@ -96,24 +97,28 @@ export class Hub {
     this.unindex(subscription)
   }
 
-  /** Fan-out: the same frame bytes to every local subscriber of the topic. */
+  /**
+   * Fan-out: the same frame to every local subscriber of the topic, framed (and MessagePack-encoded,
+   * compressed) once per publication and written as-is to each socket (Connection.send).
+   */
   deliver (publication: Publication): void {
     const subscriptions = this.topics.get(publication.topic)
     if (subscriptions === undefined) return
     // Clocks of different nodes may disagree by a little: a publication is never early.
     this.stats.deliveryLag.observe(Math.max(0, (Date.now() - publication.ts) / 1000))
-    const payload = Buffer.from(publication.frame)
+    const frame = new OutgoingFrame(publication.frame)
     let delivered = 0
     for (const subscription of subscriptions) {
-      if (subscription.deliver(publication, payload)) delivered++
+      if (subscription.deliver(publication, frame)) delivered++
     }
     this.stats.deliveries += delivered
   }
 
   /** Fan-out of an offset-less frame (join/leave) to the topic's active local subscribers. */
-  deliverEvent (topic: string, frame: string): void {
+  deliverEvent (topic: string, text: string): void {
     const subscriptions = this.topics.get(topic)
     if (subscriptions === undefined) return
+    const frame = new OutgoingFrame(text)
     for (const subscription of subscriptions) {
       if (subscription.active) subscription.connection.send(frame)
     }

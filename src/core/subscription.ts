@@ -6,6 +6,7 @@
 // The converse holds too: a publication that skips offsets (some never reached this node, e.g. a
 // Redis outage longer than history) closes the connection with 4010 rather than losing them silently.
 import type { Connection } from './connection.js'
+import type { OutgoingFrame } from './frame.js'
 import { ServerClose, type Publication, type StreamPosition } from './protocol.js'
 
 export class Subscription {
@@ -24,10 +25,10 @@ export class Subscription {
   }
 
   /**
-   * Returns true when the frame was written to the socket. `payload` is the frame already encoded
-   * to bytes by the fan-out, so that ws does not encode the same string again for every recipient.
+   * Returns true when the frame was written to the socket. `payload` is the frame the fan-out built
+   * once for every recipient (frame.ts), so that nothing is encoded again per recipient.
    */
-  deliver (publication: Publication, payload: string | Buffer = publication.frame): boolean {
+  deliver (publication: Publication, payload: string | OutgoingFrame = publication.frame): boolean {
     if (this.held !== null) {
       this.held.push(publication)
       return false

@@ -1,35 +1,76 @@
 // Token expiry on a live connection: at `identity.expiresAt` the connection closes with 4001, unless a
-// `refresh` replaced the identity first (the dispatcher re-arms the timer then). The timers are kept
-// here, not on the connection: arming and disarming are the only writers.
+// `refresh` replaced the identity first (the dispatcher re-arms it then). The timers are kept here,
+// not on the connection: arming and disarming are the only writers.
+//
+// Connections that expire at the same moment share one timer. A JWT's `exp` is in whole seconds, so
+// every connection whose token expires in the same second is in one bucket: one timer per second of
+// expiry instead of one per connection, which cost a Timeout and, for each distinct delay, a timer
+// list in Node's timer heap on every connect (BENCHMARKS.md).
 import type { Connection } from '../connection.js'
 import { ServerClose } from '../protocol.js'
 
 /** setTimeout's largest delay; longer ones fire at once, so far expiries are reached in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** Each connection's pending expiry; weak, so a connection that is gone takes its entry with it. */
-const expiryTimers = new WeakMap<Connection, NodeJS.Timeout>()
+interface Bucket {
+  timer: NodeJS.Timeout
+  connections: Set<Connection>
+}
 
-/** (Re)starts the connection's expiry timer from its current identity; none when it never expires. */
+/** expiresAt (ms) -> the connections armed to close then. */
+const buckets = new Map<number, Bucket>()
+
+/** Each armed connection's expiresAt, its bucket; weak, so a connection that is gone takes its entry with it. */
+const armedAt = new WeakMap<Connection, number>()
+
+/** (Re)starts the connection's expiry from its current identity; none when it never expires. */
 export function armExpiry (connection: Connection): void {
   disarmExpiry(connection)
   const expiresAt = connection.identity.expiresAt
   // A refresh that completes after the socket closed must not leave a timer behind.
   if (expiresAt === null || !connection.open) return
-  const delay = Math.min(Math.max(expiresAt - Date.now(), 0), MAX_TIMER_MS)
-  const timer = setTimeout(() => {
-    expiryTimers.delete(connection)
-    if (!connection.open) return
-    if (Date.now() < expiresAt) return armExpiry(connection)
-    connection.close(ServerClose.tokenExpired)
-  }, delay)
-  // The socket keeps the process alive while it matters; the timer alone must not.
-  timer.unref()
-  expiryTimers.set(connection, timer)
+  let bucket = buckets.get(expiresAt)
+  if (bucket === undefined) {
+    bucket = { timer: startTimer(expiresAt), connections: new Set() }
+    buckets.set(expiresAt, bucket)
+  }
+  bucket.connections.add(connection)
+  armedAt.set(connection, expiresAt)
 }
 
-/** Stops the timer: the connection is gone (a peer close does not go through Connection.close). */
+/** Stops the connection's expiry: the connection is gone (a peer close does not go through Connection.close). */
 export function disarmExpiry (connection: Connection): void {
-  clearTimeout(expiryTimers.get(connection))
-  expiryTimers.delete(connection)
+  const expiresAt = armedAt.get(connection)
+  if (expiresAt === undefined) return
+  armedAt.delete(connection)
+  const bucket = buckets.get(expiresAt)
+  if (bucket === undefined) return
+  bucket.connections.delete(connection)
+  if (bucket.connections.size === 0) {
+    clearTimeout(bucket.timer)
+    buckets.delete(expiresAt)
+  }
+}
+
+function startTimer (expiresAt: number): NodeJS.Timeout {
+  const delay = Math.min(Math.max(expiresAt - Date.now(), 0), MAX_TIMER_MS)
+  const timer = setTimeout(() => expire(expiresAt), delay)
+  // The sockets keep the process alive while they matter; the timer alone must not.
+  timer.unref()
+  return timer
+}
+
+function expire (expiresAt: number): void {
+  const bucket = buckets.get(expiresAt)
+  if (bucket === undefined) return
+  // Reached in steps (an expiry beyond MAX_TIMER_MS), or early: wait on.
+  if (Date.now() < expiresAt) {
+    bucket.timer = startTimer(expiresAt)
+    return
+  }
+  buckets.delete(expiresAt)
+  for (const connection of bucket.connections) {
+    armedAt.delete(connection)
+    if (connection.open) connection.close(ServerClose.tokenExpired)
+  }
 }

@@ -1,0 +1,67 @@
+// A server frame on its way to many sockets (a publication's `message`): serialized once as JSON
+// text, and turned into each wire form it needs (MessagePack, compressed) at most once, on first use.
+// The pre-framed fan-out writes `framed()` — a complete websocket frame — straight to each TCP socket:
+// one write of a shared Buffer instead of ws framing and writing header and payload per recipient.
+import { deflateMessage, type Deflate } from './compression.js'
+import { jsonToMsgpack, type EncodingName } from './encoding.js'
+
+const OPCODE_TEXT = 0x1
+const OPCODE_BINARY = 0x2
+const FIN = 0x80
+const RSV1 = 0x40
+
+export class OutgoingFrame {
+  private json?: Buffer
+  private msgpack?: Buffer
+  private jsonFrame?: Buffer
+  private msgpackFrame?: Buffer
+  /** Compressed frames by `${encoding}:${windowBits}`; created for the first compressed recipient. */
+  private deflated?: Map<string, Buffer>
+
+  constructor (readonly text: string) {}
+
+  /** The payload (no frame header) in `encoding`, for ws' own send. */
+  payload (encoding: EncodingName): Buffer {
+    if (encoding === 'msgpack') return (this.msgpack ??= jsonToMsgpack(this.text))
+    return (this.json ??= Buffer.from(this.text))
+  }
+
+  /**
+   * The complete frame as a server sends it (unmasked, one fragment): text for JSON, binary for
+   * MessagePack, compressed (RSV1) when the connection has `deflate` and the payload reaches its
+   * threshold, exactly when ws would compress it.
+   */
+  framed (encoding: EncodingName, deflate?: Deflate): Buffer {
+    const payload = this.payload(encoding)
+    const opcode = encoding === 'msgpack' ? OPCODE_BINARY : OPCODE_TEXT
+    if (deflate === undefined || payload.length < deflate.threshold) {
+      if (encoding === 'msgpack') return (this.msgpackFrame ??= frameBytes(opcode, payload, false))
+      return (this.jsonFrame ??= frameBytes(opcode, payload, false))
+    }
+    const key = `${encoding}:${deflate.windowBits}`
+    this.deflated ??= new Map()
+    let frame = this.deflated.get(key)
+    if (frame === undefined) this.deflated.set(key, frame = frameBytes(opcode, deflateMessage(payload, deflate.windowBits), true))
+    return frame
+  }
+}
+
+/** RFC 6455 §5.2 framing of an unfragmented, unmasked message. */
+export function frameBytes (opcode: number, payload: Buffer, compressed: boolean): Buffer {
+  const length = payload.length
+  const headerLength = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const frame = Buffer.allocUnsafe(headerLength + length)
+  frame[0] = FIN | (compressed ? RSV1 : 0) | opcode
+  if (headerLength === 2) {
+    frame[1] = length
+  } else if (headerLength === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(0, 2)
+    frame.writeUInt32BE(length, 6)
+  }
+  payload.copy(frame, headerLength)
+  return frame
+}
