@@ -1,0 +1,186 @@
+// GET <prefix>/asyncapi.json: the websocket API as an AsyncAPI 3.0 document (docs/topics.md): the
+// connection with every client and server frame (docs/protocol.md §2), and one channel per declared
+// topic pattern with its payload schema. Built once at the first request and kept, but for the server's
+// host, which is the request's.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { DeclaredTopic } from '../src/core/topic-schemas.js'
+import type { RouteOptions } from './index.js'
+import { packageVersion } from './openapi.js'
+
+type Schema = Record<string, unknown>
+
+const id = { description: 'request id, echoed in the reply: a non-empty string of at most 128 characters, or a number', oneOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'number' }] }
+const topic = { type: 'string', maxLength: 255, pattern: '^[A-Za-z0-9_\\-:@]+(\\.[A-Za-z0-9_\\-:@]+)*$', description: 'dot-separated segments' }
+const position = { type: 'object', required: ['epoch', 'offset'], properties: { epoch: { type: 'string' }, offset: { type: 'integer', minimum: 0 } } }
+const anyData = { description: 'any JSON value, delivered as sent' }
+
+const frame = (type: string, properties: Schema, required: string[]): Schema => ({
+  type: 'object',
+  required: ['type', ...required],
+  properties: { type: { const: type }, ...properties }
+})
+
+/** What a client sends (docs/protocol.md §2, "Client -> server"). */
+function clientFrames (data: Schema = anyData): Record<string, Schema> {
+  return {
+    subscribe: frame('subscribe', { id, topic, since: position }, ['id', 'topic']),
+    unsubscribe: frame('unsubscribe', { id, topic }, ['id', 'topic']),
+    publish: frame('publish', { id, topic, data }, ['id', 'topic', 'data']),
+    history: frame('history', { id, topic, since: position, limit: { type: 'integer', minimum: 1 } }, ['id', 'topic']),
+    presence: frame('presence', { id, topic }, ['id', 'topic']),
+    refresh: frame('refresh', { id, token: { type: 'string', description: 'a fresh JWT for the same sub' } }, ['id', 'token']),
+    ping: frame('ping', { id }, [])
+  }
+}
+
+/** A `message` frame: one publication on a topic, as subscribers (and history acks) receive it. */
+function messageFrame (data: Schema | boolean = anyData): Schema {
+  return frame('message', {
+    topic,
+    epoch: { type: 'string' },
+    offset: { type: 'integer', minimum: 1 },
+    ts: { type: 'integer', description: 'when it was published, ms since the epoch' },
+    from: { type: 'string', description: 'the publishing user, when a client published' },
+    data
+  }, ['topic', 'epoch', 'offset', 'ts', 'data'])
+}
+
+/** What the server sends (docs/protocol.md §2, "Server -> client"). */
+function serverFrames (): Record<string, Schema> {
+  return {
+    welcome: frame('welcome', {
+      connectionId: { type: 'string' },
+      user: { type: ['string', 'null'] },
+      node: { type: 'string' },
+      heartbeat: { type: 'integer', description: 'ms between heartbeats' },
+      expiresAt: { type: ['integer', 'null'], description: "the token's expiry, ms since the epoch" }
+    }, ['connectionId', 'user', 'node', 'heartbeat', 'expiresAt']),
+    ack: { ...frame('ack', { id }, ['id']), description: "the reply to a request: its id and the request's reply fields (docs/protocol.md §2)" },
+    error: frame('error', {
+      id,
+      code: { type: 'string', enum: ['bad_request', 'unauthorized', 'forbidden', 'not_found', 'rate_limited', 'too_large', 'limit_exceeded', 'unavailable', 'internal'] },
+      message: { type: 'string' }
+    }, ['code', 'message']),
+    message: messageFrame(),
+    join: frame('join', { topic, user: { type: ['string', 'null'] }, connectionId: { type: 'string' } }, ['topic', 'user', 'connectionId']),
+    leave: frame('leave', { topic, user: { type: ['string', 'null'] }, connectionId: { type: 'string' } }, ['topic', 'user', 'connectionId']),
+    pong: frame('pong', { id }, [])
+  }
+}
+
+/** A component or channel key from a pattern: AsyncAPI keys are [\w.-]; `{id}` -> `id`, `*` -> `any`, `>` -> `rest`. */
+function channelKey (pattern: string, taken: Set<string>): string {
+  const base = `topic.${pattern.replace(/[{}]/g, '').replaceAll('*', 'any').replaceAll('>', 'rest').replace(/[^\w.-]/g, '_')}`
+  let key = base
+  for (let n = 2; taken.has(key); n++) key = `${base}-${n}`
+  taken.add(key)
+  return key
+}
+
+/** The document without its servers (those depend on the request's host). */
+function buildDocument (declared: readonly DeclaredTopic[], wsPath: string, options: RouteOptions): Schema {
+  const { config } = options
+  const clientMessages = Object.fromEntries(Object.entries(clientFrames()).map(([type, payload]) => [type, { name: type, title: `${type} frame`, payload }]))
+  const serverMessages = Object.fromEntries(Object.entries(serverFrames()).map(([type, payload]) => [type, { name: type, title: `${type} frame`, payload }]))
+  const channels: Record<string, Schema> = {
+    connection: {
+      address: '/ws',
+      title: `The websocket, GET ${wsPath}`,
+      description: 'One websocket per client: JSON text frames both ways (docs/protocol.md §2). Requests carry an `id`; the `ack` or `error` that answers one carries it too.',
+      messages: {
+        ...Object.fromEntries(Object.entries(clientMessages).map(([type, message]) => [`client.${type}`, message])),
+        ...Object.fromEntries(Object.entries(serverMessages).map(([type, message]) => [`server.${type}`, message]))
+      }
+    }
+  }
+  const operations: Record<string, Schema> = {
+    receiveClientFrames: {
+      action: 'receive',
+      title: 'Client requests',
+      channel: { $ref: '#/channels/connection' },
+      messages: Object.keys(clientMessages).map(type => ({ $ref: `#/channels/connection/messages/client.${type}` }))
+    },
+    sendServerFrames: {
+      action: 'send',
+      title: 'Replies, publications and events',
+      channel: { $ref: '#/channels/connection' },
+      messages: Object.keys(serverMessages).map(type => ({ $ref: `#/channels/connection/messages/server.${type}` }))
+    }
+  }
+  const taken = new Set(['connection'])
+  for (const topicDeclaration of declared) {
+    const key = channelKey(topicDeclaration.pattern, taken)
+    const data = topicDeclaration.schema ?? anyData
+    const parameters = Object.fromEntries(topicDeclaration.parameters.map(name => [name, { description: `the {${name}} segment of the topic: one segment` }]))
+    const wildcards = /(^|\.)[*>](\.|$)/.test(topicDeclaration.pattern) ? ' `*` stands for one segment, a final `>` for one or more.' : ''
+    channels[key] = {
+      address: topicDeclaration.pattern,
+      title: topicDeclaration.pattern,
+      description: `${topicDeclaration.description ?? 'A declared topic.'}${wildcards} Publications to matching topics must match the payload schema (else \`bad_request\` / HTTP 400).`,
+      ...(topicDeclaration.parameters.length > 0 ? { parameters } : {}),
+      messages: {
+        message: { name: 'message', title: `message frame on ${topicDeclaration.pattern}`, summary: 'a publication, as subscribers receive it', payload: messageFrame(data as Schema) },
+        publish: { name: 'publish', title: `publish frame to ${topicDeclaration.pattern}`, summary: 'a client publishing (HTTP POST /api/publish takes the same data)', payload: clientFrames(data as Schema).publish }
+      }
+    }
+    operations[`${key}.send`] = {
+      action: 'send',
+      title: `Publications on ${topicDeclaration.pattern}`,
+      summary: 'to the connections subscribed to a matching topic',
+      channel: { $ref: `#/channels/${key}` },
+      messages: [{ $ref: `#/channels/${key}/messages/message` }]
+    }
+    operations[`${key}.receive`] = {
+      action: 'receive',
+      title: `Publishes to ${topicDeclaration.pattern}`,
+      summary: 'checked against the payload schema before anything is published',
+      channel: { $ref: `#/channels/${key}` },
+      messages: [{ $ref: `#/channels/${key}/messages/publish` }]
+    }
+  }
+  return {
+    asyncapi: '3.0.0',
+    info: {
+      title: 'fastify-realtime websocket API',
+      version: packageVersion(),
+      description: [
+        `Subscribe and publish over the websocket \`${wsPath}\`; the HTTP API is in \`openapi.json\` beside this document.`,
+        `Frames are at most MAX_PAYLOAD bytes (here ${config.maxPayload}).`,
+        config.strictTopics ? 'STRICT_TOPICS is on: publish and subscribe on a topic that matches no channel below is refused (`bad_request`).' : 'Topics that match no channel below carry any JSON value.'
+      ].join('\n')
+    },
+    defaultContentType: 'application/json',
+    channels,
+    operations,
+    components: {
+      securitySchemes: {
+        tokenQuery: { type: 'httpApiKey', name: 'token', in: 'query', description: 'the JWT in the query string (browsers)' },
+        bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'a JWT as Authorization: Bearer' }
+      }
+    }
+  }
+}
+
+export default async function asyncapiRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
+  const wsPath = `${app.prefix}/ws`
+  let document: Schema | undefined
+  const serverOf = (request: FastifyRequest): Schema => ({
+    host: request.host,
+    protocol: request.protocol === 'https' ? 'wss' : 'ws',
+    // The channel `connection` is the path under it: `${pathname}/ws`.
+    ...(app.prefix === '' ? {} : { pathname: app.prefix }),
+    description: 'this server',
+    security: [{ $ref: '#/components/securitySchemes/tokenQuery' }, { $ref: '#/components/securitySchemes/bearerAuth' }]
+  })
+  // Like /openapi.json: no credentials, not rate limited. The OpenAPI document lists it (tag `docs`,
+  // no security) and links here from its externalDocs.
+  const schema = {
+    summary: 'The websocket API and the declared topics as an AsyncAPI 3.0 document',
+    tags: ['docs'],
+    response: { 200: { description: 'an AsyncAPI 3.0.0 document (docs/topics.md)', type: 'object', additionalProperties: true } }
+  }
+  app.get('/asyncapi.json', { schema, config: { rateLimit: false } }, async (request) => {
+    document ??= buildDocument(options.node.topicSchemas?.declared ?? [], wsPath, options)
+    return { ...document, servers: { realtime: serverOf(request) } }
+  })
+}
