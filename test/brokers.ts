@@ -1,17 +1,21 @@
-// The brokers every conformance test runs against: the in-memory one, and Redis under a key prefix of
-// its own that is deleted when the test ends. Two ways in:
+// The brokers every conformance test runs against: the in-memory one, Redis under a key prefix of its
+// own that is deleted when the test ends, and the Redis broker on a real 3-master Redis Cluster
+// (test/fixtures/redis-cluster.ts: one per test process, a fresh prefix per test). Two ways in:
 // - `overrides`: the config that selects the broker, for end-to-end tests on real servers (history,
 //   recovery, idempotency, presence);
 // - `start`: the broker on its own, started with a recording listener, for the conformance suites of
 //   the broker seam's interfaces (test/broker-conformance*.test.ts: Broker, PresenceStore, ControlBus,
 //   NodeRegistry).
+import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import type { Config } from '../src/config.js'
 import type { Broker, BrokerListener, ControlMessage, NodeInfo } from '../src/core/broker.js'
 import { MemoryBroker } from '../src/core/brokers/memory.js'
 import { RedisBroker } from '../src/core/brokers/redis.js'
+import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import type { Publication } from '../src/core/protocol.js'
 import { REDIS_URL, redisPrefix } from './fixtures/cluster.js'
+import { sharedRedisCluster } from './fixtures/redis-cluster.js'
 
 /** A listener that records everything the broker hands it. */
 export class RecordingListener implements BrokerListener {
@@ -41,7 +45,7 @@ export interface StartedBroker {
 }
 
 export interface BrokerCase {
-  name: 'memory' | 'redis'
+  name: 'memory' | 'redis' | 'redis-cluster'
   /**
    * Config overrides selecting this broker. Every server started with the overrides of one call
    * shares one broker namespace (for Redis: one fresh prefix, so they are nodes of one cluster).
@@ -72,4 +76,18 @@ export const redis: BrokerCase = {
     await started(t, new RedisBroker({ url: REDIS_URL, prefix: redisPrefix(t), nodeId: 'redis-node', historySize, historyTtl }), 'redis-node')
 }
 
-export const brokerCases: readonly BrokerCase[] = [memory, redis]
+/** Started once per test process that imports this file (a second or two), killed when it exits. */
+const redisClusterFixture = await sharedRedisCluster()
+
+/** The cluster is private to this process and dies with it: a random prefix per test keeps tests apart. */
+const clusterPrefix = (): string => `rt-test-${randomBytes(6).toString('hex')}:`
+
+export const redisCluster: BrokerCase = {
+  name: 'redis-cluster',
+  overrides: () => ({ redisClusterNodes: redisClusterFixture.seeds.split(','), redisPrefix: clusterPrefix() }),
+  start: async (t, { historySize = 100, historyTtl = 300 } = {}) => await started(t, new RedisClusterBroker({
+    nodes: redisClusterFixture.nodes, prefix: clusterPrefix(), nodeId: 'redis-cluster-node', historySize, historyTtl
+  }), 'redis-cluster-node')
+}
+
+export const brokerCases: readonly BrokerCase[] = [memory, redis, redisCluster]

@@ -74,8 +74,8 @@ t.test('keys and channels live under the prefix, with recognisable names', async
   const redis = await redisClient(t)
   const keys = (await redis.keys(`${prefix}*`)).sort()
   t.same(keys, [
-    `${prefix}idempotency:i`, `${prefix}node-presence:n1`, `${prefix}node:n1`, `${prefix}nodes`,
-    `${prefix}revoked:j`, `${prefix}{k.t}:meta`, `${prefix}{k.t}:presence`, `${prefix}{k.t}:stream`
+    `${prefix}revoked:j`, `${prefix}{k.t}:idempotency:i`, `${prefix}{k.t}:meta`, `${prefix}{k.t}:presence`, `${prefix}{k.t}:stream`,
+    `${prefix}{registry}:node-presence:n1`, `${prefix}{registry}:node:n1`, `${prefix}{registry}:nodes`
   ])
   const channels = (await redis.pubsub('CHANNELS', `${prefix}*`) as string[]).sort()
   t.same(channels, [`${prefix}control`, `${prefix}{k.t}:pub`])
@@ -85,7 +85,7 @@ t.test('keys and channels live under the prefix, with recognisable names', async
   t.equal(names.filter(line => line.includes(`name=${prefix}sub:n1 `)).length, 1, 'one subscriber connection')
   t.equal(names.filter(line => line.includes(`name=${prefix}cmd:n1 `)).length, 1, 'one command connection')
   await broker.close()
-  t.same(await redis.keys(`${prefix}node*`), [], 'a node that closes leaves the registry at once')
+  t.same(await redis.keys(`${prefix}{registry}:node*`), [], 'a node that closes leaves the registry at once')
   t.same(await redis.hgetall(`${prefix}{k.t}:presence`), {}, '...and takes its presence along')
 })
 
@@ -106,8 +106,8 @@ t.test('a node that dies disappears from nodes() and presence within nodeTtl', a
   t.same((await a.broker.presence('room')).map(e => e.connectionId), ['ca'], 'its presence is gone too')
   const redis = await redisClient(t)
   await eventually('the sweep deleted its entries and index', async () =>
-    (await redis.exists(`${prefix}node-presence:b`)) === 0 && (await redis.hlen(`${prefix}{room}:presence`)) === 1)
-  t.same(await redis.smembers(`${prefix}nodes`), ['a'])
+    (await redis.exists(`${prefix}{registry}:node-presence:b`)) === 0 && (await redis.hlen(`${prefix}{room}:presence`)) === 1)
+  t.same(await redis.smembers(`${prefix}{registry}:nodes`), ['a'])
 })
 
 t.test('a node swept while stalled writes its presence back at its next heartbeat', async t => {
@@ -116,7 +116,7 @@ t.test('a node swept while stalled writes its presence back at its next heartbea
   await a.broker.addPresence('room', { connectionId: 'ca', user: 'ann', node: 'a' })
   const redis = await redisClient(t)
   // What another node's sweep does to a node whose key expired.
-  await redis.del(`${prefix}node:a`, `${prefix}node-presence:a`, `${prefix}{room}:presence`)
+  await redis.del(`${prefix}{registry}:node:a`, `${prefix}{registry}:node-presence:a`, `${prefix}{room}:presence`)
   await eventually('presence written back', async () => (await redis.hlen(`${prefix}{room}:presence`)) === 1, 3000)
   t.same((await a.broker.presence('room')).map(e => e.connectionId), ['ca'])
 })
@@ -181,7 +181,7 @@ t.test('app.close() closes both Redis connections and leaves the node registry',
   const redis = await redisClient(t)
   const ours = async (): Promise<string[]> => (await redis.client('LIST') as string).split('\n').filter(line => line.includes(`name=${prefix}`))
   t.equal((await ours()).length, 2, 'two connections: commands and subscriber')
-  t.same(await redis.smembers(`${prefix}nodes`), ['closing'])
+  t.same(await redis.smembers(`${prefix}{registry}:nodes`), ['closing'])
   await app.close()
   t.equal((broker as RedisBroker).commands.status, 'end')
   await eventually('Redis saw both connections go', async () => (await ours()).length === 0)

@@ -2,14 +2,15 @@
 // BrokerUnavailableError. The guiding rule: a command either reaches Redis now or fails now. ioredis
 // would otherwise queue commands while disconnected and resend them after a reconnect, which turns an
 // outage into publishes that hang, or that land twice, long after the caller gave up.
-import { Redis, type RedisOptions } from 'ioredis'
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { BrokerUnavailableError } from '../broker.js'
 
 /** Fails a command that Redis has not answered within this time (a stalled or partitioned Redis). */
 export const COMMAND_TIMEOUT_MS = 5000
 
-export function createClient (url: string, connectionName: string, overrides: RedisOptions = {}): Redis {
-  return new Redis(url, {
+/** Options of every connection the Redis brokers open (on a Cluster: each node's connection too). */
+export function connectionOptions (connectionName: string): RedisOptions {
+  return {
     connectionName,
     lazyConnect: true,
     // Fail fast while disconnected instead of queueing (see above).
@@ -22,7 +23,13 @@ export function createClient (url: string, connectionName: string, overrides: Re
     // fill the gap from history before it reports itself up again.
     autoResubscribe: false,
     commandTimeout: COMMAND_TIMEOUT_MS,
-    connectTimeout: 2000,
+    connectTimeout: 2000
+  }
+}
+
+export function createClient (url: string, connectionName: string, overrides: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    ...connectionOptions(connectionName),
     // Reconnect for ever, quickly: readiness stays 503 until Redis is back.
     retryStrategy: times => Math.min(times * 100, 1000),
     ...overrides
@@ -54,4 +61,46 @@ export function redactUrl (url: string): string {
   } catch {
     return 'the configured REDIS_URL'
   }
+}
+
+/** Redis answered "no" (NOAUTH, WRONGPASS, NOPERM...): a reply that retrying will not change. */
+export function isRefusal (err: unknown): boolean {
+  return !(toBrokerError(err) instanceof BrokerUnavailableError)
+}
+
+/** QUIT (or drop) the connection and wait, briefly, until ioredis reports it ended. */
+export async function quit (client: Redis | Cluster): Promise<void> {
+  const status = client.status
+  if (status === 'end') return
+  let timer: NodeJS.Timeout | undefined
+  const ended = new Promise<void>(resolve => {
+    client.once('end', resolve)
+    timer = setTimeout(resolve, 1000)
+    timer.unref()
+  })
+  if (status === 'ready') await client.quit().catch(() => client.disconnect())
+  else client.disconnect()
+  // Between two reconnect attempts there is no socket left to close, and no 'end' event comes.
+  if (status !== 'reconnecting' && status !== 'close') await ended
+  clearTimeout(timer)
+}
+
+/**
+ * A connection that leaves a heartbeat unanswered this long is dropped and reconnected: a stalled
+ * Redis or a half-open TCP connection (no RST after a network cut) would otherwise look healthy.
+ */
+const STALL_TIMEOUT_MS = 3000
+/** Connections with a heartbeat check in flight. */
+const probing = new WeakSet<Redis>()
+
+/** Runs `check` on a ready connection, one at a time; drops the connection when it stalls. */
+export function probe (client: Redis, check: () => Promise<unknown>, closing: () => boolean): void {
+  if (client.status !== 'ready' || probing.has(client)) return
+  probing.add(client)
+  const timer = setTimeout(() => { if (client.status === 'ready' && !closing()) client.disconnect(true) }, STALL_TIMEOUT_MS)
+  timer.unref()
+  check().catch(() => {}).finally(() => {
+    clearTimeout(timer)
+    probing.delete(client)
+  })
 }

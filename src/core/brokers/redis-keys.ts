@@ -1,9 +1,11 @@
 // Every Redis key and channel the Redis broker uses, in one place, all under the configured prefix
 // (REDIS_PREFIX) so that several deployments and test runs can share one Redis.
 //
-// Per-topic names carry the topic as a hash tag, `{topic}`, so that a topic's meta, stream, presence
-// and channel would land on the same slot of a Redis Cluster (the publish script touches them
-// together). Topic names cannot contain braces, so the tag is always exactly the topic.
+// Per-topic names carry the topic as a hash tag, `{topic}`, so that a topic's meta, stream, presence,
+// idempotency keys and channel land on the same slot of a Redis Cluster (the publish script touches
+// them together). Topic names cannot contain braces, so the tag is always exactly the topic.
+// The node registry (node set, heartbeat keys, per-node presence indexes) shares one hash tag,
+// `{registry}`, so that its scripts touch one slot too (docs/scaling.md, Redis Cluster).
 
 export class RedisKeys {
   /** Pub/sub channel of control messages (disconnect, revoke) to every node. */
@@ -20,9 +22,9 @@ export class RedisKeys {
 
   constructor (readonly prefix: string) {
     this.control = `${prefix}control`
-    this.nodes = `${prefix}nodes`
-    this.node = `${prefix}node:`
-    this.nodePresence = `${prefix}node-presence:`
+    this.nodes = `${prefix}{registry}:nodes`
+    this.node = `${prefix}{registry}:node:`
+    this.nodePresence = `${prefix}{registry}:node-presence:`
     this.presenceHead = `${prefix}{`
   }
 
@@ -53,9 +55,12 @@ export class RedisKeys {
     return channel.slice(head, -5)
   }
 
-  /** String holding the first result of an idempotent publish ("epoch offset"). */
-  idempotency (key: string): string {
-    return `${this.prefix}idempotency:${key}`
+  /**
+   * String holding the first result of an idempotent publish on `topic` ("epoch offset"). In the
+   * topic's slot, so the publish script can check it atomically on a Cluster: a key is per topic.
+   */
+  idempotency (topic: string, key: string): string {
+    return `${this.prefix}{${topic}}:idempotency:${key}`
   }
 
   /** Exists while the token `jti` is revoked. */

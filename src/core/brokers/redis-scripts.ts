@@ -4,8 +4,10 @@
 //
 // ioredis sends them with EVALSHA and falls back to EVAL on NOSCRIPT (a restarted Redis has an empty
 // script cache). Key names for other keys than KEYS[] (presence sweep) are built from prefixes
-// passed in ARGV, mirroring redis-keys.ts; fine on one Redis, see docs/scaling.md for Cluster.
-import type { Redis } from 'ioredis'
+// passed in ARGV, mirroring redis-keys.ts; fine on one Redis. On a Redis Cluster only `publish`,
+// `history` and `nodes` run (each touches one slot); the presence and registry steps that span slots
+// are done one slot at a time instead (redis-cluster-registry.ts).
+import type { Cluster, Redis } from 'ioredis'
 
 /**
  * Reads the topic's meta hash, or starts a fresh epoch (given by the caller, random) at offset 0 when
@@ -29,9 +31,10 @@ end
  *       idempotency ttl ms
  * Returns {epoch, offset, repeated} (repeated = '1' when the idempotency key answered). The `message` frame is head .. "epoch" .. ,"offset":N .. tail, where head and
  * tail come from encodeMessageFrame (redis-codec.ts), so it is byte-identical to the memory broker's.
- * The pub/sub payload is "m<epoch> <offset> <ts> <frame>".
+ * The pub/sub payload is "m<epoch> <offset> <ts> <frame>", sent with PUBLISH on one Redis and with
+ * SPUBLISH (sharded: it stays within the topic's shard) on a Cluster.
  */
-export const PUBLISH = STREAM_META + `
+const publishScript = (command: 'PUBLISH' | 'SPUBLISH'): string => STREAM_META + `
 if KEYS[3] then
   local first = redis.call('GET', KEYS[3])
   if first then
@@ -48,10 +51,11 @@ if size > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', size, offset .. '-0', 't', ARGV[4], 'f', frame)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-redis.call('PUBLISH', ARGV[7], 'm' .. epoch .. ' ' .. offset .. ' ' .. ARGV[4] .. ' ' .. frame)
+redis.call('${command}', ARGV[7], 'm' .. epoch .. ' ' .. offset .. ' ' .. ARGV[4] .. ' ' .. frame)
 if KEYS[3] then redis.call('SET', KEYS[3], epoch .. ' ' .. offset, 'PX', ARGV[8]) end
 return {epoch, offset, '0'}
 `
+export const PUBLISH = publishScript('PUBLISH')
 
 /**
  * Read-only: a topic without a stream answers the empty epoch at offset 0 and no key is created.
@@ -154,6 +158,27 @@ if registered then return 1 end
 return 0
 `
 
+/**
+ * The heartbeat on a Cluster, where presence hashes live in other slots than the registry: the same
+ * as ANNOUNCE but it only lists the dead nodes, each as {id, its presence index members}; the caller
+ * deletes their entries slot by slot, then forgets them (redis-cluster-registry.ts).
+ * KEYS and ARGV: those of ANNOUNCE, less the presence hash head and tail.
+ * Returns {registered (0 or 1), dead}.
+ */
+export const ANNOUNCE_LISTING_DEAD = `
+local registered = redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'GET')
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+local dead = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('EXISTS', ARGV[5] .. id) == 0 then
+    table.insert(dead, {id, redis.call('SMEMBERS', ARGV[6] .. id)})
+  end
+end
+if registered then return {1, dead} end
+return {0, dead}
+`
+
 /** KEYS: the nodes set. ARGV: node key prefix. Returns the NodeInfo JSON of every live node. */
 export const NODES = `
 local infos = {}
@@ -185,11 +210,13 @@ redis.call('SREM', KEYS[2], ARGV[1])
 
 const SCRIPTS = {
   publish: PUBLISH,
+  spublish: publishScript('SPUBLISH'),
   history: HISTORY,
   addPresence: ADD_PRESENCE,
   removePresence: REMOVE_PRESENCE,
   presence: PRESENCE,
   announce: ANNOUNCE,
+  announceListingDead: ANNOUNCE_LISTING_DEAD,
   nodes: NODES,
   clearPresence: CLEAR_PRESENCE,
   depart: DEPART
@@ -201,11 +228,11 @@ export type ScriptName = keyof typeof SCRIPTS
 export type RunScript = (name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number>) => Promise<unknown>
 
 /**
- * Registers the scripts on `client` (defineCommand: EVALSHA with EVAL fallback) and returns a runner.
- * They get a prefix because defineCommand would silently replace a built-in command of the same
- * name (`publish`!).
+ * Registers the scripts on `client` (defineCommand: EVALSHA with EVAL fallback; a Cluster client
+ * sends each to the node of its first key) and returns a runner. They get a prefix because
+ * defineCommand would silently replace a built-in command of the same name (`publish`!).
  */
-export function defineScripts (client: Redis): RunScript {
+export function defineScripts (client: Redis | Cluster): RunScript {
   for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(`realtime_${name}`, { lua })
   const commands = client as unknown as Record<string, (numberOfKeys: number, ...rest: Array<string | number>) => Promise<unknown>>
   return async (name, keys, args) => commands[`realtime_${name}`](keys.length, ...keys, ...args)

@@ -1,0 +1,225 @@
+// What the two Redis brokers share: one Redis (redis.ts) and a Redis Cluster (redis-cluster.ts) store
+// the same keys and run the same publish and history scripts, and differ only in their connections:
+// how a topic's channel is subscribed, when a topic's Redis counts as down, and how presence and the
+// registry are written (one script, or one slot at a time: `registry`). This class is the broker seam
+// on top of those connections; each subclass supplies them.
+import type { Cluster, Redis } from 'ioredis'
+import type {
+  BrokerUnavailableError, Broker, BrokerListener, BrokerPublishOptions, ControlBus, ControlMessage, HistoryQuery, HistoryResult, NodeInfo,
+  NodeRegistry, PresenceEntry, PresenceStore, PublishOutcome
+} from '../broker.js'
+import { newEpoch } from '../epoch.js'
+import type { PublicationInput } from '../protocol.js'
+import { EMPTY_EPOCH } from './history.js'
+import { quit, toBrokerError } from './redis-client.js'
+import { decodeEntry, decodePosition, encodeEventPayload, messageFrameParts, type StreamEntry } from './redis-codec.js'
+import { TopicFeed } from './redis-feed.js'
+import { RedisKeys } from './redis-keys.js'
+import type { RedisRegistry } from './redis-registry.js'
+import type { RunScript } from './redis-scripts.js'
+
+/** The options of both Redis brokers, apart from where Redis is. */
+export interface RedisBrokerSettings {
+  /** Prefix of every key and channel (REDIS_PREFIX). */
+  prefix: string
+  nodeId: string
+  historySize: number
+  /** Seconds a topic's stream (offsets and history) outlives its last publication. */
+  historyTtl: number
+  /** Milliseconds between two heartbeats of this node. Default 1000. */
+  heartbeatInterval?: number
+  /** Milliseconds a node stays listed (and its presence counted) after its last heartbeat. Default 5000. */
+  nodeTtl?: number
+  /** Milliseconds start() waits for Redis before failing. Default 5000. */
+  connectTimeout?: number
+}
+
+const DEFAULT_IDEMPOTENCY_TTL_MS = 300_000
+/** Topics whose gaps are filled at the same time after a reconnect. */
+const FILL_CONCURRENCY = 64
+
+export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlBus, NodeRegistry {
+  readonly presenceStore: PresenceStore = this
+  readonly controlBus: ControlBus = this
+  readonly nodeRegistry: NodeRegistry = this
+  /** The command connection. Other plugins may use it (e.g. a rate-limit store); do not close it. */
+  abstract readonly commands: Redis | Cluster
+  protected abstract readonly run: RunScript
+  protected abstract readonly registry: RedisRegistry
+  /** `spublish` on a Cluster: a topic's publications stay within its shard. */
+  protected abstract readonly publishScript: 'publish' | 'spublish'
+  protected readonly keys: RedisKeys
+  protected readonly heartbeatInterval: number
+  protected readonly nodeTtl: number
+  protected listener?: BrokerListener
+  protected closing = false
+  protected isUp = false
+  protected heartbeat?: NodeJS.Timeout
+  protected readonly feed = new TopicFeed(() => this.listener)
+  /** The presence entries added through this broker, written back after Redis comes back. */
+  private readonly localPresence = new Map<string, Map<string, PresenceEntry>>()
+
+  constructor (protected readonly settings: RedisBrokerSettings) {
+    this.keys = new RedisKeys(settings.prefix)
+    this.heartbeatInterval = settings.heartbeatInterval ?? 1000
+    this.nodeTtl = settings.nodeTtl ?? 5000
+  }
+
+  abstract start (listener: BrokerListener): Promise<void>
+  abstract subscribe (topic: string): Promise<void>
+  abstract unsubscribe (topic: string): Promise<void>
+  /** Why the Redis holding `topic` (undefined: any command) cannot take a command now; undefined: it can. */
+  protected abstract unreachable (topic: string | undefined): BrokerUnavailableError | undefined
+  /** Sends a payload on a topic channel (PUBLISH, or SPUBLISH on a Cluster). */
+  protected abstract sendOnChannel (channel: string, payload: string): Promise<unknown>
+  /** The subscriber connections, closed after the command connection when the broker closes. */
+  protected abstract subscribers (): Array<Redis | Cluster>
+
+  get up (): boolean {
+    return this.isUp
+  }
+
+  /** Leaves the registry (and presence) at once instead of after nodeTtl, and closes every connection. */
+  async close (): Promise<void> {
+    if (this.closing) return
+    this.closing = true
+    this.isUp = false
+    clearInterval(this.heartbeat)
+    if (this.commands.status === 'ready') await this.registry.depart().catch(() => {})
+    await Promise.all([this.commands, ...this.subscribers()].map(quit))
+    this.feed.clear()
+    this.listener = undefined
+  }
+
+  /**
+   * Runs `send`, or fails at once with BrokerUnavailableError when the Redis holding `topic` is down:
+   * nothing waits for a Redis that is away. Redis errors become broker errors (toBrokerError).
+   */
+  protected async command<T> (topic: string | undefined, send: () => Promise<T>): Promise<T> {
+    const down = this.unreachable(topic)
+    if (down !== undefined) throw down
+    try {
+      return await send()
+    } catch (err) {
+      throw toBrokerError(err)
+    }
+  }
+
+  // ---- Broker: publications and history ----
+
+  async publish (input: PublicationInput, options: BrokerPublishOptions = {}): Promise<PublishOutcome> {
+    const { topic } = input
+    const ts = Date.now()
+    const { head, tail } = messageFrameParts(topic, JSON.stringify(input.data), ts, input.from)
+    const keys = [this.keys.meta(topic), this.keys.stream(topic)]
+    if (options.idempotencyKey !== undefined) keys.push(this.keys.idempotency(topic, options.idempotencyKey))
+    const reply = await this.command(topic, () => this.run(this.publishScript, keys, [
+      newEpoch(), this.settings.historyTtl * 1000, this.settings.historySize, ts, head, tail,
+      this.keys.channel(topic), options.idempotencyTtlMs ?? DEFAULT_IDEMPOTENCY_TTL_MS
+    ]))
+    return decodePosition(reply)
+  }
+
+  async publishEvent (topic: string, frame: string): Promise<void> {
+    await this.command(topic, () => this.sendOnChannel(this.keys.channel(topic), encodeEventPayload(frame)))
+  }
+
+  async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
+    const limit = query.limit === undefined ? -1 : Math.max(0, query.limit)
+    const reply = await this.command(topic, () => this.run('history', [this.keys.meta(topic), this.keys.stream(topic)], [
+      EMPTY_EPOCH, this.settings.historyTtl * 1000, limit, query.since?.epoch ?? '', query.since?.offset ?? 0
+    ])) as [string, string, StreamEntry[], number]
+    const [epoch, offset, entries, newestFirst] = reply
+    const publications = entries.map(entry => decodeEntry(topic, epoch, entry))
+    if (newestFirst === 1) publications.reverse()
+    return { epoch, offset: Number(offset), publications }
+  }
+
+  /** Everything a subscriber connection receives: control messages, publications, events. */
+  protected receive (channel: string, payload: string): void {
+    if (channel === this.keys.control) {
+      let message: ControlMessage
+      try {
+        message = JSON.parse(payload)
+      } catch {
+        return
+      }
+      this.listener?.control(message)
+      return
+    }
+    const topic = this.keys.topicOf(channel)
+    if (topic !== undefined) this.feed.receive(topic, payload)
+  }
+
+  /** Delivers what `topics` missed while their connection was away (they must be `held` first). */
+  protected async fillGaps (topics: readonly string[]): Promise<void> {
+    for (let i = 0; i < topics.length; i += FILL_CONCURRENCY) {
+      await Promise.all(topics.slice(i, i + FILL_CONCURRENCY).map(topic => this.feed.fill(topic, query => this.history(topic, query))))
+    }
+  }
+
+  // ---- ControlBus: control messages and revocation ----
+
+  /** Plain PUBLISH on the control channel (a Cluster sends it to the node its subscription is on). */
+  async sendControl (message: ControlMessage): Promise<void> {
+    await this.command(undefined, () => this.commands.publish(this.keys.control, JSON.stringify(message)))
+  }
+
+  async revoke (jti: string, untilMs: number): Promise<void> {
+    const key = this.keys.revoked(jti)
+    // PXAT in the past would be refused; a revocation that already ended is simply not there.
+    if (untilMs <= Date.now()) await this.command(undefined, () => this.commands.del(key))
+    else await this.command(undefined, () => this.commands.set(key, '1', 'PXAT', untilMs))
+  }
+
+  async isRevoked (jti: string): Promise<boolean> {
+    return (await this.command(undefined, () => this.commands.exists(this.keys.revoked(jti)))) === 1
+  }
+
+  // ---- PresenceStore ----
+
+  async addPresence (topic: string, entry: PresenceEntry): Promise<void> {
+    let entries = this.localPresence.get(topic)
+    if (entries === undefined) this.localPresence.set(topic, entries = new Map())
+    entries.set(entry.connectionId, entry)
+    await this.command(topic, () => this.registry.addPresence(topic, entry))
+  }
+
+  async removePresence (topic: string, connectionId: string): Promise<void> {
+    const entries = this.localPresence.get(topic)
+    const node = entries?.get(connectionId)?.node ?? this.settings.nodeId
+    entries?.delete(connectionId)
+    if (entries?.size === 0) this.localPresence.delete(topic)
+    await this.command(topic, () => this.registry.removePresence(topic, connectionId, node))
+  }
+
+  /** Entries on live nodes only: a node that died drops out once its heartbeat key expires (nodeTtl). */
+  async presence (topic: string): Promise<PresenceEntry[]> {
+    return await this.command(topic, () => this.registry.presence(topic))
+  }
+
+  /** Replaces this node's entries in Redis by the ones it holds (Redis may have lost or kept others). */
+  protected async restorePresence (): Promise<void> {
+    await this.registry.clearPresence()
+    const writes: Array<Promise<unknown>> = []
+    for (const [topic, entries] of this.localPresence) {
+      for (const entry of entries.values()) writes.push(this.registry.addPresence(topic, entry))
+    }
+    await Promise.all(writes)
+  }
+
+  // ---- NodeRegistry ----
+
+  /** The live nodes: those whose heartbeat key has not expired. This node reports fresh figures. */
+  async nodes (): Promise<NodeInfo[]> {
+    const nodes = (await this.command(undefined, () => this.registry.nodes())).filter(node => node.id !== this.settings.nodeId)
+    if (this.listener !== undefined) nodes.push(this.listener.describe())
+    return nodes.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+  }
+
+  /** Refreshes the heartbeat key; returns false when it had expired (this node may have been swept). */
+  protected async announce (): Promise<boolean> {
+    if (this.listener === undefined) return true
+    return await this.registry.announce(this.listener.describe())
+  }
+}

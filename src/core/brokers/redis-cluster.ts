@@ -1,0 +1,377 @@
+// The Redis broker on a Redis Cluster (REDIS_CLUSTER_NODES). Everything one Redis gives works the same
+// (redis-base.ts holds what is shared); what differs is the connections. Read it top to bottom:
+//
+// - commands go through one ioredis Cluster client, which follows the slot map (MOVED/ASK). Every key
+//   of a topic carries the `{topic}` hash tag, so the publish script runs on the topic's shard and
+//   publishes with SPUBLISH: a publication travels only within its shard.
+// - one subscriber connection per shard (per master), not per topic: a topic's channel is SSUBSCRIBEd
+//   on the connection of the master that owns its slot (keySlot). Each shard comes and goes on its own:
+//   while a shard's connection is down, its topics answer 503 (publish, history, subscribe) and the
+//   other shards' topics keep working; when it is back (or its slots moved: a failover, a migration)
+//   its topics are subscribed again on the new owner and their gap is filled from history, exactly as
+//   one Redis does after an outage. `up` (readiness) stays true while the cluster answers and the
+//   control channel is subscribed; `unavailableShards` names the shards that are down.
+// - control messages use plain PUBLISH, which a cluster forwards to every node, so the control channel
+//   is SUBSCRIBEd on one shard connection (any live one, moving when it drops). This node PUBLISHes on
+//   that same master: messages from one node then take one path (the cluster bus between two masters
+//   is one ordered link) and arrive in the order they were sent.
+// - presence and the registry: SlotSafeRegistry (redis-cluster-registry.ts).
+import { Cluster, type Redis } from 'ioredis'
+import { BrokerUnavailableError, type BrokerListener, type ControlMessage } from '../broker.js'
+import { RedisBrokerBase, type RedisBrokerSettings } from './redis-base.js'
+import { connectionOptions, createClient, isRefusal, probe, quit, toBrokerError } from './redis-client.js'
+import { SlotSafeRegistry } from './redis-cluster-registry.js'
+import { keySlot, nodeKey, parseNodeKey, type ClusterNodeAddress } from './redis-cluster-slots.js'
+import type { RedisRegistry } from './redis-registry.js'
+import { defineScripts, type RunScript } from './redis-scripts.js'
+
+export interface RedisClusterBrokerOptions extends RedisBrokerSettings {
+  /** Seed nodes (REDIS_CLUSTER_NODES): the client learns the others from them. */
+  nodes: ClusterNodeAddress[]
+}
+
+/** How often the slot map is read again, to notice a failover or a migration nobody told us about. */
+const SLOTS_REFRESH_MS = 2000
+
+/** Pause before subscribing a shard's topics again, or reading their gap, after Redis refused (still loading, MOVED). */
+const RESUBSCRIBE_RETRY_MS = 250
+
+/** One master's subscriber connection and whether its topics are subscribed on it right now. */
+interface Shard {
+  readonly key: string
+  readonly client: Redis
+  /** True once the topics homed here are subscribed again after the connection (re)opened. */
+  live: boolean
+  /** Bumped when the connection closes: a resubscription that saw it change is stale. */
+  losses: number
+}
+
+export class RedisClusterBroker extends RedisBrokerBase {
+  /** The Cluster client. Other plugins may use it (the rate-limit store); do not close it. */
+  readonly commands: Cluster
+  protected readonly run: RunScript
+  protected readonly registry: RedisRegistry
+  protected readonly publishScript = 'spublish'
+  private readonly shards = new Map<string, Shard>()
+  /** Per subscribed topic, the shard (master node key) its channel is subscribed on. */
+  private readonly homes = new Map<string, string>()
+  /** The shard whose connection holds the control channel's SUBSCRIBE. */
+  private controlHome?: Shard
+  /** The search for a control home under way, so that two never subscribe it twice. */
+  private homing?: Promise<void>
+  private registered = false
+  private wasUp = false
+  private lastConnectionError?: Error
+
+  constructor (private readonly options: RedisClusterBrokerOptions) {
+    super(options)
+    this.commands = new Cluster(options.nodes, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: times => Math.min(times * 100, 1000),
+      slotsRefreshInterval: SLOTS_REFRESH_MS,
+      redisOptions: connectionOptions(this.connectionName('cmd'))
+    })
+    this.run = defineScripts(this.commands)
+    this.registry = new SlotSafeRegistry(this.commands, { run: this.run, keys: this.keys, nodeId: options.nodeId, nodeTtl: this.nodeTtl })
+    this.commands.on('error', err => { if (!isRefusal(err)) this.lastConnectionError = err })
+    this.commands.on('ready', () => { void this.recover() })
+    this.commands.on('close', () => { this.registered = false; this.updateUp() })
+    // After every reading of the slot map: follow moved slots, open connections to new masters.
+    this.commands.on('refresh', () => { if (this.listener !== undefined && !this.closing) void this.rehome() })
+  }
+
+  /** The shards (master "host:port") whose subscriber connection is down: their topics answer 503. */
+  get unavailableShards (): string[] {
+    return [...this.shards.values()].filter(shard => !shard.live).map(shard => shard.key).sort()
+  }
+
+  /** Where the cluster was looked for and why it was last out of reach, for the start-up log. */
+  get unreachableReason (): string {
+    const seeds = this.options.nodes.map(nodeKey).join(',')
+    return `Redis Cluster at ${seeds} (REDIS_CLUSTER_NODES): ${this.lastConnectionError?.message ?? 'no answer yet'}`
+  }
+
+  /**
+   * Connects to the cluster and announces the node. As with one Redis, a cluster out of reach is an
+   * outage (start resolves, `up` false) and a refusal (wrong password, ACL) a configuration error.
+   */
+  async start (listener: BrokerListener): Promise<void> {
+    this.listener = listener
+    const timeout = this.options.connectTimeout ?? 5000
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const refusal = await Promise.race([
+      this.commands.connect().then(() => undefined, (err: Error) => isRefusal(err) ? err : undefined),
+      new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), timeout) })
+    ])
+    clearTimeout(timer)
+    if (refusal !== undefined) {
+      await this.close()
+      throw new Error(`Redis Cluster (REDIS_CLUSTER_NODES) refused this node: ${refusal.message}`)
+    }
+    // Up once the control channel is subscribed on some shard; wait, within the same time, for every
+    // shard, so that the first subscriptions do not meet a shard still connecting.
+    await this.until(() => this.isUp && [...this.shards.values()].every(shard => shard.live), timeout)
+    if (!this.isUp) this.wasUp = true
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
+    this.heartbeat.unref()
+  }
+
+  // ---- subscriptions: one connection per shard ----
+
+  /** Resolves once the topic's shard confirmed the SSUBSCRIBE; fails at once when that shard is down. */
+  async subscribe (topic: string): Promise<void> {
+    this.feed.topics.add(topic)
+    const owner = this.ownerOf(topic)
+    const shard = owner === undefined ? undefined : this.shards.get(owner)
+    try {
+      if (shard === undefined || !shard.live) throw this.shardDown(topic, owner)
+      this.homes.set(topic, shard.key)
+      await shard.client.ssubscribe(this.keys.channel(topic))
+    } catch (err) {
+      this.feed.forget(topic)
+      this.homes.delete(topic)
+      if (isMoved(err)) this.commands.refreshSlotsCache()
+      throw toBrokerError(err)
+    }
+  }
+
+  async unsubscribe (topic: string): Promise<void> {
+    this.feed.forget(topic)
+    const home = this.shards.get(this.homes.get(topic) ?? '')
+    this.homes.delete(topic)
+    if (home?.client.status !== 'ready') return
+    try {
+      await home.client.sunsubscribe(this.keys.channel(topic))
+    } catch (err) {
+      if (home.client.status === 'ready') throw toBrokerError(err)
+    }
+  }
+
+  protected async sendOnChannel (channel: string, payload: string): Promise<unknown> {
+    return await this.commands.spublish(channel, payload)
+  }
+
+  /** The master owning the topic's slot, as the Cluster client's slot map says. */
+  private ownerOf (topic: string): string | undefined {
+    return this.commands.slots[keySlot(this.keys.channel(topic))]?.[0]
+  }
+
+  private shardDown (topic: string, owner: string | undefined): BrokerUnavailableError {
+    return new BrokerUnavailableError(`the Redis Cluster shard of topic ${topic} (${owner ?? 'no master'}) is unreachable`)
+  }
+
+  /** A subscriber connection per master of the slot map; shards that own nothing any more are closed. */
+  private syncShards (): void {
+    const masters = new Set(this.commands.slots.flatMap(owners => owners[0] === undefined ? [] : [owners[0]]))
+    for (const key of masters) if (!this.shards.has(key)) this.openShard(key)
+    for (const shard of this.shards.values()) {
+      if (masters.has(shard.key)) continue
+      this.shards.delete(shard.key)
+      if (this.controlHome === shard) this.controlHome = undefined
+      void quit(shard.client)
+    }
+    if (this.controlHome === undefined) void this.homeControl()
+  }
+
+  private openShard (key: string): void {
+    const { host, port } = parseNodeKey(key)
+    const client = createClient(`redis://${host}:${port}`, this.connectionName(`sub@${key}`))
+    const shard: Shard = { key, client, live: false, losses: 0 }
+    this.shards.set(key, shard)
+    client.on('error', () => {})
+    client.on('smessage', (channel: string, payload: string) => this.receive(channel, payload))
+    client.on('message', (channel: string, payload: string) => this.receive(channel, payload))
+    client.on('ready', () => { void this.resubscribe(shard) })
+    client.on('close', () => this.shardLost(shard))
+    // Redis unsubscribed us from a slot that moved away (migration): read the slot map again.
+    client.on('moved', () => this.commands.refreshSlotsCache())
+    client.connect().catch(() => {})
+  }
+
+  private shardLost (shard: Shard): void {
+    shard.losses++
+    shard.live = false
+    // Down only when no other shard can take the control channel (homeControl says).
+    if (this.controlHome === shard) {
+      this.controlHome = undefined
+      void this.homeControl()
+    }
+    // A master that went away may be failing over: learn the new owner of its slots soon.
+    if (!this.closing) this.commands.refreshSlotsCache()
+  }
+
+  /**
+   * The shard's connection (re)opened: SSUBSCRIBE its topics again, holding their live publications,
+   * then fill each topic's gap from history. The shard counts as live once it is subscribed.
+   */
+  private async resubscribe (shard: Shard): Promise<void> {
+    if (this.listener === undefined || this.closing || this.shards.get(shard.key) !== shard) return
+    const losses = shard.losses
+    const topics = [...this.homes].filter(([, home]) => home === shard.key).map(([topic]) => topic)
+    this.feed.hold(topics)
+    try {
+      await Promise.all(topics.map(async topic => await shard.client.ssubscribe(this.keys.channel(topic))))
+    } catch (err) {
+      // A master still loading or a slot it no longer owns (MOVED: the slot map is stale, rehome()
+      // moves the topic). Try again shortly; the topics stay held, so nothing is lost meanwhile.
+      if (isMoved(err)) this.commands.refreshSlotsCache()
+      setTimeout(() => { if (losses === shard.losses) void this.resubscribe(shard) }, RESUBSCRIBE_RETRY_MS).unref()
+      return
+    }
+    if (losses !== shard.losses) return
+    shard.live = true
+    if (this.controlHome === undefined) await this.homeControl()
+    this.updateUp()
+    // Topics that moved here (rehome) while this ran were not in the list: take them now.
+    const late = [...this.homes].filter(([topic, home]) => home === shard.key && !topics.includes(topic)).map(([topic]) => topic)
+    if (late.length > 0) void this.take(shard, late)
+    await this.fill(topics.filter(topic => this.homes.get(topic) === shard.key), () => losses === shard.losses)
+  }
+
+  /** SSUBSCRIBEs topics on a live shard and fills their gap; a refusal reconnects the shard (resubscribe). */
+  private async take (shard: Shard, topics: string[]): Promise<void> {
+    this.feed.hold(topics)
+    const subscribed = await Promise.all(topics.map(async topic =>
+      await shard.client.ssubscribe(this.keys.channel(topic)).then(() => true, () => false)))
+    if (subscribed.includes(false)) shard.client.disconnect(true)
+    else await this.fill(topics, () => shard.live)
+  }
+
+  /**
+   * Fills the gaps of held topics; a history read that fails (the master not quite ready) is retried,
+   * since the topics stay held until it succeeds. Gives up when `current` turns false: whoever made
+   * it so (a new connection, a move) holds and fills them again.
+   */
+  private async fill (topics: readonly string[], current: () => boolean): Promise<void> {
+    while (!this.closing && current()) {
+      try {
+        await this.fillGaps(topics)
+        return
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, RESUBSCRIBE_RETRY_MS).unref())
+      }
+    }
+  }
+
+  /** After a slot map change: topics whose slot has another master now move to its connection. */
+  private async rehome (): Promise<void> {
+    this.syncShards()
+    const moved = new Map<string, string[]>()
+    for (const [topic, home] of this.homes) {
+      const owner = this.ownerOf(topic)
+      if (owner === undefined || owner === home) continue
+      this.homes.set(topic, owner)
+      const old = this.shards.get(home)
+      if (old?.client.status === 'ready') old.client.sunsubscribe(this.keys.channel(topic)).catch(() => {})
+      moved.set(owner, [...(moved.get(owner) ?? []), topic])
+    }
+    // A live shard takes its new topics now; one still connecting takes them in resubscribe().
+    await Promise.all([...moved].map(async ([owner, topics]) => {
+      const shard = this.shards.get(owner)
+      if (shard?.live === true) await this.take(shard, topics)
+    }))
+  }
+
+  /** Sends on the master holding this node's control subscription (see the top of this file). */
+  override async sendControl (message: ControlMessage): Promise<void> {
+    await this.command(undefined, async () => {
+      const home = this.controlHome
+      const master = home === undefined ? undefined : this.commands.nodes('master').find(node => nodeKey(node.options as ClusterNodeAddress) === home.key)
+      if (master === undefined) throw new BrokerUnavailableError('the Redis Cluster node of the control channel is unreachable')
+      // The Cluster client opens its node connections on first use.
+      if (master.status === 'wait') await master.connect()
+      return await master.publish(this.keys.control, JSON.stringify(message))
+    })
+  }
+
+  /** SUBSCRIBEs the control channel on a live shard (a plain PUBLISH reaches every node). */
+  private homeControl (): Promise<void> {
+    this.homing ??= this.findControlHome().finally(() => { this.homing = undefined })
+    return this.homing
+  }
+
+  private async findControlHome (): Promise<void> {
+    for (const shard of this.shards.values()) {
+      if (this.controlHome !== undefined) break
+      if (!shard.live || shard.client.status !== 'ready') continue
+      try {
+        await shard.client.subscribe(this.keys.control)
+      } catch {
+        continue
+      }
+      if (shard.client.status !== 'ready') continue
+      this.controlHome = shard
+      break
+    }
+    this.updateUp()
+  }
+
+  // ---- outages ----
+
+  /** The cluster client is (again) ready: follow the slot map, announce, write presence back. */
+  private async recover (): Promise<void> {
+    if (this.listener === undefined || this.closing) return
+    this.syncShards()
+    try {
+      await this.announce()
+      await this.restorePresence()
+      this.registered = true
+    } catch {
+      // The next heartbeat tries again.
+    }
+    this.updateUp()
+  }
+
+  /** Up while the cluster answers, this node is registered and the control channel is subscribed. */
+  private updateUp (): void {
+    const up = !this.closing && this.commands.status === 'ready' && this.registered && (this.controlHome !== undefined || this.homing !== undefined)
+    if (up === this.isUp) return
+    this.isUp = up
+    if (up && !this.wasUp) {
+      this.wasUp = true
+      return
+    }
+    this.listener?.status(up)
+  }
+
+  private beat (): void {
+    if (this.closing) return
+    if (this.commands.status === 'ready') {
+      this.announce().then(async registered => {
+        if (!registered || !this.registered) await this.restorePresence()
+        this.registered = true
+        this.updateUp()
+      }).catch(() => {})
+    }
+    for (const shard of this.shards.values()) probe(shard.client, () => shard.client.ping(), () => this.closing)
+  }
+
+  /** The cluster out of reach, or the shard holding `topic`: commands fail at once. */
+  protected unreachable (topic: string | undefined): BrokerUnavailableError | undefined {
+    if (this.commands.status !== 'ready') return new BrokerUnavailableError('the Redis Cluster is unreachable')
+    if (topic === undefined) return undefined
+    const owner = this.ownerOf(topic)
+    return owner !== undefined && this.shards.get(owner)?.client.status === 'ready' ? undefined : this.shardDown(topic, owner)
+  }
+
+  protected subscribers (): Redis[] {
+    return [...this.shards.values()].map(shard => shard.client)
+  }
+
+  // ---- plumbing ----
+
+  /** CLIENT LIST shows which node and role a connection belongs to (names cannot hold spaces). */
+  private connectionName (role: string): string {
+    return `${this.settings.prefix}${role}:${this.settings.nodeId}`.replace(/\s/g, '_')
+  }
+
+  private async until (condition: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (!condition() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+function isMoved (err: unknown): boolean {
+  return err instanceof Error && /^(MOVED|ASK)\b/.test(err.message)
+}
