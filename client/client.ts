@@ -6,8 +6,12 @@ import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { ClientErrorCode, RealtimeError } from './errors.js'
 import type { HistoryResult, Message, PresenceResult, PublishResult, ServerFrame, StreamPosition, Welcome } from './frames.js'
-import { openSocket, resolveConstructor, type WebSocketConstructor, type WebSocketLike } from './socket.js'
+import { decodeFrame, encodeFrame, openSocket, resolveConstructor, type MsgpackCodec, type WebSocketConstructor, type WebSocketLike } from './socket.js'
 import { Subscription } from './subscription.js'
+import type { TopicMap, TopicPayload } from '../src/core/topic-schemas-types.js'
+
+/** An explicit `Data` type argument wins; without one (never), the topic map's type for the topic. */
+type DataOf<Data, Declared> = [Data] extends [never] ? Declared : Data
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'closed'
 
@@ -24,6 +28,11 @@ export interface ClientOptions {
   maxReconnectDelay?: number
   /** ms for each request (subscribe, publish, history, presence, refresh, ping). Default 5000. */
   timeout?: number
+  /**
+   * Speak MessagePack instead of JSON (subprotocol `realtime.msgpack`) with this codec, e.g.
+   * `{ encode, decode }` from `@msgpack/msgpack`; JSON when the server does not agree. docs/client.md
+   */
+  msgpack?: MsgpackCodec
 }
 
 export interface DisconnectedEvent {
@@ -72,7 +81,12 @@ const network = globalThis as NetworkEvents
 
 const ignore = (): void => {}
 
-export class RealtimeClient extends Emitter<ClientEvents> {
+/**
+ * `Topics` (optional) maps declared topic patterns to their data types, e.g.
+ * `new RealtimeClient<{ 'orders.{id}': Order }>(url)`: subscribe('orders.42') then gives Message<Order>,
+ * and publish('orders.42', data) takes an Order only (docs/topics.md).
+ */
+export class RealtimeClient<Topics extends TopicMap = TopicMap> extends Emitter<ClientEvents> {
   state: ClientState = 'disconnected'
   /** The current connection's welcome frame (null before the first). */
   welcome: Welcome | null = null
@@ -123,20 +137,20 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   /** Follows `topic`; `since` resumes from a stored position (e.g. after a page reload). */
-  subscribe<Data = unknown> (topic: string, options: { since?: StreamPosition } = {}): Subscription<Data> {
+  subscribe<Data = never, T extends string = string> (topic: T, options: { since?: StreamPosition } = {}): Subscription<DataOf<Data, TopicPayload<Topics, T>>> {
     if (this.subscriptions.has(topic)) throw new RealtimeError('bad_request', `already subscribed to "${topic}"`)
-    const subscription = new Subscription<Data>(topic, this, options.since)
+    const subscription = new Subscription<DataOf<Data, TopicPayload<Topics, T>>>(topic, this, options.since)
     this.subscriptions.set(topic, subscription)
     if (this.state === 'connected') this.sendSubscribe(subscription)
     return subscription
   }
 
-  async publish (topic: string, data: unknown): Promise<PublishResult> {
+  async publish<T extends string> (topic: T, data: TopicPayload<Topics, T>): Promise<PublishResult> {
     const ack = await this.request({ type: 'publish', topic, data })
     return { topic: ack.topic, epoch: ack.epoch, offset: ack.offset }
   }
 
-  async history<Data = unknown> (topic: string, options: { since?: StreamPosition, limit?: number } = {}): Promise<HistoryResult<Data>> {
+  async history<Data = never, T extends string = string> (topic: T, options: { since?: StreamPosition, limit?: number } = {}): Promise<HistoryResult<DataOf<Data, TopicPayload<Topics, T>>>> {
     const ack = await this.request({ type: 'history', topic, since: options.since, limit: options.limit })
     return { epoch: ack.epoch, offset: ack.offset, publications: ack.messages }
   }
@@ -194,7 +208,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   }
 
   private send (frame: object): void {
-    this.socket?.send(JSON.stringify(frame))
+    if (this.socket !== null) this.socket.send(encodeFrame(this.socket, frame, this.options.msgpack))
   }
 
   private sendSubscribe (subscription: Subscription<any>): void {
@@ -258,7 +272,7 @@ export class RealtimeClient extends Emitter<ClientEvents> {
   private openSocket (token: string | undefined): void {
     let socket: WebSocketLike
     try {
-      socket = openSocket(this.WebSocket, this.url, token)
+      socket = openSocket(this.WebSocket, this.url, token, this.options.msgpack)
     } catch (error) {
       // A malformed URL: reconnecting will not fix it.
       this.emit('error', new RealtimeError('bad_request', (error as Error).message))
@@ -279,9 +293,9 @@ export class RealtimeClient extends Emitter<ClientEvents> {
     this.lastSeen = Date.now()
     let frame: ServerFrame
     try {
-      frame = JSON.parse(String(data))
+      frame = decodeFrame(data, this.options.msgpack) as ServerFrame
     } catch {
-      this.emit('error', new RealtimeError('bad_request', 'the server sent a frame that is not JSON'))
+      this.emit('error', new RealtimeError('bad_request', 'the server sent a frame that could not be decoded'))
       return
     }
     switch (frame.type) {

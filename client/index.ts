@@ -4,3 +4,4 @@ export { Subscription, type ResetReason, type SubscribedEvent, type Subscription
 export { ClientErrorCode, RealtimeError } from './errors.js'
 export type { HistoryResult, Message, PresenceEvent, PresenceResult, PublishResult, StreamPosition, Welcome } from './frames.js'
 export type { WebSocketConstructor, WebSocketLike } from './socket.js'
+export type { TopicMap, TopicName, TopicOfPattern, TopicPayload } from '../src/core/topic-schemas-types.js'

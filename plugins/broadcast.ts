@@ -9,6 +9,8 @@ import { createRealtimeApi, type RealtimeApi } from '../src/core/api.js'
 import type { Broker } from '../src/core/broker.js'
 import { MemoryBroker } from '../src/core/brokers/memory.js'
 import { RedisBroker } from '../src/core/brokers/redis.js'
+import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
+import { parseNodeKey } from '../src/core/brokers/redis-cluster-slots.js'
 import type { Identity } from '../src/core/identity.js'
 import { RealtimeNode } from '../src/core/node.js'
 
@@ -44,6 +46,11 @@ export interface BroadcastOptions {
  */
 export function createBroker (config: Config): Broker {
   const { historySize, historyTtl, historyMemoryLimit } = config
+  // REDIS_CLUSTER_NODES replaces REDIS_URL: the same broker on a Redis Cluster (docs/scaling.md).
+  if (config.redisClusterNodes !== undefined) {
+    const nodes = config.redisClusterNodes.map(parseNodeKey)
+    return new RedisClusterBroker({ nodes, prefix: config.redisPrefix, nodeId: config.nodeId, historySize, historyTtl })
+  }
   if (config.redisUrl === undefined) return new MemoryBroker({ historySize, historyTtl, historyMemoryLimit })
   return new RedisBroker({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, historySize, historyTtl })
 }
@@ -56,7 +63,7 @@ async function broadcast (app: FastifyInstance, options: BroadcastOptions): Prom
   // publishes 503) and is ready once Redis answers. A Redis that refuses us rejects here instead.
   await node.start()
   if (!broker.up) {
-    const reason = broker instanceof RedisBroker ? broker.unreachableReason : undefined
+    const reason = broker instanceof RedisBroker || broker instanceof RedisClusterBroker ? broker.unreachableReason : undefined
     app.log.warn({ broker: 'down', reason }, 'the broker is unreachable at start: /health/ready answers 503 and publishes fail until it connects')
   }
   app.decorate('realtime', createRealtimeApi(node))

@@ -7,7 +7,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
-import { RedisBroker } from '../src/core/brokers/redis.js'
+import { RedisBrokerBase } from '../src/core/brokers/redis-base.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { ErrorCode } from '../src/core/protocol.js'
@@ -21,11 +21,20 @@ export interface RateLimitOptions {
 async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): Promise<void> {
   const { config, node } = options
 
-  /** The verified caller, or null when its credentials are bad (the route answers 401 for those). */
-  const callerOf = async (request: FastifyRequest): Promise<Identity | null> =>
-    await app.realtimeAuth.authenticate(request).catch(() => null)
+  /**
+   * The verified caller, or null when its credentials are bad (the route answers 401 for those). Asked
+   * three times per request (key, allow list, byte budget): the one promise is kept on the request.
+   */
+  const kCaller = Symbol('realtime.rateLimitCaller')
+  app.decorateRequest(kCaller, null)
+  const callerOf = (request: FastifyRequest): Promise<Identity | null> => {
+    const slot = request as FastifyRequest & { [kCaller]: Promise<Identity | null> | null }
+    slot[kCaller] ??= app.realtimeAuth.authenticate(request).catch(() => null)
+    return slot[kCaller]
+  }
 
-  const redis = node.broker instanceof RedisBroker ? node.broker.commands : undefined
+  // One Redis or a Cluster client: the store's script has one key, so it runs on a Cluster as well.
+  const redis = node.broker instanceof RedisBrokerBase ? node.broker.commands : undefined
   await app.register(rateLimit, {
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindow,

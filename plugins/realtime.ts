@@ -12,8 +12,9 @@ import type { Broker } from '../src/core/broker.js'
 import auth, { type AuthOptions } from './auth.js'
 import broadcast, { createBroker, kRealtimeNode } from './broadcast.js'
 import connections from './connections.js'
-import { logSerializers, notFoundWithoutQuery } from './logging.js'
+import { logSerializers, notFoundWithoutQuery, requestLoggerFactory } from './logging.js'
 import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
+import mqttBridge from './mqtt-bridge.js'
 import { startupSummary } from './startup-summary.js'
 
 export interface RealtimeOptions extends Partial<Config> {
@@ -45,18 +46,18 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
   await app.register(broadcast, { config, broker, refreshIdentity: app.realtimeAuth.refresh })
   await app.register(connections, { config })
   await app.register(metrics, { config, httpRoutes: metricsRoutes })
+  // The MQTT bridge (MQTT_URL): after the node and its metrics registry, before readiness reports it.
+  if (config.mqttUrl !== undefined) await app.register(mqttBridge, { config })
   const node = app[kRealtimeNode]
   await app.register(async function realtimeRoutes (scope) {
     // The API's error shape for every route here, GET /metrics included (routes/ sets it for its own).
     scope.setErrorHandler(realtimeErrorHandler)
+    // Every request's logger here carries logSerializers, also the 404 context's (which Fastify builds
+    // without the scope's), and is made without copying them per request (plugins/logging.ts).
+    scope.setChildLoggerFactory(requestLoggerFactory(scope.childLoggerFactory))
     // Under a prefix of ours, unknown paths get a 404 that does not echo `?token=` (plugins/logging.ts);
     // without one the not-found handler is the host's (docs/operations.md, "Logs").
-    if (prefix !== undefined && prefix !== '' && prefix !== '/') {
-      // Fastify builds the 404 context's logger without the scope's logSerializers: this factory adds them.
-      scope.setChildLoggerFactory((logger, bindings, childOptions) =>
-        logger.child(bindings, { ...childOptions, serializers: { ...childOptions.serializers, ...logSerializers } }))
-      scope.setNotFoundHandler(notFoundWithoutQuery)
-    }
+    if (prefix !== undefined && prefix !== '' && prefix !== '/') scope.setNotFoundHandler(notFoundWithoutQuery)
     await scope.register(metricsEndpoint, { config, httpRoutes: metricsRoutes })
     await scope.register(routes, { config, node })
   }, { prefix, logSerializers })

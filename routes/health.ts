@@ -1,5 +1,6 @@
 // Liveness and readiness for load balancers and orchestrators.
 import type { FastifyInstance } from 'fastify'
+import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import type { RouteOptions } from './index.js'
 
 export default async function healthRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
@@ -12,6 +13,14 @@ export default async function healthRoutes (app: FastifyInstance, options: Route
   app.get('/health/ready', probe, async (_request, reply) => {
     if (node.draining) return reply.code(503).send({ status: 'draining' })
     if (!node.broker.up) return reply.code(503).send({ status: 'broker unavailable' })
-    return { status: 'ready' }
+    // The MQTT bridge is reported, not required: a node whose MQTT feed is down still serves its
+    // websockets and HTTP API, and failing every node's readiness would take all of them out of the
+    // load balancer over an outage of the MQTT broker alone (docs/scaling.md, "MQTT bridge").
+    // Redis Cluster: one shard down leaves the node serving the other shards' topics (its own answer
+    // 503), so the node stays ready and names the shards that are down (docs/scaling.md).
+    const shards = node.broker instanceof RedisClusterBroker ? node.broker.unavailableShards : []
+    const cluster = shards.length === 0 ? {} : { unavailableShards: shards }
+    if (app.hasDecorator('realtimeMqtt')) return { status: 'ready', ...cluster, mqtt: app.realtimeMqtt.connected ? 'connected' : 'disconnected' }
+    return { status: 'ready', ...cluster }
   })
 }

@@ -4,6 +4,7 @@ import httpRateLimit from '../plugins/rate-limit.js'
 import type { Config } from '../src/config.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import adminRoutes from './admin.js'
+import asyncapiRoutes from './asyncapi.js'
 import clientRoutes from './client.js'
 import { realtimeErrorHandler } from './errors.js'
 import healthRoutes from './health.js'
@@ -35,4 +36,5 @@ export default async function routes (app: FastifyInstance, options: RouteOption
   await app.register(adminRoutes, children)
   await app.register(healthRoutes, children)
   await app.register(clientRoutes, children)
+  await app.register(asyncapiRoutes, children)
 }

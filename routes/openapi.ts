@@ -16,8 +16,8 @@ import { JSON_CONTENT_TYPE } from './errors.js'
  */
 const DECORATOR = 'realtimeOpenapi'
 
-/** Our package's version, found from this file whether it runs from source or from dist/. */
-function packageVersion (): string {
+/** Our package's version, found from this file whether it runs from source or from dist/ (also for /asyncapi.json). */
+export function packageVersion (): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir)
@@ -50,7 +50,8 @@ const SECURITY_BY_TAG: Record<string, Security> = {
   // The API key, or a token with `admin: true`.
   admin: [{ apiKey: [] }, { bearerAuth: [] }],
   health: [],
-  client: []
+  client: [],
+  docs: []
 }
 
 /**
@@ -117,6 +118,8 @@ function documentOptions (app: FastifyInstance, config: Config): FastifyDynamicS
     openapi: {
       openapi: '3.0.3',
       info: { title: 'fastify-realtime', version: packageVersion(), description },
+      // The websocket's frames and the declared topics' payloads (routes/asyncapi.ts).
+      externalDocs: { description: 'The websocket API as an AsyncAPI 3.0 document, with the declared topics (docs/topics.md)', url: `${prefix}/asyncapi.json` },
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'a JWT verified with JWT_SECRET or JWT_PUBLIC_KEY' },
@@ -132,7 +135,8 @@ function documentOptions (app: FastifyInstance, config: Config): FastifyDynamicS
         { name: 'admin', description: 'the API key or an admin token' },
         { name: 'health', description: 'probes, never rate limited' },
         { name: 'client', description: 'the browser client library' },
-        { name: 'metrics', description: 'Prometheus' }
+        { name: 'metrics', description: 'Prometheus' },
+        { name: 'docs', description: 'machine-readable descriptions: the websocket API as AsyncAPI' }
       ]
     },
     transform: ({ schema, url }) => {

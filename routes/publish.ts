@@ -63,7 +63,7 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
     assertTopic('body/topic', topic)
     assertShallow(data)
     await authorizePublish(request, [topic])
-    return await node.publish(topic, data, { source: 'http', idempotencyKey })
+    return await node.publish(topic, data, { source: 'http', idempotencyKey, dataPath: 'body/data' })
   })
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {
@@ -83,6 +83,6 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
     topics.forEach((topic, i) => assertTopic(`body/topics/${i}`, topic))
     assertShallow(data)
     await authorizePublish(request, topics)
-    return { results: await node.broadcast(topics, data, { source: 'http' }) }
+    return { results: await node.broadcast(topics, data, { source: 'http', dataPath: 'body/data' }) }
   })
 }

@@ -69,6 +69,17 @@ export const redisUrl: Check<string> = (value, field) => typeof value === 'strin
   ? value
   : refuse(field, `must start with redis:// or rediss://, got ${shown(value)}`)
 
+/** REDIS_CLUSTER_NODES: seed nodes as `host:port` (IPv6 in brackets), at least one. */
+export const clusterNodes: Check<string[]> = (value, field) => {
+  if (!isTextList(value) || value.length === 0) refuse(field, `must be a comma-separated list of host:port, got ${shown(value)}`)
+  for (const node of value) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(node)
+    const port = Number(match?.[2])
+    if (match === null || port < 1 || port > 65535) refuse(field, `must be a comma-separated list of host:port, got "${node}"`)
+  }
+  return value
+}
+
 export const topicPatterns: Check<string[]> = (value, field) => {
   if (!isTextList(value)) refuse(field, `must be a list of topic patterns, got ${shown(value)}`)
   for (const pattern of value) {

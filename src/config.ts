@@ -4,9 +4,12 @@
 // table, CHECKS, says what each field accepts, whichever way it came.
 import { randomBytes } from 'node:crypto'
 import {
-  ConfigError, flag, integerIn, oneOf, optional, origins, redisUrl, refuse, text, topicPatterns, trustedProxies,
+  clusterNodes, ConfigError, flag, integerIn, oneOf, optional, origins, redisUrl, refuse, text, topicPatterns, trustedProxies,
   type Check
 } from './config-checks.js'
+import { checkStrictTopics, readTopicsFile, topicDeclarations } from './core/topic-schemas-config.js'
+import type { TopicDeclarations } from './core/topic-schemas.js'
+import { checkMqttBridge, mqttFilters, mqttPatterns, mqttShareGroup, mqttUrl } from './mqtt/config-checks.js'
 
 export { ConfigError }
 
@@ -14,6 +17,8 @@ export interface Config {
   host: string
   port: number
   redisUrl?: string
+  /** Seed nodes of a Redis Cluster, `host:port` (REDIS_CLUSTER_NODES); set, it replaces redisUrl. docs/scaling.md. */
+  redisClusterNodes?: string[]
   /** Prefix of every Redis key and channel, so deployments and test runs can share one Redis. */
   redisPrefix: string
   jwtSecret?: string
@@ -69,6 +74,22 @@ export interface Config {
   production: boolean
   /** Serve the demo page at GET /demo (DEMO; default: on unless NODE_ENV=production). */
   demo: boolean
+  /** Declared topics, pattern -> {description?, schema?} (TOPICS_FILE; docs/topics.md). */
+  topics?: TopicDeclarations
+  /** Refuse publish and subscribe on topics that match no declaration (STRICT_TOPICS). */
+  strictTopics: boolean
+  /** Offer permessage-deflate to websocket clients (COMPRESSION; src/core/compression.ts). */
+  compression: boolean
+  /** The MQTT broker the bridge connects to (MQTT_URL); unset: no bridge. docs/scaling.md, "MQTT bridge". */
+  mqttUrl?: string
+  /** MQTT topic filters brought in as publications (MQTT_SUBSCRIBE), e.g. `devices/+/telemetry`. */
+  mqttSubscribe: string[]
+  /** Realtime topic patterns sent out to MQTT (MQTT_PUBLISH), e.g. `commands.>`. */
+  mqttPublish: string[]
+  /** The MQTT 5 shared-subscription group of this deployment (MQTT_SHARE_GROUP); default from REDIS_PREFIX. */
+  mqttShareGroup?: string
+  /** Seconds the MQTT broker keeps a node's session after its connection drops (MQTT_SESSION_EXPIRY). */
+  mqttSessionExpiry: number
 }
 
 type Env = Record<string, string | undefined>
@@ -106,7 +127,10 @@ export const defaults = {
   SHUTDOWN_TIMEOUT: 10000,
   METRICS: true,
   METRICS_AUTH: false,
-  LOG_LEVEL: 'info'
+  STRICT_TOPICS: false,
+  COMPRESSION: false,
+  LOG_LEVEL: 'info',
+  MQTT_SESSION_EXPIRY: 0
 }
 
 /** Every field: its environment variable, and the check its value passes, from either source. */
@@ -114,6 +138,7 @@ const CHECKS: { [K in keyof Config]-?: [variable: string, check: Check<Config[K]
   host: ['HOST', text],
   port: ['PORT', integerIn(0, 65535)],
   redisUrl: ['REDIS_URL', optional(redisUrl)],
+  redisClusterNodes: ['REDIS_CLUSTER_NODES', optional(clusterNodes)],
   redisPrefix: ['REDIS_PREFIX', text],
   jwtSecret: ['JWT_SECRET', optional(text)],
   jwtPublicKey: ['JWT_PUBLIC_KEY', optional(text)],
@@ -150,7 +175,15 @@ const CHECKS: { [K in keyof Config]-?: [variable: string, check: Check<Config[K]
   nodeId: ['NODE_ID', text],
   logLevel: ['LOG_LEVEL', oneOf(LOG_LEVELS)],
   production: ['NODE_ENV', flag],
-  demo: ['DEMO', flag]
+  demo: ['DEMO', flag],
+  topics: ['TOPICS_FILE', optional(topicDeclarations)],
+  strictTopics: ['STRICT_TOPICS', flag],
+  compression: ['COMPRESSION', flag],
+  mqttUrl: ['MQTT_URL', optional(mqttUrl)],
+  mqttSubscribe: ['MQTT_SUBSCRIBE', mqttFilters],
+  mqttPublish: ['MQTT_PUBLISH', mqttPatterns],
+  mqttShareGroup: ['MQTT_SHARE_GROUP', optional(mqttShareGroup)],
+  mqttSessionExpiry: ['MQTT_SESSION_EXPIRY', integerIn(0, 86400)]
 }
 
 /** A value for every field, not yet checked (loadConfig must say something for each one). */
@@ -166,6 +199,8 @@ function checked (candidate: Unchecked, fromCode: boolean): Config {
     const other = fromCode ? 'jwtPublicKey (JWT_PUBLIC_KEY)' : 'JWT_PUBLIC_KEY'
     refuse({ variable: 'JWT_SECRET', option: fromCode ? 'jwtSecret' : undefined }, `and ${other} are both set; choose one (HS256 secret or RS256/ES256 public key)`)
   }
+  checkMqttBridge(config as unknown as Config, fromCode)
+  checkStrictTopics(config as unknown as Config, fromCode)
   return config as unknown as Config
 }
 
@@ -214,6 +249,7 @@ export function loadConfig (env: Env = process.env): Config {
     host: optionalText(env, 'HOST') ?? defaults.HOST,
     port: integerText(env, 'PORT'),
     redisUrl: optionalText(env, 'REDIS_URL'),
+    redisClusterNodes: optionalText(env, 'REDIS_CLUSTER_NODES') === undefined ? undefined : list(env.REDIS_CLUSTER_NODES),
     redisPrefix: optionalText(env, 'REDIS_PREFIX') ?? defaults.REDIS_PREFIX,
     jwtSecret: optionalText(env, 'JWT_SECRET'),
     jwtPublicKey: optionalText(env, 'JWT_PUBLIC_KEY')?.replaceAll('\\n', '\n'),
@@ -252,7 +288,15 @@ export function loadConfig (env: Env = process.env): Config {
     logLevel: optionalText(env, 'LOG_LEVEL') ?? defaults.LOG_LEVEL,
     production,
     // A page that lets anyone with a token poke at the server: on for development, opt-in in production.
-    demo: booleanText(env, 'DEMO') ?? !production
+    demo: booleanText(env, 'DEMO') ?? !production,
+    topics: readTopicsFile(env.TOPICS_FILE),
+    strictTopics: booleanText(env, 'STRICT_TOPICS') ?? defaults.STRICT_TOPICS,
+    compression: booleanText(env, 'COMPRESSION') ?? defaults.COMPRESSION,
+    mqttUrl: optionalText(env, 'MQTT_URL'),
+    mqttSubscribe: list(env.MQTT_SUBSCRIBE),
+    mqttPublish: list(env.MQTT_PUBLISH),
+    mqttShareGroup: optionalText(env, 'MQTT_SHARE_GROUP'),
+    mqttSessionExpiry: integerText(env, 'MQTT_SESSION_EXPIRY')
   }, false)
 }
 

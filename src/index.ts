@@ -5,6 +5,7 @@ export { default as broadcast, createBroker, type BroadcastOptions } from '../pl
 export { default as auth, type AuthOptions, type RealtimeAuth } from '../plugins/auth.js'
 export { default as connections } from '../plugins/connections.js'
 export { default as metrics, type HttpMetricsRoutes } from '../plugins/metrics.js'
+export { default as mqttBridge, type MqttBridgeOptions } from '../plugins/mqtt-bridge.js'
 export { buildApp } from './app.js'
 export { loadConfig, configWith, ConfigError, type Config } from './config.js'
 export type { RealtimeApi, PublishOptions } from './core/api.js'
@@ -17,9 +18,14 @@ export {
 } from './core/broker.js'
 export { MemoryBroker } from './core/brokers/memory.js'
 export { RedisBroker } from './core/brokers/redis.js'
+export { RedisClusterBroker } from './core/brokers/redis-cluster.js'
 export type { Publication, PublicationInput, StreamPosition } from './core/protocol.js'
 export { OPEN_IDENTITY, type Identity } from './core/identity.js'
 /** For a host's own `verify(request)`: turn verified JWT claims into an Identity, as the server does. */
 export { identityFromClaims } from './core/auth/claims.js'
 export { AuthError, ForbiddenError } from './core/auth/errors.js'
 export { CloseCode, ErrorCode, ProtocolError } from './core/protocol.js'
+/** Declared topics (docs/topics.md): the `topics` option's types, the error of a refused payload, the typed publish handle. */
+export { TopicPayloadError, type TopicDeclaration, type TopicDeclarations } from './core/topic-schemas.js'
+export { typedRealtime, type TopicHandle, type TypedRealtime } from './core/topic-schemas-typed.js'
+export type { TopicMap, TopicName, TopicOfPattern, TopicPayload } from './core/topic-schemas-types.js'

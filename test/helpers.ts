@@ -92,8 +92,10 @@ export class Client {
 }
 
 /** Connects, waits for `welcome`, and closes the socket when the test ends. */
-export async function connect (t: Test, wsUrl: string, options: WebSocket.ClientOptions = {}): Promise<Client> {
+/** `created` sees the socket before anything arrives on it (e.g. to count pings from the first one). */
+export async function connect (t: Test, wsUrl: string, options: WebSocket.ClientOptions = {}, created?: (ws: WebSocket) => void): Promise<Client> {
   const ws = new WebSocket(wsUrl, options)
+  created?.(ws)
   const client = new Client(ws)
   t.teardown(() => { if (ws.readyState !== WebSocket.CLOSED) ws.terminate() })
   await Promise.race([

@@ -68,6 +68,7 @@ export class Dispatcher {
         return connection.send(encodePong(frame.id))
       case 'subscribe':
         this.authorize(canSubscribe(connection.identity, frame.topic), 'subscribe to', frame.topic)
+        this.node.topicSchemas?.requireDeclared(frame.topic) // STRICT_TOPICS: bad_request for an undeclared topic
         return hub.subscribe(connection, frame.id, frame.topic, frame.since)
       case 'unsubscribe':
         hub.unsubscribe(connection, frame.topic)

@@ -3,9 +3,10 @@
 // and own its lifecycle, the routes get it from them, and host code sees only the small RealtimeApi
 // (api.ts) as `fastify.realtime`. docs/architecture.md follows a publication through it.
 import { randomUUID } from 'node:crypto'
-import type { WebSocket } from 'ws'
+import type { RawData, WebSocket } from 'ws'
 import type { Config } from '../config.js'
 import { Admissions } from './admission.js'
+import { disarmExpiry } from './auth/expiry.js'
 import { MIN_EXPIRES_AT_MS, revocationUntil } from './auth/revocation.js'
 import { BrokerUnavailableError, type Broker, type HistoryQuery, type HistoryResult, type NodeInfo } from './broker.js'
 import { Connection } from './connection.js'
@@ -18,6 +19,7 @@ import type { Identity } from './identity.js'
 import { Presence, type TopicPresence } from './presence.js'
 import { encodeWelcome, ErrorCode, ProtocolError, ServerClose, type Publication, type StreamPosition } from './protocol.js'
 import { Stats, type PublishSource } from './stats.js'
+import { TopicSchemas } from './topic-schemas.js'
 
 /** The subset of pino's logger the core uses, so the core does not depend on Fastify. */
 export interface Logger {
@@ -32,6 +34,21 @@ export interface UpgradeInfo {
   remoteAddress?: string
   /** The upgrade request's id, the `reqId` of its HTTP log lines. */
   reqId?: string
+  /** The upgrade's connection slots (src/core/admission.ts): released when the connection closes. */
+  admission?: { release: () => void }
+}
+
+/** Where the shared socket listeners (RealtimeNode.socketListeners) find a socket's connection. */
+const kConnection = Symbol('realtime.connection')
+
+type SocketWithConnection = WebSocket & { [kConnection]: Connection }
+
+function attachConnection (socket: WebSocket, connection: Connection): void {
+  (socket as SocketWithConnection)[kConnection] = connection
+}
+
+function connectionOf (socket: WebSocket): Connection {
+  return (socket as SocketWithConnection)[kConnection]
 }
 
 export interface PublishResult extends StreamPosition {
@@ -45,6 +62,8 @@ export interface NodePublishOptions {
   from?: string
   /** Publish at most once per key and topic within IDEMPOTENCY_TTL_MS; a repeat gets the first result. */
   idempotencyKey?: string
+  /** Where the data sits in the request, named by a declared topic's validation error: 'data' (default), 'body/data' (HTTP). */
+  dataPath?: string
 }
 
 export interface RevokeOptions {
@@ -71,6 +90,21 @@ export interface NodeCollaborators {
   refreshIdentity?: (token: string) => Promise<Identity>
 }
 
+/**
+ * Told of each publication this node accepted (a repeated idempotency key is not one), after the
+ * broker confirmed it: the seam through which the MQTT bridge sends publications out exactly once,
+ * from the node that accepted them rather than from every node that fans them out. Must not throw.
+ */
+export type PublishedListener = (topic: string, data: unknown, source: PublishSource) => void
+
+/** The listeners node.accept attaches to every socket; `this` is the socket. */
+interface SocketListeners {
+  message: (this: WebSocket, data: RawData, isBinary: boolean) => void
+  pong: (this: WebSocket) => void
+  error: (this: WebSocket, err: Error) => void
+  close: (this: WebSocket, code: number, reason: Buffer) => void
+}
+
 /** How long an idempotency key is remembered (docs/protocol.md §7, "Idempotent publish": 5 minutes). */
 export const IDEMPOTENCY_TTL_MS = 5 * 60_000
 
@@ -88,12 +122,22 @@ export class RealtimeNode {
   private readonly control: ConnectionControl
   private readonly heartbeat: Heartbeat
   private readonly dispatcher = new Dispatcher(this)
+  /**
+   * The listeners of every accepted socket, one set per node: `this` is the socket, which carries its
+   * connection. Four closures and a once() wrapper per connection were about 0.4 KB of each idle
+   * connection's memory (BENCHMARKS.md).
+   */
+  private readonly socketListeners = this.createSocketListeners()
   /** USER_INBOUND_RATE: bytes per second per user, websocket frames and HTTP publishes together. */
   readonly inbound: InboundBudget
   /** Undefined when PRESENCE and JOIN_LEAVE are both off. */
   private readonly presenceTracker?: Presence
   /** Set when shutdown begins: readiness fails and new upgrades are refused. */
   draining = false
+  /** Declared topics (TOPICS_FILE, the `topics` option): undefined when none are, and nothing is checked. */
+  readonly topicSchemas?: TopicSchemas
+  /** See PublishedListener. */
+  readonly publishedListeners = new Set<PublishedListener>()
 
   constructor ({ config, broker, log, refreshIdentity }: NodeCollaborators) {
     this.id = config.nodeId
@@ -102,6 +146,7 @@ export class RealtimeNode {
     this.log = log
     this.refreshIdentity = refreshIdentity
     this.inbound = new InboundBudget(config.userInboundRate, config.userInboundBurst, config.messageBurst)
+    if (config.topics !== undefined && Object.keys(config.topics).length > 0) this.topicSchemas = new TopicSchemas(config.topics, config.strictTopics)
     const store = config.presence ? broker.presenceStore : undefined
     if (config.presence && store === undefined) {
       throw new Error('PRESENCE needs a broker with a presence store, and this broker has none (its presenceStore is undefined)')
@@ -131,6 +176,8 @@ export class RealtimeNode {
 
   /** Publishes `data` to `topic` on every node. Rejects with BrokerUnavailableError while the broker is down. */
   async publish (topic: string, data: unknown, options: NodePublishOptions = {}): Promise<PublishResult> {
+    // Declared topics: the data must match the topic's schema (TopicPayloadError, bad_request), whoever publishes.
+    this.topicSchemas?.check(topic, data, options.dataPath)
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
     const { source = 'api', from, idempotencyKey } = options
     const started = performance.now()
@@ -140,12 +187,17 @@ export class RealtimeNode {
       ? undefined
       : { idempotencyKey: `${topic} ${idempotencyKey}`, idempotencyTtlMs: IDEMPOTENCY_TTL_MS })
     this.stats.publishDuration.observe((performance.now() - started) / 1000)
-    if (!position.repeated) this.stats.publications[source]++
+    if (!position.repeated) {
+      this.stats.publications[source]++
+      for (const listener of this.publishedListeners) listener(topic, data, source)
+    }
     return { topic, epoch: position.epoch, offset: position.offset }
   }
 
   /** The same data to several topics, one publication each; positions in the order of `topics`. */
-  async broadcast (topics: readonly string[], data: unknown, options: Pick<NodePublishOptions, 'source'> = {}): Promise<PublishResult[]> {
+  async broadcast (topics: readonly string[], data: unknown, options: Pick<NodePublishOptions, 'source' | 'dataPath'> = {}): Promise<PublishResult[]> {
+    // Every topic's declaration first: data refused by one topic's schema publishes to none of them.
+    if (this.topicSchemas !== undefined) for (const topic of topics) this.topicSchemas.check(topic, data, options.dataPath)
     return await Promise.all(topics.map(topic => this.publish(topic, data, options)))
   }
 
@@ -204,25 +256,14 @@ export class RealtimeNode {
    */
   accept (socket: WebSocket, identity: Identity, upgrade: UpgradeInfo = {}): Connection {
     const connection = new Connection(randomUUID(), socket, identity, this.config, upgrade.remoteAddress)
-    socket.on('message', (data, isBinary) => this.dispatcher.handle(connection, data, isBinary))
-    socket.on('pong', () => Heartbeat.alive(connection))
-    socket.on('error', err => {
-      connection.recordError(err)
-      this.log.info({ err, connectionId: connection.id, user: connection.user }, 'websocket error')
-    })
-    socket.once('close', (code, reason) => {
-      this.hub.remove(connection)
-      const closeCode = connection.closeCode ?? code
-      this.stats.count(this.stats.disconnects, closeCode)
-      this.log.info({
-        connectionId: connection.id,
-        user: connection.user,
-        remoteAddress: connection.remoteAddress,
-        code: closeCode,
-        reason: connection.closeReason ?? reason.toString(),
-        durationMs: Date.now() - connection.openedAt
-      }, 'websocket closed')
-    })
+    connection.admission = upgrade.admission
+    attachConnection(socket, connection)
+    const listeners = this.socketListeners
+    socket.on('message', listeners.message)
+    socket.on('pong', listeners.pong)
+    socket.on('error', listeners.error)
+    // ws emits 'close' once: on() needs no once() wrapper.
+    socket.on('close', listeners.close)
     this.hub.add(connection)
     this.log.info({ connectionId: connection.id, user: identity.user, remoteAddress: upgrade.remoteAddress, reqId: upgrade.reqId }, 'websocket opened')
     connection.send(encodeWelcome({
@@ -233,6 +274,40 @@ export class RealtimeNode {
       expiresAt: identity.expiresAt
     }))
     return connection
+  }
+
+  private createSocketListeners (): SocketListeners {
+    // Arrows keep the node; the listeners below get the socket as `this`.
+    const handle = (connection: Connection, data: RawData, isBinary: boolean): void => this.dispatcher.handle(connection, data, isBinary)
+    const failed = (connection: Connection, err: Error): void => this.socketFailed(connection, err)
+    const closed = (connection: Connection, code: number, reason: Buffer): void => this.socketClosed(connection, code, reason)
+    return {
+      message (this: WebSocket, data: RawData, isBinary: boolean) { handle(connectionOf(this), data, isBinary) },
+      pong (this: WebSocket) { Heartbeat.alive(connectionOf(this)) },
+      error (this: WebSocket, err: Error) { failed(connectionOf(this), err) },
+      close (this: WebSocket, code: number, reason: Buffer) { closed(connectionOf(this), code, reason) }
+    }
+  }
+
+  private socketFailed (connection: Connection, err: Error): void {
+    connection.recordError(err)
+    this.log.info({ err, connectionId: connection.id, user: connection.user }, 'websocket error')
+  }
+
+  private socketClosed (connection: Connection, code: number, reason: Buffer): void {
+    disarmExpiry(connection)
+    connection.admission?.release()
+    this.hub.remove(connection)
+    const closeCode = connection.closeCode ?? code
+    this.stats.count(this.stats.disconnects, closeCode)
+    this.log.info({
+      connectionId: connection.id,
+      user: connection.user,
+      remoteAddress: connection.remoteAddress,
+      code: closeCode,
+      reason: connection.closeReason ?? reason.toString(),
+      durationMs: Date.now() - connection.openedAt
+    }, 'websocket closed')
   }
 
   /**

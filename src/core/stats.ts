@@ -3,7 +3,7 @@
 // buckets is one counter per bucket, a sum and a count. So the core needs no metrics library, and
 // nothing has to be plugged into it after construction.
 
-export type PublishSource = 'http' | 'ws' | 'api'
+export type PublishSource = 'http' | 'ws' | 'api' | 'mqtt'
 export type RateLimitScope = 'http' | 'message' | 'connect' | 'bytes'
 
 /** Upper bounds, in seconds, of the latency histograms' buckets. */
@@ -32,7 +32,7 @@ export class LatencyHistogram {
 
 export class Stats {
   deliveries = 0
-  readonly publications: Record<PublishSource, number> = { http: 0, ws: 0, api: 0 }
+  readonly publications: Record<PublishSource, number> = { http: 0, ws: 0, api: 0, mqtt: 0 }
   readonly rateLimited: Record<RateLimitScope, number> = { http: 0, message: 0, connect: 0, bytes: 0 }
   readonly recoveries = { recovered: 0, failed: 0 }
   readonly errors = new Map<string, number>()
