@@ -7,7 +7,6 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { Admission } from '../src/core/admission.js'
 import { armExpiry } from '../src/core/auth/expiry.js'
-import { encodingOf, readMsgpackFrames } from '../src/core/encoding.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import { ErrorCode, type CloseCause } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
@@ -110,8 +109,6 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
     const remoteAddress = logsInfo(app.log) ? request.ip : undefined
     // The connection gives the admission's slots back, and stops its token's expiry timer, when it closes.
     const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY, { remoteAddress, reqId: request.id, admission })
-    // A MessagePack client's frames reach the dispatcher as the JSON text they stand for.
-    if (encodingOf(socket.protocol) === 'msgpack') readMsgpackFrames(socket)
     // In the same tick as Hub.add: from here on a control message finds the connection in the hub.
     admission.accepted()
     // Closes with 4001 at the token's expiry unless a refresh re-arms it (disarmed by node.accept's close).

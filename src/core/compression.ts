@@ -30,12 +30,6 @@ export const perMessageDeflate = Object.freeze({
   concurrencyLimit: 10
 })
 
-/** What the fan-out needs to know of a connection's compression, or undefined when it has none. */
-export interface Deflate {
-  windowBits: number
-  threshold: number
-}
-
 /** Bytes after a sync flush that RFC 7692 §7.2.1 removes from the end of a compressed message. */
 const SYNC_FLUSH_TAIL = 4
 

@@ -145,7 +145,7 @@ export class Connection {
         return
       }
       if (deflate.params.server_no_context_takeover === true) {
-        tcp.write(frame.framed(encoding, { windowBits: deflate.params.server_max_window_bits ?? DEFAULT_WINDOW_BITS, threshold: deflate._threshold }))
+        tcp.write(frame.framedDeflated(encoding, deflate.params.server_max_window_bits ?? DEFAULT_WINDOW_BITS, deflate._threshold))
         return
       }
     }

@@ -3,7 +3,7 @@
 // same either way; the server builds every frame as JSON text and, for a MessagePack connection,
 // re-encodes it (once per publication for the fan-out: see frame.ts).
 import { Decoder, Encoder } from '@msgpack/msgpack'
-import type { RawData, WebSocket } from 'ws'
+import type { RawData } from 'ws'
 
 /** The subprotocol that asks for MessagePack frames (both ways); anything else, or none, is JSON. */
 export const MSGPACK_SUBPROTOCOL = 'realtime.msgpack'
@@ -53,24 +53,14 @@ function refuseBinary (_key: string, value: unknown): unknown {
   return value
 }
 
-type MessageListener = (this: WebSocket, data: RawData, isBinary: boolean) => void
-
 /**
- * On a MessagePack connection, hands the 'message' listeners registered so far (the dispatcher's)
- * each binary frame as the JSON text it stands for, so that everything after the wire is the same
- * for both encodings. A binary frame that is not MessagePack reaches them as it is, and is refused.
- * Called in the tick that registered them, so that no frame arrives in between.
+ * A binary frame from a MessagePack connection as the JSON text it stands for, so that everything
+ * after the wire (the dispatcher) is the same for both encodings; undefined when it is not MessagePack
+ * with a JSON form, and the frame is then refused like any other binary frame.
  */
-export function readMsgpackFrames (socket: WebSocket): void {
-  const listeners = socket.listeners('message') as MessageListener[]
-  socket.removeAllListeners('message')
-  socket.on('message', function (data, isBinary) {
-    const json = isBinary ? msgpackToJson(toBytes(data)) : undefined
-    for (const listener of listeners) {
-      if (json === undefined) listener.call(socket, data, isBinary)
-      else listener.call(socket, Buffer.from(json), false)
-    }
-  })
+export function msgpackFrameAsJson (data: RawData): Buffer | undefined {
+  const json = msgpackToJson(toBytes(data))
+  return json === undefined ? undefined : Buffer.from(json)
 }
 
 function toBytes (data: RawData): Uint8Array {

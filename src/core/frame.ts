@@ -2,7 +2,7 @@
 // text, and turned into each wire form it needs (MessagePack, compressed) at most once, on first use.
 // The pre-framed fan-out writes `framed()` — a complete websocket frame — straight to each TCP socket:
 // one write of a shared Buffer instead of ws framing and writing header and payload per recipient.
-import { deflateMessage, type Deflate } from './compression.js'
+import { deflateMessage } from './compression.js'
 import { jsonToMsgpack, type EncodingName } from './encoding.js'
 
 const OPCODE_TEXT = 0x1
@@ -15,8 +15,8 @@ export class OutgoingFrame {
   private msgpack?: Buffer
   private jsonFrame?: Buffer
   private msgpackFrame?: Buffer
-  /** Compressed frames by `${encoding}:${windowBits}`; created for the first compressed recipient. */
-  private deflated?: Map<string, Buffer>
+  /** Compressed frames by windowBits * 2 + (1 for MessagePack); created for the first compressed recipient. */
+  private deflated?: Map<number, Buffer>
 
   constructor (readonly text: string) {}
 
@@ -26,22 +26,27 @@ export class OutgoingFrame {
     return (this.json ??= Buffer.from(this.text))
   }
 
+  /** The complete frame as a server sends it (unmasked, one fragment): text for JSON, binary for MessagePack. */
+  framed (encoding: EncodingName): Buffer {
+    if (encoding === 'msgpack') return (this.msgpackFrame ??= frameBytes(OPCODE_BINARY, this.payload(encoding), false))
+    return (this.jsonFrame ??= frameBytes(OPCODE_TEXT, this.payload(encoding), false))
+  }
+
   /**
-   * The complete frame as a server sends it (unmasked, one fragment): text for JSON, binary for
-   * MessagePack, compressed (RSV1) when the connection has `deflate` and the payload reaches its
-   * threshold, exactly when ws would compress it.
+   * The frame for a connection with permessage-deflate: compressed (RSV1) with its window when the
+   * payload reaches its threshold, exactly when ws would compress it, else the plain frame. Takes
+   * numbers, not an object, and keys the cache by a number: nothing is allocated per recipient.
    */
-  framed (encoding: EncodingName, deflate?: Deflate): Buffer {
+  framedDeflated (encoding: EncodingName, windowBits: number, threshold: number): Buffer {
     const payload = this.payload(encoding)
-    const opcode = encoding === 'msgpack' ? OPCODE_BINARY : OPCODE_TEXT
-    if (deflate === undefined || payload.length < deflate.threshold) {
-      if (encoding === 'msgpack') return (this.msgpackFrame ??= frameBytes(opcode, payload, false))
-      return (this.jsonFrame ??= frameBytes(opcode, payload, false))
-    }
-    const key = `${encoding}:${deflate.windowBits}`
+    if (payload.length < threshold) return this.framed(encoding)
+    const key = windowBits * 2 + (encoding === 'msgpack' ? 1 : 0)
     this.deflated ??= new Map()
     let frame = this.deflated.get(key)
-    if (frame === undefined) this.deflated.set(key, frame = frameBytes(opcode, deflateMessage(payload, deflate.windowBits), true))
+    if (frame === undefined) {
+      const opcode = encoding === 'msgpack' ? OPCODE_BINARY : OPCODE_TEXT
+      this.deflated.set(key, frame = frameBytes(opcode, deflateMessage(payload, windowBits), true))
+    }
     return frame
   }
 }

@@ -12,6 +12,7 @@ import { BrokerUnavailableError, type Broker, type HistoryQuery, type HistoryRes
 import { Connection } from './connection.js'
 import { ConnectionControl } from './connection-control.js'
 import { Dispatcher } from './dispatcher.js'
+import { msgpackFrameAsJson } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
 import { InboundBudget } from './inbound-budget.js'
@@ -178,6 +179,11 @@ export class RealtimeNode {
   async publish (topic: string, data: unknown, options: NodePublishOptions = {}): Promise<PublishResult> {
     // Declared topics: the data must match the topic's schema (TopicPayloadError, bad_request), whoever publishes.
     this.topicSchemas?.check(topic, data, options.dataPath)
+    return await this.publishChecked(topic, data, options)
+  }
+
+  /** publish() once the data has passed its topic's declaration. */
+  private async publishChecked (topic: string, data: unknown, options: NodePublishOptions): Promise<PublishResult> {
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
     const { source = 'api', from, idempotencyKey } = options
     const started = performance.now()
@@ -198,7 +204,7 @@ export class RealtimeNode {
   async broadcast (topics: readonly string[], data: unknown, options: Pick<NodePublishOptions, 'source' | 'dataPath'> = {}): Promise<PublishResult[]> {
     // Every topic's declaration first: data refused by one topic's schema publishes to none of them.
     if (this.topicSchemas !== undefined) for (const topic of topics) this.topicSchemas.check(topic, data, options.dataPath)
-    return await Promise.all(topics.map(topic => this.publish(topic, data, options)))
+    return await Promise.all(topics.map(topic => this.publishChecked(topic, data, options)))
   }
 
   async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
@@ -282,7 +288,13 @@ export class RealtimeNode {
     const failed = (connection: Connection, err: Error): void => this.socketFailed(connection, err)
     const closed = (connection: Connection, code: number, reason: Buffer): void => this.socketClosed(connection, code, reason)
     return {
-      message (this: WebSocket, data: RawData, isBinary: boolean) { handle(connectionOf(this), data, isBinary) },
+      message (this: WebSocket, data: RawData, isBinary: boolean) {
+        const connection = connectionOf(this)
+        // A MessagePack client's frames reach the dispatcher as the JSON text they stand for.
+        const json = isBinary && connection.encoding === 'msgpack' ? msgpackFrameAsJson(data) : undefined
+        if (json === undefined) handle(connection, data, isBinary)
+        else handle(connection, json, false)
+      },
       pong (this: WebSocket) { Heartbeat.alive(connectionOf(this)) },
       error (this: WebSocket, err: Error) { failed(connectionOf(this), err) },
       close (this: WebSocket, code: number, reason: Buffer) { closed(connectionOf(this), code, reason) }

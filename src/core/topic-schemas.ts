@@ -6,6 +6,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import formats, { type FormatsPlugin } from 'ajv-formats'
 import { ErrorCode, ProtocolError } from './protocol.js'
+import { TOPIC_SEGMENT } from './topics.js'
 
 /** One declared topic pattern. */
 export interface TopicDeclaration {
@@ -45,7 +46,6 @@ export class TopicDeclarationError extends Error {
 
 // ---- patterns: ACL patterns (`*`, a final `>`) plus named segments `{id}` ----
 
-const LITERAL = /^[A-Za-z0-9_\-:@]+$/
 const NAMED = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/
 /** How specific a segment is: the most specific matching declaration wins (docs/topics.md). */
 const Rank = { rest: 0, one: 1, literal: 2 } as const
@@ -69,7 +69,7 @@ export function parseTopicPattern (pattern: string): Segment[] {
       names.add(named[1])
       return { rank: Rank.one, name: named[1] }
     }
-    if (!LITERAL.test(part)) {
+    if (!TOPIC_SEGMENT.test(part)) {
       throw new TopicDeclarationError(`"${pattern.slice(0, 300)}" is not a topic pattern: segments are [A-Za-z0-9_-:@]+, *, {name} or a final >`)
     }
     return { rank: Rank.literal, literal: part }

@@ -1,7 +1,8 @@
 // Topic names and the ACL patterns that match them (docs/protocol.md §1 and §3).
 
 export const MAX_TOPIC_LENGTH = 255
-const SEGMENT = /^[A-Za-z0-9_\-:@]+$/
+/** One segment of a topic name; also what a literal segment of any pattern must be. */
+export const TOPIC_SEGMENT = /^[A-Za-z0-9_\-:@]+$/
 const TOPIC = /^[A-Za-z0-9_\-:@]+(?:\.[A-Za-z0-9_\-:@]+)*$/
 
 /** Dot-separated segments of `[A-Za-z0-9_\-:@]+`, at most 255 characters in all. */
@@ -24,7 +25,7 @@ export function matchesPattern (pattern: string, topic: string, sub: string | nu
     if (expected === '*') continue
     if (expected.includes('{sub}')) {
       // A subject that is not itself a valid segment (e.g. contains a dot) cannot own a topic space.
-      if (sub === null || !SEGMENT.test(sub)) return false
+      if (sub === null || !TOPIC_SEGMENT.test(sub)) return false
       expected = expected.replaceAll('{sub}', sub)
     }
     if (expected !== topicSegments[i]) return false
@@ -45,6 +46,6 @@ export function isValidPattern (pattern: string): boolean {
   return segments.every((segment, i) =>
     segment === '*' ||
     (segment === '>' && i === segments.length - 1) ||
-    SEGMENT.test(segment.replaceAll('{sub}', 'x'))
+    TOPIC_SEGMENT.test(segment.replaceAll('{sub}', 'x'))
   )
 }

@@ -15,6 +15,7 @@
 // send carries a user property naming our share group, so when it matches one of our own filters the
 // node that receives it drops it (noLocal is not allowed on shared subscriptions).
 import mqtt, { type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt'
+import { redactUrl } from '../core/brokers/redis-client.js'
 import { ProtocolError } from '../core/protocol.js'
 import type { PublishSource } from '../core/stats.js'
 import { matchesAny } from '../core/topics.js'
@@ -51,14 +52,8 @@ export type InboundResult = 'published' | 'refused' | 'failed' | 'duplicate' | '
 export type OutboundResult = 'published' | 'failed'
 
 /** The URL with its password replaced, for logs. */
-export function redactedUrl (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return '(unparsable URL)'
-  }
+function redactedUrl (url: string): string {
+  return redactUrl(url, 'the configured MQTT_URL')
 }
 
 export class MqttBridge {

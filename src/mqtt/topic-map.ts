@@ -4,9 +4,7 @@
 // round, an MQTT name maps only when each level is a valid segment (no empty level, no `.`, no space,
 // nothing outside `[A-Za-z0-9_\-:@]`) and the result fits in 255 characters. Names that do not map
 // are refused by the bridge (counted and logged), never published under a mangled name.
-import { isValidPattern, isValidTopic } from '../core/topics.js'
-
-const SEGMENT = /^[A-Za-z0-9_\-:@]+$/
+import { isValidPattern, isValidTopic, TOPIC_SEGMENT } from '../core/topics.js'
 
 /** The realtime topic of an MQTT topic name, or undefined when the name has no valid one. */
 export function topicFromMqtt (name: string): string | undefined {
@@ -33,7 +31,7 @@ export function isBridgeableFilter (filter: string): boolean {
   return levels.every((level, i) =>
     level === '+' ||
     (level === '#' && i === levels.length - 1) ||
-    SEGMENT.test(level)
+    TOPIC_SEGMENT.test(level)
   )
 }
 

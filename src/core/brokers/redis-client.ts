@@ -52,14 +52,14 @@ export function toBrokerError (err: unknown): Error {
   return new BrokerUnavailableError(`Redis is unavailable: ${error.message}`)
 }
 
-/** The URL without its password, for messages and logs. */
-export function redactUrl (url: string): string {
+/** The URL without its password, for messages and logs (the MQTT bridge's URL too). */
+export function redactUrl (url: string, unparsable = 'the configured REDIS_URL'): string {
   try {
     const parsed = new URL(url)
     if (parsed.password !== '') parsed.password = '***'
     return parsed.toString()
   } catch {
-    return 'the configured REDIS_URL'
+    return unparsable
   }
 }
 
