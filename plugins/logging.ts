@@ -21,6 +21,15 @@ export function requestWithoutQuery (request: FastifyRequest): Record<string, un
 // Fastify's types say a serializer returns a string; pino (and Fastify's own default) return objects.
 export const logSerializers = { req: requestWithoutQuery } as unknown as Record<string, (value: unknown) => string>
 
+/** Where pino keeps a logger's serializers (a registered symbol, so no import of pino is needed). */
+const PINO_SERIALIZERS = Symbol.for('pino.serializers')
+
+/** Does `logger` (pino) already write requests with requestWithoutQuery? The standalone server's does. */
+export function hasLogSerializers (logger: FastifyBaseLogger): boolean {
+  const serializers = (logger as unknown as Record<symbol, Record<string, unknown> | undefined>)[PINO_SERIALIZERS]
+  return serializers?.req === logSerializers.req
+}
+
 /** The path of a request URL, without its query string (which may carry `?token=`), cut to 200 characters. */
 export function pathOf (url: string): string {
   const path = url.split('?')[0]

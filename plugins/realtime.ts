@@ -12,7 +12,7 @@ import type { Broker } from '../src/core/broker.js'
 import auth, { type AuthOptions } from './auth.js'
 import broadcast, { createBroker, kRealtimeNode } from './broadcast.js'
 import connections from './connections.js'
-import { logSerializers, notFoundWithoutQuery, requestLoggerFactory } from './logging.js'
+import { hasLogSerializers, logSerializers, notFoundWithoutQuery, requestLoggerFactory } from './logging.js'
 import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
 import mqttBridge from './mqtt-bridge.js'
 import { startupSummary } from './startup-summary.js'
@@ -49,18 +49,21 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
   // The MQTT bridge (MQTT_URL): after the node and its metrics registry, before readiness reports it.
   if (config.mqttUrl !== undefined) await app.register(mqttBridge, { config })
   const node = app[kRealtimeNode]
+  // The standalone server's logger has our serializers already (src/app.ts): its requests' loggers are
+  // Fastify's plain children then, with no factory of ours to call and check on every request.
+  const ownSerializers = !hasLogSerializers(app.log)
   await app.register(async function realtimeRoutes (scope) {
     // The API's error shape for every route here, GET /metrics included (routes/ sets it for its own).
     scope.setErrorHandler(realtimeErrorHandler)
     // Every request's logger here carries logSerializers, also the 404 context's (which Fastify builds
     // without the scope's), and is made without copying them per request (plugins/logging.ts).
-    scope.setChildLoggerFactory(requestLoggerFactory(scope.childLoggerFactory))
+    if (ownSerializers) scope.setChildLoggerFactory(requestLoggerFactory(scope.childLoggerFactory))
     // Under a prefix of ours, unknown paths get a 404 that does not echo `?token=` (plugins/logging.ts);
     // without one the not-found handler is the host's (docs/operations.md, "Logs").
     if (prefix !== undefined && prefix !== '' && prefix !== '/') scope.setNotFoundHandler(notFoundWithoutQuery)
     await scope.register(metricsEndpoint, { config, httpRoutes: metricsRoutes })
     await scope.register(routes, { config, node })
-  }, { prefix, logSerializers })
+  }, ownSerializers ? { prefix, logSerializers } : { prefix })
 
   const summary = startupSummary(config, { prefix, broker: customBroker, verify, verifyToken, metricsRoutes })
   app.addHook('onReady', async () => {

@@ -1,6 +1,6 @@
 // POST /api/publish and POST /api/broadcast: backends push to topics with plain HTTP.
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { canPublish } from '../src/core/identity.js'
+import type { FastifyInstance } from 'fastify'
+import { canPublish, type Identity } from '../src/core/identity.js'
 import { ErrorCode, nestedDeeperThan, tooDeepMessage } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
 import type { RouteOptions } from './index.js'
@@ -42,11 +42,9 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
   // The body limit, named in the 413 (routes/errors.ts).
   const limits = { bodyLimit: options.config.maxPayload, config: { bodyLimitSetting: 'MAX_PAYLOAD' } }
 
-  async function authorizePublish (request: FastifyRequest, topics: readonly string[]): Promise<void> {
-    const identity = await app.realtimeAuth.authenticate(request)
-    for (const topic of topics) {
-      if (!canPublish(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to publish to "${topic}"`)
-    }
+  /** A 403 unless `identity` may publish to `topic`. */
+  function assertCanPublish (identity: Identity, topic: string): void {
+    if (!canPublish(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to publish to "${topic}"`)
   }
 
   app.post<{ Body: PublishBody }>('/api/publish', {
@@ -62,8 +60,8 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
     const { topic, data, idempotencyKey } = request.body
     assertTopic('body/topic', topic)
     assertShallow(data)
-    await authorizePublish(request, [topic])
-    return await node.publish(topic, data, { source: 'http', idempotencyKey, dataPath: 'body/data' })
+    assertCanPublish(await app.realtimeAuth.authenticate(request), topic)
+    return node.publish(topic, data, { source: 'http', idempotencyKey, dataPath: 'body/data' })
   })
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {
@@ -82,7 +80,8 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
     const { topics, data } = request.body
     topics.forEach((topic, i) => assertTopic(`body/topics/${i}`, topic))
     assertShallow(data)
-    await authorizePublish(request, topics)
+    const identity = await app.realtimeAuth.authenticate(request)
+    for (const topic of topics) assertCanPublish(identity, topic)
     return { results: await node.broadcast(topics, data, { source: 'http', dataPath: 'body/data' }) }
   })
 }

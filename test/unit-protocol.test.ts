@@ -3,7 +3,7 @@
 // the exact message a client gets for breaking it.
 import t from 'tap'
 import {
-  closeReason, encodeAck, encodeError, encodeMessageFrame, encodePong, encodeWelcome, encodeWithMessages,
+  closeReason, encodeAck, encodeError, encodeMessageFrame, encodePong, encodeWelcome, encodeWithMessages, jsonString,
   ErrorCode, MAX_CLOSE_REASON_BYTES, parseClientFrame, ProtocolError, type ClientFrame, type RequestId
 } from '../src/core/protocol.js'
 
@@ -266,6 +266,20 @@ t.test('encodeMessageFrame: the message frame, data spliced in as given', async 
   t.equal(encodeMessageFrame('a', '1', { epoch: 'E', offset: 1 }, 5, ''), '{"type":"message","topic":"a","epoch":"E","offset":1,"ts":5,"from":"","data":1}', 'an empty from is still a from')
   const dataJson = '{ "spaces" : [1,  2] }'
   t.ok(encodeMessageFrame('a', dataJson, { epoch: 'E', offset: 1 }, 5).endsWith(`"data":${dataJson}}`), 'the stored JSON is not re-encoded')
+})
+
+t.test('jsonString: the same text as JSON.stringify, for every kind of character', async t => {
+  const samples = ['', 'news.sport', 'a:b@c_d-e', 'E1x-_Q', 'q"', 'back\\slash', 'tab\t', 'nl\n', '\u0000', '\u001f', '\u007f', 'é', '\u2028', '😀', '\ud800', 'a b ~ {}']
+  // Named by code points: some samples (U+2028) would break the TAP output as a message.
+  for (const text of samples) t.equal(jsonString(text), JSON.stringify(text), [...text].map(c => c.codePointAt(0)?.toString(16)).join(' '))
+})
+
+t.test('encodeMessageFrame: the timestamp is written right when it changes and when it repeats', async t => {
+  const ts = (frame: string): number => JSON.parse(frame).ts
+  t.equal(ts(encodeMessageFrame('a', '1', { epoch: 'E', offset: 1 }, 1700000000001)), 1700000000001)
+  t.equal(ts(encodeMessageFrame('a', '1', { epoch: 'E', offset: 2 }, 1700000000001)), 1700000000001, 'the same millisecond again')
+  t.equal(ts(encodeMessageFrame('a', '1', { epoch: 'E', offset: 3 }, 1700000000002)), 1700000000002, 'the next millisecond')
+  t.equal(ts(encodeMessageFrame('a', '1', { epoch: 'E', offset: 4 }, 1700000000001)), 1700000000001, 'an earlier one (another clock)')
 })
 
 t.test('encodeWithMessages: the fields plus already-serialized frames', async t => {

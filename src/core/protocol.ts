@@ -244,12 +244,16 @@ export interface Welcome {
   expiresAt: number | null
 }
 
+// No object spread in these encoders: V8 builds `{ a, ...b }` on a slow path, hundreds of ns each.
 export function encodeWelcome (welcome: Welcome): string {
-  return JSON.stringify({ type: 'welcome', ...welcome })
+  const { connectionId, user, node, heartbeat, expiresAt } = welcome
+  return JSON.stringify({ type: 'welcome', connectionId, user, node, heartbeat, expiresAt })
 }
 
+/** `{"type":"ack","id":...}` followed by `fields` (which never hold `type` or `id`). */
 export function encodeAck (id: RequestId, fields: object = {}): string {
-  return JSON.stringify({ type: 'ack', id, ...fields })
+  const rest = JSON.stringify(fields)
+  return `{"type":"ack","id":${JSON.stringify(id)}${rest === '{}' ? '}' : `,${rest.slice(1)}`}`
 }
 
 export function encodeError (code: ErrorCode, message: string, id?: RequestId): string {
@@ -283,8 +287,33 @@ export interface Publication extends StreamPosition {
  * broker that stores publications (history) can keep the JSON and never re-encode it.
  */
 export function encodeMessageFrame (topic: string, dataJson: string, position: StreamPosition, ts: number, from?: string): string {
-  const fromPart = from === undefined ? '' : `,"from":${JSON.stringify(from)}`
-  return `{"type":"message","topic":${JSON.stringify(topic)},"epoch":${JSON.stringify(position.epoch)},"offset":${position.offset},"ts":${ts}${fromPart},"data":${dataJson}}`
+  const fromPart = from === undefined ? '' : `,"from":${jsonString(from)}`
+  return `{"type":"message","topic":${jsonString(topic)},"epoch":${jsonString(position.epoch)},"offset":${position.offset},"ts":${tsText(ts)}${fromPart},"data":${dataJson}}`
+}
+
+/**
+ * JSON.stringify(text) for a string: topics and epochs never need escaping, and JSON.stringify enters
+ * C++ for each call (about 1,500 instructions of a publish each; callgrind, BENCHMARKS.md). Anything
+ * outside printable ASCII, `"` or `\\` goes to JSON.stringify.
+ */
+export function jsonString (text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return JSON.stringify(text)
+  }
+  return `"${text}"`
+}
+
+let lastTs = 0
+let lastTsText = '0'
+
+/** `${ts}`, remembered for the current millisecond: a ms timestamp is not a small integer, and V8 converts it the slow way. */
+function tsText (ts: number): string {
+  if (ts !== lastTs) {
+    lastTs = ts
+    lastTsText = `${ts}`
+  }
+  return lastTsText
 }
 
 /**
