@@ -1,9 +1,9 @@
 // Who is calling: builds the Identity of a websocket upgrade or an HTTP API request (docs/protocol.md
-// §3). JWTs are verified by @fastify/jwt; the rules (credentials, claims, algorithms, revocation) live
+// §3). JWTs are verified by fast-jwt; the rules (credentials, claims, algorithms, revocation) live
 // in src/core/auth/. Without a JWT key or a `verify` option the server runs open. The umbrella plugin
 // registers it before the node, which takes `realtimeAuth.refresh` in its constructor for `refresh`
 // frames; revocations are checked on the broker's control bus, handed over as `revocations`.
-import fastifyJwt, { type FastifyJWTOptions, type JWT } from '@fastify/jwt'
+import { createVerifier } from 'fast-jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
@@ -45,25 +45,13 @@ export interface AuthOptions {
   revocations?: Pick<ControlBus, 'isRevoked'>
 }
 
-/** The @fastify/jwt namespace we use when the host registered @fastify/jwt itself. */
-export const JWT_NAMESPACE = 'realtime'
-
 /**
- * A verifier from @fastify/jwt, registered in a child context so that its decorators stay ours: a host
- * that registers @fastify/jwt later does not collide with it, and one that did earlier keeps its own
- * (we take a namespace then, because the child sees the host's `jwt` decorator).
+ * A verify-only fast-jwt verifier for `key`, built once. Not through @fastify/jwt, whose verify() merges
+ * its options again on every call (about 6,500 instructions of each connect; BENCHMARKS.md), and which
+ * decorated the host's app (`app.jwt.realtime`) when the host had registered @fastify/jwt itself.
  */
-async function jwtVerifier (app: FastifyInstance, key: VerificationKey): Promise<(token: string) => Record<string, unknown>> {
-  let verifier: JWT | undefined
-  await app.register(async function realtimeJwt (child) {
-    const namespace = child.hasDecorator('jwt') ? JWT_NAMESPACE : undefined
-    // Verify-only: `public` without `private`, so this instance cannot sign anything.
-    const options: FastifyJWTOptions = { secret: { public: key.key }, verify: verifierOptions(key), namespace }
-    await child.register(fastifyJwt, options)
-    verifier = namespace === undefined ? child.jwt : (child.jwt as unknown as Record<string, JWT>)[namespace]
-  })
-  const jwt = verifier as JWT
-  return token => jwt.verify<Record<string, unknown>>(token)
+function jwtVerifier (key: VerificationKey): (token: string) => Record<string, unknown> {
+  return createVerifier({ key: key.key, ...verifierOptions(key) }) as (token: string) => Record<string, unknown>
 }
 
 async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> {
@@ -71,7 +59,7 @@ async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> 
   const key = verificationKey(config)
   let verifyToken = options.verifyToken
   if (verifyToken === undefined && key !== undefined) {
-    const verifyJwt = await jwtVerifier(app, key)
+    const verifyJwt = jwtVerifier(key)
     verifyToken = token => identityFromClaims(verifyJwt(token), config)
   }
   const { revocations } = options

@@ -1,12 +1,13 @@
 // The HTTP rate limit: RATE_LIMIT_MAX requests per caller per window, shared across nodes through
-// Redis, upgrades counted too, admin callers and health probes exempt.
+// Redis, upgrades counted too, admin callers and health probes exempt; and the HTTP side of
+// USER_INBOUND_RATE, checked in the same hook.
 import Fastify from 'fastify'
 import t from 'tap'
 import { kRealtimeNode } from '../plugins/broadcast.js'
 import realtime from '../plugins/realtime.js'
 import { SECRET, bearer, mint } from './auth-tokens.js'
-import { REDIS_URL, redisPrefix } from './fixtures/cluster.js'
-import { connect, getJson, postJson, refusedUpgrade, startServer } from './helpers.js'
+import { REDIS_URL, redisClient, redisPrefix } from './fixtures/cluster.js'
+import { connect, eventually, getJson, postJson, refusedUpgrade, startServer } from './helpers.js'
 
 const API_KEY = 'rate-limit-test-api-key'
 const secured = { jwtSecret: SECRET, apiKey: API_KEY, defaultPublish: ['>'], defaultSubscribe: ['>'] }
@@ -84,4 +85,115 @@ t.test("a host's own routes are not limited by RATE_LIMIT_MAX", async t => {
   for (let i = 0; i < 3; i++) t.equal((await getJson(`${url}/host`)).status, 200)
   t.equal((await postJson(`${url}/rt/api/publish`, { topic: 'a', data: 1 })).status, 200)
   t.equal((await postJson(`${url}/rt/api/publish`, { topic: 'a', data: 2 })).status, 429)
+})
+
+/** A POST to /api/publish with its response headers (postJson keeps only status and body). */
+async function publish (url: string, data: unknown, headers: Record<string, string> = {}): Promise<{ status: number, headers: Headers, body: any }> {
+  const response = await fetch(`${url}/api/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ topic: 'a', data })
+  })
+  return { status: response.status, headers: response.headers, body: await response.json() }
+}
+
+const RATE_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after']
+const rateHeaders = (headers: Headers): Array<string | null> => RATE_HEADERS.map(name => headers.get(name))
+
+for (const broker of ['memory', 'redis'] as const) {
+  t.test(`${broker}: x-ratelimit-* count down; over the limit, retry-after says when the window ends`, async t => {
+    const redis = broker === 'redis' ? { redisUrl: REDIS_URL, redisPrefix: redisPrefix(t) } : {}
+    const server = await startServer(t, { ...secured, ...redis, rateLimitMax: 3, rateLimitWindow: 60000 })
+    const erin = bearer(mint({ sub: 'erin' }))
+    const first = await publish(server.url, 1, erin)
+    t.same(rateHeaders(first.headers), ['3', '2', '60', null], 'the window starts at the first request')
+    for (const remaining of ['1', '0']) {
+      const { status, headers } = await publish(server.url, 2, erin)
+      t.equal(status, 200)
+      t.equal(headers.get('x-ratelimit-remaining'), remaining)
+      const reset = Number(headers.get('x-ratelimit-reset'))
+      t.ok(reset > 0 && reset <= 60, `reset in seconds (${reset})`)
+    }
+    const refused = await publish(server.url, 4, erin)
+    t.equal(refused.status, 429)
+    const [limit, remaining, reset, retryAfter] = rateHeaders(refused.headers)
+    t.same([limit, remaining], ['3', '0'])
+    t.equal(retryAfter, reset, 'retry-after is the window reset')
+    t.ok(Number(retryAfter) > 0 && Number(retryAfter) <= 60)
+    t.same(refused.body, {
+      statusCode: 429,
+      code: 'rate_limited',
+      error: 'Too Many Requests',
+      message: `rate limit exceeded: at most 3 requests per window; retry in ${retryAfter === '60' ? '1 minute' : `${String(retryAfter)} seconds`}`
+    })
+    t.equal(server.app[kRealtimeNode].stats.rateLimited.http, 1)
+  })
+
+  t.test(`${broker}: a fixed window: the budget is whole again once the window has passed`, async t => {
+    const redis = broker === 'redis' ? { redisUrl: REDIS_URL, redisPrefix: redisPrefix(t) } : {}
+    const server = await startServer(t, { ...redis, rateLimitMax: 1, rateLimitWindow: 300 })
+    t.equal((await publish(server.url, 1)).status, 200)
+    const refused = await publish(server.url, 2)
+    t.equal(refused.status, 429)
+    t.equal(refused.headers.get('retry-after'), '1', 'rounded up to a second')
+    t.match(refused.body.message, /retry in 1 second$/)
+    // Refused requests count but do not push the window's end back.
+    let after: Awaited<ReturnType<typeof publish>> | undefined
+    await eventually('a new window', async () => (after = await publish(server.url, 3)).status === 200)
+    t.same(rateHeaders((after as { headers: Headers }).headers).slice(0, 2), ['1', '0'], 'the new window counts from 1')
+  })
+}
+
+t.test('admin callers and unlimited routes get no x-ratelimit-* headers', async t => {
+  const server = await startServer(t, { ...secured, rateLimitMax: 1 })
+  t.same(rateHeaders((await publish(server.url, 1, { 'x-api-key': API_KEY })).headers), [null, null, null, null], 'API key')
+  t.same(rateHeaders((await publish(server.url, 1, bearer(mint({ sub: 'root', admin: true })))).headers), [null, null, null, null], 'admin token')
+  for (const path of ['/health/live', '/health/ready', '/openapi.json', '/asyncapi.json', '/client.js']) {
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${server.url}${path}`)
+      t.equal(response.status, 200, path)
+      t.same(rateHeaders(response.headers), [null, null, null, null], `${path}: not limited`)
+      await response.arrayBuffer()
+    }
+  }
+})
+
+t.test('bad credentials count against the IP, never against the user they name', async t => {
+  const server = await startServer(t, { ...secured, rateLimitMax: 2 })
+  const forged = bearer(mint({ sub: 'frank' }, { key: 'another-secret-that-is-at-least-32-bytes' }))
+  const statuses = []
+  for (let i = 0; i < 3; i++) statuses.push((await publish(server.url, i, forged)).status)
+  t.same(statuses, [401, 401, 429], 'the route answers 401 while the IP has budget left')
+  t.equal((await publish(server.url, 'frank', bearer(mint({ sub: 'frank' })))).status, 200, 'the real frank is not affected')
+})
+
+t.test('Redis failing the counter: the request is let through, without x-ratelimit-* headers', async t => {
+  const prefix = redisPrefix(t)
+  const server = await startServer(t, { ...secured, rateLimitMax: 1, redisUrl: REDIS_URL, redisPrefix: prefix })
+  // A counter of the wrong type: INCR answers WRONGTYPE, a real error from a real Redis.
+  const redis = await redisClient(t)
+  await redis.hset(`${prefix}ratelimit:user:grace`, 'not', 'a counter')
+  const grace = bearer(mint({ sub: 'grace' }))
+  for (let i = 0; i < 3; i++) {
+    const response = await publish(server.url, i, grace)
+    t.equal(response.status, 200, 'allowed, never a 500')
+    t.same(rateHeaders(response.headers), [null, null, null, null])
+  }
+  t.equal((await publish(server.url, 1, bearer(mint({ sub: 'heidi' })))).status, 200)
+  t.equal((await publish(server.url, 2, bearer(mint({ sub: 'heidi' })))).status, 429, 'other callers are still limited')
+})
+
+t.test('USER_INBOUND_RATE over HTTP: a body past the caller\'s bytes is 429; admins are exempt', async t => {
+  const server = await startServer(t, { ...secured, userInboundRate: 1024, userInboundBurst: 1024 })
+  const data = 'x'.repeat(2000)
+  const ivan = bearer(mint({ sub: 'ivan' }))
+  t.equal((await publish(server.url, data, ivan)).status, 200, 'a body larger than the burst passes once, on a full bucket')
+  const refused = await publish(server.url, data, ivan)
+  t.equal(refused.status, 429)
+  t.same(refused.body, { statusCode: 429, code: 'rate_limited', error: 'Too Many Requests', message: 'inbound byte rate exceeded: at most 1024 bytes per second per caller' })
+  t.equal(refused.headers.get('x-ratelimit-remaining'), String(server.app[kRealtimeNode].config.rateLimitMax - 2), 'counted in the window too')
+  t.equal(server.app[kRealtimeNode].stats.rateLimited.bytes, 1)
+  t.equal(server.app[kRealtimeNode].stats.rateLimited.http, 0)
+  for (let i = 0; i < 3; i++) t.equal((await publish(server.url, data, { 'x-api-key': API_KEY })).status, 200, 'API key')
+  t.equal((await getJson(`${server.url}/api/topics/a/history`, ivan)).status, 200, 'a request without a body costs no bytes')
 })
