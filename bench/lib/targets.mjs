@@ -19,11 +19,14 @@ export const OURS_ENV = {
   HEARTBEAT_TIMEOUT: '3600000',
   MESSAGE_RATE: '1000000',
   MESSAGE_BURST: '1000000',
-  RATE_LIMIT_MAX: '1000000000'
+  RATE_LIMIT_MAX: '1000000000',
+  // Every request body counts against its caller's bytes per second (1 MiB/s by default): all load comes from one caller.
+  USER_INBOUND_RATE: '1000000000',
+  USER_INBOUND_BURST: '1000000000'
 }
 
 // Variables a developer's shell may carry that would change what is measured.
-const CLEARED = ['REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'API_KEY', 'ALLOWED_ORIGINS', 'NODE_ENV', 'NODE_OPTIONS', 'PORT', 'HOST']
+export const CLEARED = ['REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'API_KEY', 'ALLOWED_ORIGINS', 'NODE_ENV', 'NODE_OPTIONS', 'PORT', 'HOST']
 
 export const targets = {
   ours: {
