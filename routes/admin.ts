@@ -45,7 +45,7 @@ export default async function adminRoutes (app: FastifyInstance, options: RouteO
   // that run on it close with 4003.
   app.post<{ Body: RevokeBody }>('/api/revoke', {
     onRequest: adminOnly,
-    preValidation: strictBody(revokeBody),
+    ...strictBody(revokeBody),
     schema: {
       summary: 'Revoke a token on every node (admin)',
       tags: ['admin'],
@@ -63,7 +63,7 @@ export default async function adminRoutes (app: FastifyInstance, options: RouteO
 
   app.post<{ Body: DisconnectBody }>('/api/disconnect', {
     onRequest: adminOnly,
-    preValidation: strictBody(disconnectBody),
+    ...strictBody(disconnectBody),
     schema: {
       summary: "Close a user's connections on every node (admin)",
       tags: ['admin'],

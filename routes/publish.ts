@@ -49,7 +49,7 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
 
   app.post<{ Body: PublishBody }>('/api/publish', {
     ...limits,
-    preValidation: strictBody(publishBody),
+    ...strictBody(publishBody),
     schema: {
       summary: 'Publish to a topic',
       tags: ['publish'],
@@ -66,7 +66,7 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {
     ...limits,
-    preValidation: strictBody(broadcastBody),
+    ...strictBody(broadcastBody),
     schema: {
       summary: 'Publish the same data to several topics',
       tags: ['publish'],
