@@ -1,0 +1,258 @@
+// Instructions per operation, counted by valgrind's callgrind in the server process: a number that
+// repeats within a few percent from run to run where wall-clock CPU on a shared machine varies by
+// 10-30% (a window that catches a major GC or a recompile is higher: medians are reported).
+// For finding and cutting per-request work, not for the benchmark table (bench/run.mjs).
+//
+//   node bench/instructions.mjs [--only http,connect] [--targets ours,bare,raw] [--requests 5000]
+//                               [--connects 1000] [--top 30]
+//
+// Needs valgrind and `npm run build` first. Loopback only; every server it starts is killed when it ends.
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import http from 'node:http'
+import os from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
+import WebSocket from 'ws'
+import { measureWindow, requireValgrind, startUnderCallgrind, topFunctions } from './lib/callgrind.mjs'
+import { mintToken } from './lib/jwt.mjs'
+import { atStop, stopAll } from './lib/proc.mjs'
+import { targets } from './lib/targets.mjs'
+
+// The HTTP publish scenario's request, so both tools measure the same work.
+const BODY = /wrk\.body\s*=\s*'(.*)'/.exec(readFileSync(new URL('publish.lua', import.meta.url), 'utf8'))[1]
+const HTTP_CONNECTIONS = 8
+// Enough for V8 to have optimized the request path: the counts of later windows then agree.
+const HTTP_WARMUP_REQUESTS = 60_000
+const HTTP_WINDOWS = 6
+const COUNTED_WINDOWS = 4
+const CONNECTS_IN_FLIGHT = 16
+// The same number of warm-up connects whatever the round size (the default's 7 rounds of 1000).
+const CONNECT_WARMUP = 7000
+const CONNECT_MEASURED_ROUNDS = 3
+// Valgrind runs the server ~50x slower: closing a round takes seconds, and what is left of it must
+// not be counted in the next measured round.
+const SETTLE_MS = 15_000
+const TIMEOUT_MS = 300_000
+
+const SCENARIOS = {
+  http: { unit: 'request', baseline: 'bare', supports: ['ours', 'bare', 'raw'], run: httpTarget },
+  connect: { unit: 'connect', baseline: 'raw', supports: ['ours', 'raw'], run: connectTarget }
+}
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    targets: { type: 'string' },
+    requests: { type: 'string' },
+    connects: { type: 'string' },
+    top: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false }
+  }
+})
+
+if (args.help) {
+  console.log(`usage: node bench/instructions.mjs [--only http,connect] [--targets ours,bare,raw] [--requests N]
+       [--connects N] [--top N]
+  Runs each target under valgrind --tool=callgrind and counts the server's instructions per operation.
+  --only       scenarios (default both): http = POST /api/publish (${HTTP_WARMUP_REQUESTS} warm-up requests, then
+               ${HTTP_WINDOWS} windows; the median of the last ${COUNTED_WINDOWS} is reported); connect = websocket connects with an
+               HS256 JWT, counted at the welcome frame (rounds, ${CONNECT_WARMUP}+ warm-up connects, then ${CONNECT_MEASURED_ROUNDS} measured rounds, median)
+  --targets    servers (default: ours and the scenario's baseline, bare Fastify for http, raw ws for connect)
+  --requests   requests per http window (default 5000)
+  --connects   connects per round (default 1000)
+  --top N      also list our server's N costliest functions by self instructions per operation (default 30);
+               names JIT code with node --perf-basic-prof on every target, which adds to GC-heavy counts: --top 0 counts without it`)
+  process.exit(0)
+}
+
+function positive (name, raw, fallback, zero = false) {
+  if (raw === undefined) return fallback
+  const value = Number(raw)
+  if (!Number.isSafeInteger(value) || value < (zero ? 0 : 1)) throw new Error(`--${name} must be a ${zero ? 'non-negative' : 'positive'} integer, got "${raw}"`)
+  return value
+}
+
+function list (name, raw, allowed) {
+  if (raw === undefined) return undefined
+  const names = raw.split(',').map(item => item.trim()).filter(Boolean)
+  for (const item of names) {
+    if (!allowed.includes(item)) throw new Error(`--${name}: unknown "${item}" (one of ${allowed.join(', ')})`)
+  }
+  return names
+}
+
+const fmt = value => Math.round(value).toLocaleString('en-US')
+
+function median (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+/** POSTs the publication `total` times over `connections` keep-alive connections; throws on any non-200. */
+async function post (url, total, connections) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
+  const failures = new Map()
+  let left = total
+  const once = () => new Promise(resolve => {
+    const req = http.request(url, {
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) }
+    }, res => {
+      res.resume()
+      res.on('end', () => {
+        if (res.statusCode !== 200) failures.set(`HTTP ${res.statusCode}`, (failures.get(`HTTP ${res.statusCode}`) ?? 0) + 1)
+        resolve()
+      })
+    })
+    req.on('error', err => {
+      failures.set(err.code ?? err.message, (failures.get(err.code ?? err.message) ?? 0) + 1)
+      resolve()
+    })
+    req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error('timed out')))
+    req.end(BODY)
+  })
+  const loop = async () => {
+    while (left-- > 0) await once()
+  }
+  await Promise.all(Array.from({ length: connections }, loop))
+  agent.destroy()
+  if (failures.size > 0) throw new Error(`POST ${url} failed: ${[...failures].map(([why, count]) => `${count} x ${why}`).join(', ')}`)
+}
+
+async function httpTarget (name, { requests, top }, dir) {
+  const server = await startUnderCallgrind(name, { dir, tag: 'http', perfMap: top > 0 })
+  try {
+    const url = `${server.url}/api/publish`
+    await post(url, HTTP_WARMUP_REQUESTS, HTTP_CONNECTIONS)
+    const windows = []
+    for (let i = 0; i < HTTP_WINDOWS; i++) windows.push(await measureWindow(server, () => post(url, requests, HTTP_CONNECTIONS)))
+    return summarize(server, windows, windows.slice(-COUNTED_WINDOWS), requests, name === 'ours' ? top : 0)
+  } catch (err) {
+    err.message += `\n${server.name} output:\n${server.output().trim()}`
+    throw err
+  } finally {
+    await server.stop()
+  }
+}
+
+/** Opens a websocket with its own user's token; resolves once the server's welcome frame arrives. */
+function connect (url, secret, user) {
+  return new Promise((resolve, reject) => {
+    const token = mintToken(secret, { sub: user, exp: Math.floor(Date.now() / 1000) + 3600 })
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` }, handshakeTimeout: TIMEOUT_MS })
+    ws.once('message', raw => {
+      const frame = JSON.parse(raw.toString())
+      if (frame.type === 'welcome') resolve(ws)
+      else reject(new Error(`first frame ${frame.type}: ${raw.toString().slice(0, 200)}`))
+    })
+    ws.on('error', reject)
+    ws.on('unexpected-response', (req, res) => reject(new Error(`upgrade answered HTTP ${res.statusCode}`)))
+  })
+}
+
+/** Closes every socket and waits until each close handshake is done. */
+async function closeAll (sockets) {
+  await Promise.all(sockets.map(ws => new Promise(resolve => {
+    ws.once('close', resolve)
+    ws.close()
+  })))
+}
+
+async function connectTarget (name, { connects, top }, dir) {
+  const secret = randomBytes(32).toString('hex')
+  const server = await startUnderCallgrind(name, { dir, tag: 'connect', env: { JWT_SECRET: secret }, perfMap: top > 0 })
+  let users = 0
+  const round = async () => {
+    const sockets = []
+    let started = 0
+    await Promise.all(Array.from({ length: CONNECTS_IN_FLIGHT }, async () => {
+      while (started++ < connects) sockets.push(await connect(server.wsUrl, secret, `cg-user-${users++}`))
+    }))
+    return sockets
+  }
+  try {
+    for (let i = 0; i < warmupRounds(connects); i++) await closeAll(await round())
+    const windows = []
+    for (let i = 0; i < CONNECT_MEASURED_ROUNDS; i++) {
+      await sleep(Math.max(SETTLE_MS, connects * 15))
+      let sockets = []
+      windows.push(await measureWindow(server, async () => { sockets = await round() }))
+      await closeAll(sockets)
+    }
+    return summarize(server, windows, windows, connects, name === 'ours' ? top : 0)
+  } catch (err) {
+    err.message += `\n${server.name} output:\n${server.output().trim()}`
+    throw err
+  } finally {
+    await server.stop()
+  }
+}
+
+function warmupRounds (connects) {
+  return Math.max(2, Math.ceil(CONNECT_WARMUP / connects))
+}
+
+function summarize (server, windows, counted, operations, top) {
+  return {
+    label: server.name,
+    windows: windows.map(window => window.instructions / operations),
+    perOperation: median(counted.map(window => window.instructions / operations)),
+    top: top > 0 ? topFunctions(counted.flatMap(window => window.files), operations * counted.length, server.pid, top) : []
+  }
+}
+
+async function main () {
+  const options = {
+    requests: positive('requests', args.requests, 5000),
+    connects: positive('connects', args.connects, 1000),
+    top: positive('top', args.top, 30, true)
+  }
+  const only = list('only', args.only, Object.keys(SCENARIOS)) ?? Object.keys(SCENARIOS)
+  const chosen = list('targets', args.targets, ['ours', 'bare', 'raw'])
+  requireValgrind()
+  if (!existsSync(targets.ours.script)) throw new Error(`${targets.ours.script} is missing: run npm run build first`)
+  const dir = mkdtempSync(join(os.tmpdir(), 'bench-instructions-'))
+  atStop(() => rmSync(dir, { recursive: true, force: true }))
+  console.log(`callgrind: instructions of the server process (all its threads) per operation; node ${process.version}`)
+  // Every target runs with the same flags, so that the ratios stay fair.
+  if (options.top > 0) console.log('(every server runs with --perf-basic-prof, to name JIT code for --top: it adds to GC-heavy work; --top 0 counts without it)')
+  for (const name of only) {
+    const scenario = SCENARIOS[name]
+    const names = (chosen ?? ['ours', scenario.baseline]).filter(target => scenario.supports.includes(target))
+    const skipped = (chosen ?? []).filter(target => !scenario.supports.includes(target))
+    const per = name === 'http' ? options.requests : options.connects
+    console.log(name === 'http'
+      ? `\nhttp: POST /api/publish, ${HTTP_CONNECTIONS} keep-alive connections, ${HTTP_WARMUP_REQUESTS} warm-up requests, ${HTTP_WINDOWS} windows of ${per} (median of the last ${COUNTED_WINDOWS})`
+      : `\nconnect: websocket + HS256 JWT, ${CONNECTS_IN_FLIGHT} in flight, counted at the welcome frame; ${warmupRounds(per)} warm-up rounds, ${CONNECT_MEASURED_ROUNDS} measured rounds of ${per} (median)`)
+    if (skipped.length > 0) console.log(`  (${skipped.join(', ')}: not a ${name} target, skipped)`)
+    const results = new Map()
+    for (const target of names) {
+      const result = await scenario.run(target, options, dir)
+      results.set(target, result)
+      console.log(`  ${result.label.padEnd(13)} ${fmt(result.perOperation).padStart(9)} instr/${scenario.unit}   windows: ${result.windows.map(fmt).join(' ')}`)
+    }
+    const ours = results.get('ours')
+    for (const [target, result] of results) {
+      if (ours !== undefined && target !== 'ours') console.log(`  ours / ${result.label}: ${(ours.perOperation / result.perOperation).toFixed(3)}x (${ours.perOperation >= result.perOperation ? '+' : '-'}${fmt(Math.abs(ours.perOperation - result.perOperation))} instr/${scenario.unit})`)
+    }
+    if (ours !== undefined && ours.top.length > 0) {
+      console.log(`  ours: top ${ours.top.length} functions by self instructions per ${scenario.unit}`)
+      for (const [cost, fn] of ours.top) console.log(`  ${fmt(cost).padStart(9)}  ${fn.slice(0, 150)}`)
+    }
+  }
+}
+
+let failed = false
+try {
+  await main()
+} catch (err) {
+  failed = true
+  console.error(`bench/instructions.mjs: ${err.message}`)
+} finally {
+  await stopAll()
+}
+process.exit(failed ? 1 : 0)
