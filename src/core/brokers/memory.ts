@@ -142,7 +142,7 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
     return {
       epoch: stream.epoch,
       offset: stream.offset,
-      publications: selectHistory(stream.history.toArray(), stream.epoch, since === query.since ? query : { ...query, since })
+      publications: selectHistory(stream.history.toArray(), stream.epoch, since === query.since ? query : { since, limit: query.limit })
     }
   }
 
