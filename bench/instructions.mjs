@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
 import { measureWindow, requireValgrind, startUnderCallgrind, topFunctions } from './lib/callgrind.mjs'
+import { median } from './lib/measure.mjs'
 import { mintToken } from './lib/jwt.mjs'
 import { atStop, stopAll } from './lib/proc.mjs'
 import { targets } from './lib/targets.mjs'
@@ -84,12 +85,6 @@ function list (name, raw, allowed) {
 }
 
 const fmt = value => Math.round(value).toLocaleString('en-US')
-
-function median (values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
 
 /** POSTs the publication `total` times over `connections` keep-alive connections; throws on any non-200. */
 async function post (url, total, connections) {

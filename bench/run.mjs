@@ -13,6 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { median } from './lib/measure.mjs'
 import { stopAll } from './lib/proc.mjs'
 import { profileOursInto } from './lib/targets.mjs'
 import { connectRate } from './scenarios/connect-rate.mjs'
@@ -127,11 +128,6 @@ function gitDescribe () {
 }
 log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}, load ${machine.loadBefore.join(' ')}, commit ${machine.commit}`)
 log(`options: ${JSON.stringify(options)}, scenarios: ${selected.join(', ')}`)
-
-function median (values) {
-  const sorted = values.filter(v => typeof v === 'number').sort((a, b) => a - b)
-  return sorted.length === 0 ? null : sorted[Math.floor((sorted.length - 1) / 2)]
-}
 
 /** One row per metric, with the median over the rounds of ours and of the baseline. */
 function mergeRounds (rounds) {

@@ -48,12 +48,17 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
   })
   const auth = app.realtimeAuth
 
+  /** The caller's window on every counted response: the limit, what is left, seconds until it ends. */
+  function windowHeaders (reply: FastifyReply, remaining: number, seconds: number): void {
+    reply.header(LIMIT, max)
+    reply.header(REMAINING, remaining)
+    reply.header(RESET, seconds)
+  }
+
   /** Over RATE_LIMIT_MAX: the headers, and a 429 that leaves as {statusCode, code, error, message}. */
   function refuse (reply: FastifyReply, done: HookHandlerDoneFunction, seconds: number, scope: 'http' | 'connect'): void {
     node.stats.rateLimited[scope]++
-    reply.header(LIMIT, max)
-    reply.header(REMAINING, 0)
-    reply.header(RESET, seconds)
+    windowHeaders(reply, 0, seconds)
     reply.header(RETRY_AFTER, seconds)
     done(new HttpError(429, ErrorCode.rateLimited, `rate limit exceeded: at most ${max} requests per window; retry in ${retryIn(seconds)}`))
   }
@@ -70,9 +75,7 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
   function counted (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, key: string, window: WindowCount, now: number, scope: 'http' | 'connect'): void {
     const seconds = Math.ceil((window.resetAt - now) / 1000)
     if (window.count > max) return refuse(reply, done, seconds, scope)
-    reply.header(LIMIT, max)
-    reply.header(REMAINING, max - window.count)
-    reply.header(RESET, seconds)
+    windowHeaders(reply, max - window.count, seconds)
     budget(request, done, key)
   }
 

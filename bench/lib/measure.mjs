@@ -24,6 +24,12 @@ export async function using (resources, fn) {
   }
 }
 
+/** The median of the numbers among `values` (the lower middle one of an even count); null when there are none. */
+export function median (values) {
+  const sorted = values.filter(v => typeof v === 'number').sort((a, b) => a - b)
+  return sorted.length === 0 ? null : sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
 export function round (value, digits = 0) {
   const factor = 10 ** digits
   return Math.round(value * factor) / factor

@@ -42,7 +42,7 @@ function publicKeyAlgorithm (pem: string): Algorithm {
   throw new ConfigError('JWT_PUBLIC_KEY', `must be an RSA key (RS256) or a P-256 EC key (ES256), got ${details.type ?? 'unknown'}${details.curve === undefined ? '' : ` ${details.curve}`}`)
 }
 
-/** The verifier options (fast-jwt's, which @fastify/jwt passes through) for `key`. */
+/** fast-jwt's verifier options for `key`. */
 export function verifierOptions (key: VerificationKey): Record<string, unknown> {
   const requiredClaims = [
     ...(key.issuer === undefined ? [] : ['iss']),
