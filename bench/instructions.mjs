@@ -63,7 +63,7 @@ if (args.help) {
   --targets    servers (default: ours and the scenario's baseline, bare Fastify for http, raw ws for connect)
   --requests   requests per http window (default 5000)
   --connects   connects per round (default 1000)
-  --top N      also list our server's N costliest functions by self instructions per operation (default 30);
+  --top N      also list each server's N costliest functions by self instructions per operation (default 30);
                names JIT code with node --perf-basic-prof on every target, which adds to GC-heavy counts: --top 0 counts without it`)
   process.exit(0)
 }
@@ -125,7 +125,7 @@ async function httpTarget (name, { requests, top }, dir) {
     await post(url, HTTP_WARMUP_REQUESTS, HTTP_CONNECTIONS)
     const windows = []
     for (let i = 0; i < HTTP_WINDOWS; i++) windows.push(await measureWindow(server, () => post(url, requests, HTTP_CONNECTIONS)))
-    return summarize(server, windows, windows.slice(-COUNTED_WINDOWS), requests, name === 'ours' ? top : 0)
+    return summarize(server, windows, windows.slice(-COUNTED_WINDOWS), requests, top)
   } catch (err) {
     err.message += `\n${server.name} output:\n${server.output().trim()}`
     throw err
@@ -178,7 +178,7 @@ async function connectTarget (name, { connects, top }, dir) {
       windows.push(await measureWindow(server, async () => { sockets = await round() }))
       await closeAll(sockets)
     }
-    return summarize(server, windows, windows, connects, name === 'ours' ? top : 0)
+    return summarize(server, windows, windows, connects, top)
   } catch (err) {
     err.message += `\n${server.name} output:\n${server.output().trim()}`
     throw err
@@ -234,9 +234,11 @@ async function main () {
     for (const [target, result] of results) {
       if (ours !== undefined && target !== 'ours') console.log(`  ours / ${result.label}: ${(ours.perOperation / result.perOperation).toFixed(3)}x (${ours.perOperation >= result.perOperation ? '+' : '-'}${fmt(Math.abs(ours.perOperation - result.perOperation))} instr/${scenario.unit})`)
     }
-    if (ours !== undefined && ours.top.length > 0) {
-      console.log(`  ours: top ${ours.top.length} functions by self instructions per ${scenario.unit}`)
-      for (const [cost, fn] of ours.top) console.log(`  ${fmt(cost).padStart(9)}  ${fn.slice(0, 150)}`)
+    // Every target's list, so that ours can be read against its baseline's, function by function.
+    for (const result of results.values()) {
+      if (result.top.length === 0) continue
+      console.log(`  ${result.label}: top ${result.top.length} functions by self instructions per ${scenario.unit}`)
+      for (const [cost, fn] of result.top) console.log(`  ${fmt(cost).padStart(9)}  ${fn.slice(0, 150)}`)
     }
   }
 }

@@ -75,7 +75,9 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
   function counted (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, key: string, window: WindowCount, now: number, scope: 'http' | 'connect'): void {
     const seconds = Math.ceil((window.resetAt - now) / 1000)
     if (window.count > max) return refuse(reply, done, seconds, scope)
-    windowHeaders(reply, max - window.count, seconds)
+    // An accepted upgrade's 101 is written by ws, not through the reply: headers set here would go
+    // nowhere (three reply.header calls per connect for nothing). A refused one's 429 carries them.
+    if (scope === 'http') windowHeaders(reply, max - window.count, seconds)
     budget(request, done, key)
   }
 

@@ -2,7 +2,9 @@
 // Redis, upgrades counted too, admin callers and health probes exempt; and the HTTP side of
 // USER_INBOUND_RATE, checked in the same hook.
 import Fastify from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import t from 'tap'
+import type WebSocket from 'ws'
 import { kRealtimeNode } from '../plugins/broadcast.js'
 import realtime from '../plugins/realtime.js'
 import { SECRET, bearer, mint } from './auth-tokens.js'
@@ -53,11 +55,15 @@ t.test('anonymous callers are limited by IP, also in open mode', async t => {
 t.test('websocket upgrades count against the same budget (scope connect)', async t => {
   const server = await startServer(t, { ...secured, rateLimitMax: 2 })
   const token = mint({ sub: 'carol' })
-  await connect(t, `${server.wsUrl}?token=${token}`)
-  await connect(t, `${server.wsUrl}?token=${token}`)
+  const upgradeHeaders: IncomingHttpHeaders[] = []
+  const keepHeaders = (ws: WebSocket): void => { ws.once('upgrade', response => upgradeHeaders.push(response.headers)) }
+  await connect(t, `${server.wsUrl}?token=${token}`, {}, keepHeaders)
+  await connect(t, `${server.wsUrl}?token=${token}`, {}, keepHeaders)
+  t.same(upgradeHeaders.map(headers => headers['x-ratelimit-remaining']), [undefined, undefined], 'ws writes the 101: no window headers on it')
   const refused = await refusedUpgrade(`${server.wsUrl}?token=${token}`)
   t.equal(refused.status, 429)
   t.ok(refused.headers['retry-after'], 'retry-after')
+  t.equal(refused.headers['x-ratelimit-remaining'], '0', 'the refusal carries the window')
   t.equal(server.app[kRealtimeNode].stats.rateLimited.connect, 1)
   t.equal(server.app[kRealtimeNode].hub.counts.connections, 2)
 })
