@@ -10,7 +10,6 @@ import type { Broker } from '../src/core/broker.js'
 import { MemoryBroker } from '../src/core/brokers/memory.js'
 import { RedisBroker } from '../src/core/brokers/redis.js'
 import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
-import { parseNodeKey } from '../src/core/brokers/redis-cluster-slots.js'
 import type { Identity } from '../src/core/identity.js'
 import { RealtimeNode } from '../src/core/node.js'
 
@@ -48,8 +47,8 @@ export function createBroker (config: Config): Broker {
   const { historySize, historyTtl, historyMemoryLimit } = config
   // REDIS_CLUSTER_NODES replaces REDIS_URL: the same broker on a Redis Cluster (docs/scaling.md).
   if (config.redisClusterNodes !== undefined) {
-    const nodes = config.redisClusterNodes.map(parseNodeKey)
-    return new RedisClusterBroker({ nodes, prefix: config.redisPrefix, nodeId: config.nodeId, historySize, historyTtl })
+    // The entries as written: a URL entry carries the credentials and TLS of every connection.
+    return new RedisClusterBroker({ nodes: config.redisClusterNodes, prefix: config.redisPrefix, nodeId: config.nodeId, historySize, historyTtl })
   }
   if (config.redisUrl === undefined) return new MemoryBroker({ historySize, historyTtl, historyMemoryLimit })
   return new RedisBroker({ url: config.redisUrl, prefix: config.redisPrefix, nodeId: config.nodeId, historySize, historyTtl })

@@ -2,7 +2,7 @@
 // limits), logged when the app is ready, standalone or embedded. Never a secret.
 import type { Config } from '../src/config.js'
 import { verificationKey } from '../src/core/auth/keys.js'
-import { redactUrl } from '../src/core/brokers/redis-client.js'
+import { redactCredentials, redactUrl } from '../src/core/brokers/redis-client.js'
 import type { RealtimeOptions } from './realtime.js'
 
 export type SummaryOptions = Pick<RealtimeOptions, 'prefix' | 'broker' | 'verify' | 'verifyToken' | 'metricsRoutes'>
@@ -17,11 +17,13 @@ function authMode (config: Config, options: SummaryOptions): string {
 
 /** The one start-up line: what an operator checks first (broker, auth mode, prefix, limits). Never a secret. */
 export function startupSummary (config: Config, options: SummaryOptions): Record<string, unknown> & { broker: string, auth: string, prefix: string } {
-  const broker = options.broker !== undefined ? 'custom' : config.redisUrl !== undefined ? 'redis' : 'memory'
+  // The same choice as createBroker (plugins/broadcast.ts): REDIS_CLUSTER_NODES wins over REDIS_URL.
+  const broker = options.broker !== undefined ? 'custom' : config.redisClusterNodes !== undefined ? 'redis-cluster' : config.redisUrl !== undefined ? 'redis' : 'memory'
   return {
     node: config.nodeId,
     broker,
-    ...(config.redisUrl !== undefined && options.broker === undefined ? { redis: redactUrl(config.redisUrl), redisPrefix: config.redisPrefix } : {}),
+    ...(broker === 'redis' ? { redis: redactUrl(config.redisUrl as string), redisPrefix: config.redisPrefix } : {}),
+    ...(broker === 'redis-cluster' ? { redisCluster: (config.redisClusterNodes as string[]).map(redactCredentials).join(','), redisPrefix: config.redisPrefix } : {}),
     auth: authMode(config, options),
     apiKey: config.apiKey !== undefined,
     prefix: options.prefix ?? '/',

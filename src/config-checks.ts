@@ -3,6 +3,7 @@
 // acceptable, or throws a ConfigError that names the field and says what is wrong; src/config.ts
 // says which check each field gets.
 import { isIP } from 'node:net'
+import { parseClusterSeeds } from './core/brokers/redis-client.js'
 import { isValidPattern } from './core/topics.js'
 
 export class ConfigError extends Error {
@@ -69,14 +70,13 @@ export const redisUrl: Check<string> = (value, field) => typeof value === 'strin
   ? value
   : refuse(field, `must start with redis:// or rediss://, got ${shown(value)}`)
 
-/** REDIS_CLUSTER_NODES: seed nodes as `host:port` (IPv6 in brackets), at least one. */
+/**
+ * REDIS_CLUSTER_NODES: seed nodes as `host:port` (IPv6 in brackets) or redis[s]:// URLs with the
+ * cluster's credentials, at least one (parseClusterSeeds says what agrees with what).
+ */
 export const clusterNodes: Check<string[]> = (value, field) => {
-  if (!isTextList(value) || value.length === 0) refuse(field, `must be a comma-separated list of host:port, got ${shown(value)}`)
-  for (const node of value) {
-    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(node)
-    const port = Number(match?.[2])
-    if (match === null || port < 1 || port > 65535) refuse(field, `must be a comma-separated list of host:port, got "${node}"`)
-  }
+  if (!isTextList(value)) refuse(field, `must be a comma-separated list of host:port, got ${shown(value)}`)
+  parseClusterSeeds(value, message => refuse(field, message))
   return value
 }
 

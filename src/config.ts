@@ -17,7 +17,7 @@ export interface Config {
   host: string
   port: number
   redisUrl?: string
-  /** Seed nodes of a Redis Cluster, `host:port` (REDIS_CLUSTER_NODES); set, it replaces redisUrl. docs/scaling.md. */
+  /** Seed nodes of a Redis Cluster, `host:port` or redis[s]:// URLs with credentials (REDIS_CLUSTER_NODES); set, it replaces redisUrl. docs/scaling.md. */
   redisClusterNodes?: string[]
   /** Prefix of every Redis key and channel, so deployments and test runs can share one Redis. */
   redisPrefix: string

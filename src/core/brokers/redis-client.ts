@@ -4,6 +4,7 @@
 // outage into publishes that hang, or that land twice, long after the caller gave up.
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { BrokerUnavailableError } from '../broker.js'
+import type { ClusterNodeAddress } from './redis-cluster-slots.js'
 
 /** Fails a command that Redis has not answered within this time (a stalled or partitioned Redis). */
 export const COMMAND_TIMEOUT_MS = 5000
@@ -60,6 +61,89 @@ export function redactUrl (url: string, unparsable = 'the configured REDIS_URL')
     return parsed.toString()
   } catch {
     return unparsable
+  }
+}
+
+/**
+ * `text` with the credentials of a URL in it hidden: everything between `://` and the last `@` but the
+ * user name. Done on the text rather than a parsed URL, so that an entry no URL parser reads the way
+ * its author meant (an unescaped `/` or `#` in the password) still never shows its password.
+ */
+export function redactCredentials (text: string): string {
+  const start = text.indexOf('://') + 3
+  const at = text.lastIndexOf('@')
+  if (start < 3 || at < start) return text
+  const colon = text.indexOf(':', start)
+  const user = colon < 0 || colon > at ? '' : text.slice(start, colon + 1)
+  return `${text.slice(0, start)}${user}***${text.slice(at)}`
+}
+
+/** REDIS_CLUSTER_NODES read: where the seeds are, and how every connection to the cluster logs in. */
+export interface ClusterSeeds {
+  nodes: ClusterNodeAddress[]
+  username?: string
+  password?: string
+  /** rediss:// entries: every connection (commands, each shard's subscriber) uses TLS. */
+  tls: boolean
+}
+
+/** What the entries of REDIS_CLUSTER_NODES look like, for the error that refuses one. */
+const SEED_FORMS = 'a comma-separated list of host:port or redis[s]://[[username]:password@]host:port (no path, not even /)'
+const BARE_SEED = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/
+
+/** How one URL entry logs in: entries that carry any of it must agree on all of it. */
+interface SeedLogin { entry: string, scheme: string, username: string, password: string }
+
+/**
+ * Reads REDIS_CLUSTER_NODES entries: `host:port` (IPv6 as `[::1]:7000`) or a redis:// / rediss:// URL
+ * with optional credentials, as REDIS_URL takes. Entries with a scheme must agree on it and on the
+ * credentials; bare ones (and addresses given in code) take theirs. `refuse` gets a message that never
+ * shows a password.
+ */
+export function parseClusterSeeds (entries: ReadonlyArray<string | ClusterNodeAddress>, refuse: (message: string) => never): ClusterSeeds {
+  if (entries.length === 0) refuse(`must be ${SEED_FORMS}, got []`)
+  let login: SeedLogin | undefined
+  const nodes = entries.map(entry => {
+    if (typeof entry !== 'string') return entry
+    const seed = /^rediss?:\/\//i.test(entry) ? seedUrl(entry) : seedAddress(entry)
+    if (seed === undefined) refuse(`must be ${SEED_FORMS}, got "${redactCredentials(entry)}"`)
+    if (seed.login === undefined) return seed.node
+    login ??= seed.login
+    const differs = (['scheme', 'username', 'password'] as const).find(part => seed.login?.[part] !== login?.[part])
+    if (differs !== undefined) {
+      refuse(`entries must agree on the ${differs}: "${redactCredentials(login.entry)}" and "${redactCredentials(entry)}" do not`)
+    }
+    return seed.node
+  })
+  return {
+    nodes,
+    username: login?.username === '' ? undefined : login?.username,
+    password: login?.password === '' ? undefined : login?.password,
+    tls: login?.scheme === 'rediss:'
+  }
+}
+
+function seedAddress (entry: string): { node: ClusterNodeAddress, login?: SeedLogin } | undefined {
+  const match = BARE_SEED.exec(entry)
+  const port = Number(match?.[2])
+  if (match === null || port < 1 || port > 65535) return undefined
+  return { node: { host: match[1].replace(/^\[(.*)\]$/, '$1'), port } }
+}
+
+/** A URL entry, or undefined when it is not one a cluster seed can be (no port, a path, a query...). */
+function seedUrl (entry: string): { node: ClusterNodeAddress, login: SeedLogin } | undefined {
+  try {
+    const url = new URL(entry)
+    const port = Number(url.port)
+    // A password is written `:password@`; a user name alone would silently log in as nobody.
+    const bad = url.hostname === '' || port < 1 || url.pathname !== '' || url.search !== '' ||
+      url.hash !== '' || (url.username !== '' && url.password === '')
+    if (bad) return undefined
+    const login = { entry, scheme: url.protocol, username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }
+    return { node: { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port }, login }
+  } catch {
+    // Not a URL (a port out of range, a stray character) or a bad %-escape in the credentials.
+    return undefined
   }
 }
 

@@ -40,6 +40,11 @@ export function nodeKey ({ host, port }: ClusterNodeAddress): string {
   return `${host}:${port}`
 }
 
+/** A node's redis:// URL (an IPv6 host in brackets: unbracketed, its colons would be read as the port's). */
+export function nodeUrl ({ host, port }: ClusterNodeAddress): string {
+  return host.includes(':') ? `redis://[${host}]:${port}` : `redis://${host}:${port}`
+}
+
 /** "host:port" back to its parts; an IPv6 host may be written in brackets (REDIS_CLUSTER_NODES). */
 export function parseNodeKey (key: string): ClusterNodeAddress {
   const colon = key.lastIndexOf(':')

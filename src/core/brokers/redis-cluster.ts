@@ -16,18 +16,21 @@
 //   that same master: messages from one node then take one path (the cluster bus between two masters
 //   is one ordered link) and arrive in the order they were sent.
 // - presence and the registry: SlotSafeRegistry (redis-cluster-registry.ts).
-import { Cluster, type Redis } from 'ioredis'
+import { Cluster, type Redis, type RedisOptions } from 'ioredis'
 import { BrokerUnavailableError, type BrokerListener, type ControlMessage } from '../broker.js'
 import { RedisBrokerBase, type RedisBrokerSettings } from './redis-base.js'
-import { connectionOptions, createClient, isRefusal, probe, quit, toBrokerError } from './redis-client.js'
+import { connectionOptions, createClient, isRefusal, parseClusterSeeds, probe, quit, toBrokerError } from './redis-client.js'
 import { SlotSafeRegistry } from './redis-cluster-registry.js'
-import { keySlot, nodeKey, parseNodeKey, type ClusterNodeAddress } from './redis-cluster-slots.js'
+import { keySlot, nodeKey, nodeUrl, parseNodeKey, type ClusterNodeAddress } from './redis-cluster-slots.js'
 import type { RedisRegistry } from './redis-registry.js'
 import { defineScripts, type RunScript } from './redis-scripts.js'
 
 export interface RedisClusterBrokerOptions extends RedisBrokerSettings {
-  /** Seed nodes (REDIS_CLUSTER_NODES): the client learns the others from them. */
-  nodes: ClusterNodeAddress[]
+  /**
+   * Seed nodes: the client learns the others from them. REDIS_CLUSTER_NODES entries (`host:port`, or
+   * `redis[s]://[[username]:password@]host:port`) also carry the credentials and TLS of every connection.
+   */
+  nodes: Array<ClusterNodeAddress | string>
 }
 
 /** How often the slot map is read again, to notice a failover or a migration nobody told us about. */
@@ -62,19 +65,33 @@ export class RedisClusterBroker extends RedisBrokerBase {
   private registered = false
   private wasUp = false
   private lastConnectionError?: Error
+  /** The seeds as host:port, for messages: never the credentials. */
+  private readonly seeds: string
+  /** How every connection logs in (username, password) and whether it uses TLS. */
+  private readonly login: RedisOptions
 
-  constructor (private readonly options: RedisClusterBrokerOptions) {
+  constructor (options: RedisClusterBrokerOptions) {
     super(options)
-    this.commands = new Cluster(options.nodes, {
+    const { nodes, username, password, tls } = parseClusterSeeds(options.nodes, message => { throw new Error(`RedisClusterBroker nodes ${message}`) })
+    this.seeds = nodes.map(nodeKey).join(',')
+    // rediss://: TLS on every connection, checked against the address each one connects to (a seed by
+    // the name it was given, since the identity dnsLookup keeps names unresolved; the other nodes by
+    // the address CLUSTER SLOTS reports). A private CA is trusted with NODE_EXTRA_CA_CERTS.
+    this.login = { username, password, tls: tls ? {} : undefined }
+    this.commands = new Cluster(nodes, {
       lazyConnect: true,
       enableOfflineQueue: false,
       clusterRetryStrategy: times => Math.min(times * 100, 1000),
       slotsRefreshInterval: SLOTS_REFRESH_MS,
-      redisOptions: connectionOptions(this.connectionName('cmd'))
+      dnsLookup: tls ? (address, callback) => callback(null, address) : undefined,
+      redisOptions: { ...connectionOptions(this.connectionName('cmd')), ...this.login }
     })
     this.run = defineScripts(this.commands)
     this.registry = new SlotSafeRegistry(this.commands, { run: this.run, keys: this.keys, nodeId: options.nodeId, nodeTtl: this.nodeTtl })
-    this.commands.on('error', err => { if (!isRefusal(err)) this.lastConnectionError = err })
+    this.commands.on('error', err => {
+      const cause = nodeError(err)
+      if (!isRefusal(cause)) this.lastConnectionError = cause
+    })
     this.commands.on('ready', () => { void this.recover() })
     this.commands.on('close', () => { this.registered = false; this.updateUp() })
     // After every reading of the slot map: follow moved slots, open connections to new masters.
@@ -88,8 +105,7 @@ export class RedisClusterBroker extends RedisBrokerBase {
 
   /** Where the cluster was looked for and why it was last out of reach, for the start-up log. */
   get unreachableReason (): string {
-    const seeds = this.options.nodes.map(nodeKey).join(',')
-    return `Redis Cluster at ${seeds} (REDIS_CLUSTER_NODES): ${this.lastConnectionError?.message ?? 'no answer yet'}`
+    return `Redis Cluster at ${this.seeds} (REDIS_CLUSTER_NODES): ${this.lastConnectionError?.message ?? 'no answer yet'}`
   }
 
   /**
@@ -98,16 +114,11 @@ export class RedisClusterBroker extends RedisBrokerBase {
    */
   async start (listener: BrokerListener): Promise<void> {
     this.listener = listener
-    const timeout = this.options.connectTimeout ?? 5000
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const refusal = await Promise.race([
-      this.commands.connect().then(() => undefined, (err: Error) => isRefusal(err) ? err : undefined),
-      new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), timeout) })
-    ])
-    clearTimeout(timer)
+    const timeout = this.settings.connectTimeout ?? 5000
+    const refusal = await this.firstContact(timeout)
     if (refusal !== undefined) {
       await this.close()
-      throw new Error(`Redis Cluster (REDIS_CLUSTER_NODES) refused this node: ${refusal.message}`)
+      throw new Error(`Redis Cluster at ${this.seeds} (REDIS_CLUSTER_NODES) refused this node: ${refusal.message}`)
     }
     // Up once the control channel is subscribed on some shard; wait, within the same time, for every
     // shard, so that the first subscriptions do not meet a shard still connecting.
@@ -115,6 +126,28 @@ export class RedisClusterBroker extends RedisBrokerBase {
     if (!this.isUp) this.wasUp = true
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
     this.heartbeat.unref()
+  }
+
+  /**
+   * Connects and waits for the first verdict: connected or out of reach (undefined: the connection
+   * failed, or no answer within `timeoutMs`), or a refusal (the reply of a node that said no, such as
+   * WRONGPASS: the Cluster client reports it as the cause of its "Failed to refresh slots cache").
+   */
+  private async firstContact (timeoutMs: number): Promise<Error | undefined> {
+    return await new Promise(resolve => {
+      const finish = (refusal?: Error): void => {
+        clearTimeout(timer)
+        this.commands.off('error', onError)
+        resolve(refusal)
+      }
+      const onError = (err: Error): void => {
+        const cause = nodeError(err)
+        if (isRefusal(cause)) finish(cause)
+      }
+      const timer = setTimeout(() => finish(), timeoutMs)
+      this.commands.on('error', onError)
+      this.commands.connect().then(() => finish(), () => finish())
+    })
   }
 
   // ---- subscriptions: one connection per shard ----
@@ -175,8 +208,7 @@ export class RedisClusterBroker extends RedisBrokerBase {
   }
 
   private openShard (key: string): void {
-    const { host, port } = parseNodeKey(key)
-    const client = createClient(`redis://${host}:${port}`, this.connectionName(`sub@${key}`))
+    const client = createClient(nodeUrl(parseNodeKey(key)), this.connectionName(`sub@${key}`), this.login)
     const shard: Shard = { key, client, live: false, losses: 0 }
     this.shards.set(key, shard)
     client.on('error', () => {})
@@ -370,6 +402,12 @@ export class RedisClusterBroker extends RedisBrokerBase {
     const deadline = Date.now() + timeoutMs
     while (!condition() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
   }
+}
+
+/** The node's reply behind a Cluster client's "Failed to refresh slots cache" (its lastNodeError). */
+function nodeError (err: Error): Error {
+  const cause = (err as { lastNodeError?: unknown }).lastNodeError
+  return cause instanceof Error ? cause : err
 }
 
 function isMoved (err: unknown): boolean {
