@@ -18,6 +18,7 @@ const API_KEY = 'redis-cluster-test-api-key'
 const adminHeaders = { 'x-api-key': API_KEY }
 const prefix = (): string => `rt-test-${randomBytes(6).toString('hex')}:`
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+const metricsText = async (url: string): Promise<string> => await (await fetch(`${url}/metrics`)).text()
 
 async function broker (t: Test, cluster: RedisClusterFixture, keyPrefix: string, nodeId: string, listener: BrokerListener = new RecordingListener(nodeId)): Promise<RedisClusterBroker> {
   const started = new RedisClusterBroker({ nodes: cluster.nodes, prefix: keyPrefix, nodeId, historySize: 100, historyTtl: 300 })
@@ -145,12 +146,14 @@ t.test('a master that dies: its topics answer 503, the other shards keep serving
   for (const port of alive) t.equal(await publish(topics.get(port) as string, 2), 200, `master ${port} still serves`)
   const ready = await getJson(`${server.url}/health/ready`)
   t.same(ready, { status: 200, body: { status: 'ready', unavailableShards: [`127.0.0.1:${dead}`] } }, 'ready, naming the shard that is down')
+  t.match(await metricsText(server.url), /^realtime_broker_unavailable_shards 1$/m, 'counted for alerts')
   t.match(await reader.request({ type: 'history', topic: doomed }), { type: 'error', code: 'unavailable' }, 'its history too')
 
   await cluster.start(dead)
   await cluster.settled()
   await eventually('the shard is back', async () => await publish(doomed, 3) === 200, 15000)
   t.same(await getJson(`${server.url}/health/ready`), { status: 200, body: { status: 'ready' } })
+  t.match(await metricsText(server.url), /^realtime_broker_unavailable_shards 0$/m)
   for (const port of alive) {
     const topic = topics.get(port) as string
     t.same(reader.messages(topic).map(f => f.data.i), [1, 2], `${topic}: every publication, once`)
