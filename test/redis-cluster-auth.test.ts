@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
+import { kRealtimeNode } from '../plugins/broadcast.js'
+import type { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import { mint, SECRET } from './auth-tokens.js'
 import { connect, getJson, postJson, startServer } from './helpers.js'
 import { startCluster, type SpawnedNode } from './fixtures/cluster.js'
@@ -103,5 +105,7 @@ t.test('TLS checks the certificate: a CA this process does not trust leaves the 
   // This test process has no NODE_EXTRA_CA_CERTS for the throwaway CA, so its nodes' certificates fail.
   const server = await startServer(t, { redisClusterNodes: seeds(tlsCluster, 'rediss', ESCAPED, 'localhost').split(','), redisPrefix: prefix(), apiKey: API_KEY })
   t.match(await getJson(`${server.url}/health/ready`), { status: 503, body: { status: 'broker unavailable' } })
+  const broker = server.app[kRealtimeNode].broker as RedisClusterBroker
+  t.match(broker.unreachableReason, /^Redis Cluster at localhost:\d+,.* \(REDIS_CLUSTER_NODES\): .* \(localhost:\d+: self-signed certificate in certificate chain\)$/, 'the start-up warning says why')
   t.equal((await postJson(`${server.url}/api/publish`, { topic: 'x', data: 1 }, adminHeaders)).status, 503, 'publishes refused')
 })

@@ -65,14 +65,18 @@ export class RedisClusterBroker extends RedisBrokerBase {
   private registered = false
   private wasUp = false
   private lastConnectionError?: Error
+  /** Why a plain connection to the first seed failed at start (diagnose()), until the cluster is ready. */
+  private seedFailure?: string
   /** The seeds as host:port, for messages: never the credentials. */
   private readonly seeds: string
+  private readonly seedNodes: ClusterNodeAddress[]
   /** How every connection logs in (username, password) and whether it uses TLS. */
   private readonly login: RedisOptions
 
   constructor (options: RedisClusterBrokerOptions) {
     super(options)
     const { nodes, username, password, tls } = parseClusterSeeds(options.nodes, message => { throw new Error(`RedisClusterBroker nodes ${message}`) })
+    this.seedNodes = nodes
     this.seeds = nodes.map(nodeKey).join(',')
     // rediss://: TLS on every connection, checked against the address each one connects to (a seed by
     // the name it was given, since the identity dnsLookup keeps names unresolved; the other nodes by
@@ -92,7 +96,10 @@ export class RedisClusterBroker extends RedisBrokerBase {
       const cause = nodeError(err)
       if (!isRefusal(cause)) this.lastConnectionError = cause
     })
-    this.commands.on('ready', () => { void this.recover() })
+    this.commands.on('ready', () => {
+      this.seedFailure = undefined
+      void this.recover()
+    })
     this.commands.on('close', () => { this.registered = false; this.updateUp() })
     // After every reading of the slot map: follow moved slots, open connections to new masters.
     this.commands.on('refresh', () => { if (this.listener !== undefined && !this.closing) void this.rehome() })
@@ -105,7 +112,8 @@ export class RedisClusterBroker extends RedisBrokerBase {
 
   /** Where the cluster was looked for and why it was last out of reach, for the start-up log. */
   get unreachableReason (): string {
-    return `Redis Cluster at ${this.seeds} (REDIS_CLUSTER_NODES): ${this.lastConnectionError?.message ?? 'no answer yet'}`
+    const seedFailure = this.seedFailure === undefined ? '' : ` (${nodeKey(this.seedNodes[0])}: ${this.seedFailure})`
+    return `Redis Cluster at ${this.seeds} (REDIS_CLUSTER_NODES): ${this.lastConnectionError?.message ?? 'no answer yet'}${seedFailure}`
   }
 
   /**
@@ -123,7 +131,10 @@ export class RedisClusterBroker extends RedisBrokerBase {
     // Up once the control channel is subscribed on some shard; wait, within the same time, for every
     // shard, so that the first subscriptions do not meet a shard still connecting.
     await this.until(() => this.isUp && [...this.shards.values()].every(shard => shard.live), timeout)
-    if (!this.isUp) this.wasUp = true
+    if (!this.isUp) {
+      this.wasUp = true
+      await this.diagnose()
+    }
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
     this.heartbeat.unref()
   }
@@ -148,6 +159,28 @@ export class RedisClusterBroker extends RedisBrokerBase {
       this.commands.on('error', onError)
       this.commands.connect().then(() => finish(), () => finish())
     })
+  }
+
+  /**
+   * Out of reach at start, the Cluster client can only say "Connection is closed.": its slot-refresh
+   * connections drop their own errors, such as a TLS certificate that fails the check or a refused
+   * connection. One plain connection to the first seed, with the same login and TLS, says which, for
+   * the start-up warning (unreachableReason; the Cluster client's own errors go on replacing its
+   * lastConnectionError, so this is kept apart).
+   */
+  private async diagnose (): Promise<void> {
+    const client = createClient(nodeUrl(this.seedNodes[0]), this.connectionName('diagnose'), { ...this.login, retryStrategy: () => null })
+    // The socket's own error (the certificate check, ECONNREFUSED) comes as an event; connect() then
+    // rejects with only "Connection is closed.".
+    let socketError: Error | undefined
+    client.on('error', (err: Error) => { socketError ??= err })
+    try {
+      await client.connect()
+    } catch (err) {
+      this.seedFailure = (socketError ?? err as Error).message
+    } finally {
+      client.disconnect()
+    }
   }
 
   // ---- subscriptions: one connection per shard ----
