@@ -4,7 +4,7 @@
 import t from 'tap'
 import { createBroker } from '../plugins/broadcast.js'
 import { ConfigError, configWith, loadConfig } from '../src/config.js'
-import { parseClusterSeeds, redactCredentials } from '../src/core/brokers/redis-client.js'
+import { parseClusterSeeds, redactCredentials, redactUrl } from '../src/core/brokers/redis-client.js'
 import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 
 const fail = (message: string): never => { throw new Error(message) }
@@ -69,6 +69,15 @@ t.test('redactCredentials hides everything between :// and the last @ but the us
   t.equal(redactCredentials('redis://app:p@ss:w@a:1'), 'redis://app:***@a:1')
   t.equal(redactCredentials('redis://token@a:1'), 'redis://***@a:1')
   t.equal(redactCredentials('user@a:1'), 'user@a:1', 'no scheme: not a URL, nothing to hide')
+})
+
+t.test('redactUrl (REDIS_URL, MQTT_URL) never shows a password, also one the URL parser misreads', async t => {
+  t.equal(redactUrl('redis://:hunter2@h:6379'), 'redis://:***@h:6379')
+  t.equal(redactUrl('redis://h:6379/0'), 'redis://h:6379/0')
+  t.equal(redactUrl('mqtt://bridge:pw@h:1883'), 'mqtt://bridge:***@h:1883')
+  t.equal(redactUrl('redis://u:12/secret@h:6379'), 'redis://u:***@h:6379', 'an unescaped / ends the host: "u:12" read as host and port')
+  t.equal(redactUrl('redis://u:12?x=secret@h:6379'), 'redis://u:***@h:6379', 'an unescaped ? makes the rest a query')
+  t.equal(redactUrl('not a url'), 'the configured REDIS_URL')
 })
 
 t.test('set, it selects the cluster broker, even with REDIS_URL set', async t => {

@@ -58,7 +58,9 @@ export function redactUrl (url: string, unparsable = 'the configured REDIS_URL')
   try {
     const parsed = new URL(url)
     if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
+    // A password the parser reads as something else (an unescaped `/` or `?` in it makes the rest a
+    // path or a query, and `u` the host) still leaves its `@` in the text: hidden there.
+    return parsed.username === '' && parsed.password === '' ? redactCredentials(parsed.toString()) : parsed.toString()
   } catch {
     return unparsable
   }
