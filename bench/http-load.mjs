@@ -4,34 +4,25 @@
 import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { Histogram } from './lib/histogram.mjs'
+import { PUBLISH_BODY, postStatus } from './lib/http.mjs'
 
 const [url, connections = '32', duration = '10'] = process.argv.slice(2)
-const body = '{"topic":"public.bench.nobody","data":{"hello":"world","n":42}}'
 const agent = new http.Agent({ keepAlive: true, maxSockets: Number(connections) })
 const histogram = new Histogram()
 const deadline = performance.now() + Number(duration) * 1000
 let requests = 0
 let errors = 0
 
-function once () {
-  return new Promise(resolve => {
-    const started = performance.now()
-    const req = http.request(url, {
-      method: 'POST',
-      agent,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-    }, res => {
-      res.resume()
-      res.on('end', () => {
-        histogram.record(performance.now() - started)
-        if (res.statusCode === 200) requests++
-        else errors++
-        resolve()
-      })
-    })
-    req.on('error', () => { errors++; resolve() })
-    req.end(body)
-  })
+async function once () {
+  const started = performance.now()
+  try {
+    const status = await postStatus(url, PUBLISH_BODY, agent)
+    histogram.record(performance.now() - started)
+    if (status === 200) requests++
+    else errors++
+  } catch {
+    errors++
+  }
 }
 
 async function loop () {

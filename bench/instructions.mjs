@@ -8,7 +8,7 @@
 //
 // Needs valgrind and `npm run build` first. Loopback only; every server it starts is killed when it ends.
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -16,13 +16,12 @@ import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
 import { measureWindow, requireValgrind, startUnderCallgrind, topFunctions } from './lib/callgrind.mjs'
+import { PUBLISH_BODY, postStatus } from './lib/http.mjs'
 import { median } from './lib/measure.mjs'
 import { mintToken } from './lib/jwt.mjs'
 import { atStop, stopAll } from './lib/proc.mjs'
 import { targets } from './lib/targets.mjs'
 
-// The HTTP publish scenario's request, so both tools measure the same work.
-const BODY = /wrk\.body\s*=\s*'(.*)'/.exec(readFileSync(new URL('publish.lua', import.meta.url), 'utf8'))[1]
 const HTTP_CONNECTIONS = 8
 // Enough for V8 to have optimized the request path: the counts of later windows then agree.
 const HTTP_WARMUP_REQUESTS = 60_000
@@ -90,28 +89,15 @@ const fmt = value => Math.round(value).toLocaleString('en-US')
 async function post (url, total, connections) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
   const failures = new Map()
+  const fail = why => failures.set(why, (failures.get(why) ?? 0) + 1)
   let left = total
-  const once = () => new Promise(resolve => {
-    const req = http.request(url, {
-      method: 'POST',
-      agent,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(BODY) }
-    }, res => {
-      res.resume()
-      res.on('end', () => {
-        if (res.statusCode !== 200) failures.set(`HTTP ${res.statusCode}`, (failures.get(`HTTP ${res.statusCode}`) ?? 0) + 1)
-        resolve()
-      })
-    })
-    req.on('error', err => {
-      failures.set(err.code ?? err.message, (failures.get(err.code ?? err.message) ?? 0) + 1)
-      resolve()
-    })
-    req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error('timed out')))
-    req.end(BODY)
-  })
   const loop = async () => {
-    while (left-- > 0) await once()
+    while (left-- > 0) {
+      // The same request as the HTTP publish scenario's (bench/publish.lua), so both tools measure the same work.
+      await postStatus(url, PUBLISH_BODY, agent, TIMEOUT_MS).then(
+        status => { if (status !== 200) fail(`HTTP ${status}`) },
+        err => fail(err.code ?? err.message))
+    }
   }
   await Promise.all(Array.from({ length: connections }, loop))
   agent.destroy()

@@ -117,6 +117,7 @@ function observe (entry: Series, seconds: number): void {
   entry.count++
 }
 
+/** A series as prom-client's histogram exposes it: cumulative `_bucket`s with `le`, `+Inf`, `_sum`, `_count`. */
 function exposition (entry: Series): Array<{ labels: Record<string, string | number>, value: number, metricName: string }> {
   let cumulative = 0
   return [

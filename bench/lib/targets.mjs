@@ -26,7 +26,7 @@ export const OURS_ENV = {
 }
 
 // Variables a developer's shell may carry that would change what is measured.
-export const CLEARED = ['REDIS_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'API_KEY', 'ALLOWED_ORIGINS', 'NODE_ENV', 'NODE_OPTIONS', 'PORT', 'HOST']
+export const CLEARED = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'MQTT_URL', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'API_KEY', 'ALLOWED_ORIGINS', 'NODE_ENV', 'NODE_OPTIONS', 'PORT', 'HOST']
 
 export const targets = {
   ours: {

@@ -67,8 +67,7 @@ export class RedisClusterBroker extends RedisBrokerBase {
   private lastConnectionError?: Error
   /** Why a plain connection to the first seed failed at start (diagnose()), until the cluster is ready. */
   private seedFailure?: string
-  /** The seeds as host:port, for messages: never the credentials. */
-  private readonly seeds: string
+  /** Where the cluster is looked for; messages name them as host:port, never with the credentials. */
   private readonly seedNodes: ClusterNodeAddress[]
   /** How every connection logs in (username, password) and whether it uses TLS. */
   private readonly login: RedisOptions
@@ -77,7 +76,6 @@ export class RedisClusterBroker extends RedisBrokerBase {
     super(options)
     const { nodes, username, password, tls } = parseClusterSeeds(options.nodes, message => { throw new Error(`RedisClusterBroker nodes ${message}`) })
     this.seedNodes = nodes
-    this.seeds = nodes.map(nodeKey).join(',')
     // rediss://: TLS on every connection, checked against the address each one connects to (a seed by
     // the name it was given, since the identity dnsLookup keeps names unresolved; the other nodes by
     // the address CLUSTER SLOTS reports). A private CA is trusted with NODE_EXTRA_CA_CERTS.
@@ -108,6 +106,11 @@ export class RedisClusterBroker extends RedisBrokerBase {
   /** The shards (master "host:port") whose subscriber connection is down: their topics answer 503. */
   get unavailableShards (): string[] {
     return [...this.shards.values()].filter(shard => !shard.live).map(shard => shard.key).sort()
+  }
+
+  /** The seeds as host:port, for messages. */
+  private get seeds (): string {
+    return this.seedNodes.map(nodeKey).join(',')
   }
 
   /** Where the cluster was looked for and why it was last out of reach, for the start-up log. */
