@@ -3,8 +3,12 @@
 // 10-30% (a window that catches a major GC or a recompile is higher: medians are reported).
 // For finding and cutting per-request work, not for the benchmark table (bench/run.mjs).
 //
-//   node bench/instructions.mjs [--only http,connect] [--targets ours,bare,raw] [--requests 5000]
-//                               [--connects 1000] [--top 30]
+//   node bench/instructions.mjs [--only http,http-jwt,connect] [--targets ours,bare,raw,same-stack]
+//                               [--requests 5000] [--connects 1000] [--top 30]
+//
+// http: ours open against bare Fastify; http-jwt: every target started with JWT_SECRET and every request
+// carrying the same HS256 token, ours against the same stack by hand (bench/same-stack-server.mjs);
+// connect: ours against raw `ws` and the same stack.
 //
 // Needs valgrind and `npm run build` first. Loopback only; every server it starts is killed when it ends.
 import { randomBytes } from 'node:crypto'
@@ -18,7 +22,7 @@ import WebSocket from 'ws'
 import { measureWindow, requireValgrind, startUnderCallgrind, topFunctions } from './lib/callgrind.mjs'
 import { PUBLISH_BODY, postStatus } from './lib/http.mjs'
 import { median } from './lib/measure.mjs'
-import { mintToken } from './lib/jwt.mjs'
+import { mintToken, publisherAuthorization } from './lib/jwt.mjs'
 import { atStop, stopAll } from './lib/proc.mjs'
 import { targets } from './lib/targets.mjs'
 
@@ -36,9 +40,11 @@ const CONNECT_MEASURED_ROUNDS = 3
 const SETTLE_MS = 15_000
 const TIMEOUT_MS = 300_000
 
+const TARGETS = ['ours', 'bare', 'raw', 'same-stack']
 const SCENARIOS = {
-  http: { unit: 'request', baseline: 'bare', supports: ['ours', 'bare', 'raw'], run: httpTarget },
-  connect: { unit: 'connect', baseline: 'raw', supports: ['ours', 'raw'], run: connectTarget }
+  http: { unit: 'request', baselines: ['bare'], supports: TARGETS, run: (name, options, dir) => httpTarget(name, options, dir, false) },
+  'http-jwt': { unit: 'request', baselines: ['same-stack'], supports: TARGETS, run: (name, options, dir) => httpTarget(name, options, dir, true) },
+  connect: { unit: 'connect', baselines: ['raw', 'same-stack'], supports: ['ours', 'raw', 'same-stack'], run: connectTarget }
 }
 
 const { values: args } = parseArgs({
@@ -53,13 +59,15 @@ const { values: args } = parseArgs({
 })
 
 if (args.help) {
-  console.log(`usage: node bench/instructions.mjs [--only http,connect] [--targets ours,bare,raw] [--requests N]
-       [--connects N] [--top N]
+  console.log(`usage: node bench/instructions.mjs [--only http,http-jwt,connect] [--targets ${TARGETS.join(',')}]
+       [--requests N] [--connects N] [--top N]
   Runs each target under valgrind --tool=callgrind and counts the server's instructions per operation.
-  --only       scenarios (default both): http = POST /api/publish (${HTTP_WARMUP_REQUESTS} warm-up requests, then
-               ${HTTP_WINDOWS} windows; the median of the last ${COUNTED_WINDOWS} is reported); connect = websocket connects with an
+  --only       scenarios (default all three): http = POST /api/publish, no token (${HTTP_WARMUP_REQUESTS} warm-up requests,
+               then ${HTTP_WINDOWS} windows; the median of the last ${COUNTED_WINDOWS} is reported); http-jwt = the same with JWT_SECRET
+               set on every target and one caller's HS256 token on every request; connect = websocket connects with an
                HS256 JWT, counted at the welcome frame (rounds, ${CONNECT_WARMUP}+ warm-up connects, then ${CONNECT_MEASURED_ROUNDS} measured rounds, median)
-  --targets    servers (default: ours and the scenario's baseline, bare Fastify for http, raw ws for connect)
+  --targets    servers (default: ours and the scenario's baselines: bare Fastify for http, the same stack by hand
+               (bench/same-stack-server.mjs) for http-jwt, raw ws and the same stack for connect)
   --requests   requests per http window (default 5000)
   --connects   connects per round (default 1000)
   --top N      also list each server's N costliest functions by self instructions per operation (default 30);
@@ -86,7 +94,7 @@ function list (name, raw, allowed) {
 const fmt = value => Math.round(value).toLocaleString('en-US')
 
 /** POSTs the publication `total` times over `connections` keep-alive connections; throws on any non-200. */
-async function post (url, total, connections) {
+async function post (url, total, connections, authorization) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
   const failures = new Map()
   const fail = why => failures.set(why, (failures.get(why) ?? 0) + 1)
@@ -94,7 +102,7 @@ async function post (url, total, connections) {
   const loop = async () => {
     while (left-- > 0) {
       // The same request as the HTTP publish scenario's (bench/publish.lua), so both tools measure the same work.
-      await postStatus(url, PUBLISH_BODY, agent, TIMEOUT_MS).then(
+      await postStatus(url, PUBLISH_BODY, agent, TIMEOUT_MS, authorization).then(
         status => { if (status !== 200) fail(`HTTP ${status}`) },
         err => fail(err.code ?? err.message))
     }
@@ -104,13 +112,16 @@ async function post (url, total, connections) {
   if (failures.size > 0) throw new Error(`POST ${url} failed: ${[...failures].map(([why, count]) => `${count} x ${why}`).join(', ')}`)
 }
 
-async function httpTarget (name, { requests, top }, dir) {
-  const server = await startUnderCallgrind(name, { dir, tag: 'http', perfMap: top > 0 })
+/** `jwt`: the server verifies JWT_SECRET and every request carries one caller's token signed with it. */
+async function httpTarget (name, { requests, top }, dir, jwt) {
+  const secret = jwt ? randomBytes(32).toString('hex') : undefined
+  const authorization = jwt ? publisherAuthorization(secret) : undefined
+  const server = await startUnderCallgrind(name, { dir, tag: jwt ? 'http-jwt' : 'http', env: jwt ? { JWT_SECRET: secret } : {}, perfMap: top > 0 })
   try {
     const url = `${server.url}/api/publish`
-    await post(url, HTTP_WARMUP_REQUESTS, HTTP_CONNECTIONS)
+    await post(url, HTTP_WARMUP_REQUESTS, HTTP_CONNECTIONS, authorization)
     const windows = []
-    for (let i = 0; i < HTTP_WINDOWS; i++) windows.push(await measureWindow(server, () => post(url, requests, HTTP_CONNECTIONS)))
+    for (let i = 0; i < HTTP_WINDOWS; i++) windows.push(await measureWindow(server, () => post(url, requests, HTTP_CONNECTIONS, authorization)))
     return summarize(server, windows, windows.slice(-COUNTED_WINDOWS), requests, top)
   } catch (err) {
     err.message += `\n${server.name} output:\n${server.output().trim()}`
@@ -193,7 +204,7 @@ async function main () {
     top: positive('top', args.top, 30, true)
   }
   const only = list('only', args.only, Object.keys(SCENARIOS)) ?? Object.keys(SCENARIOS)
-  const chosen = list('targets', args.targets, ['ours', 'bare', 'raw'])
+  const chosen = list('targets', args.targets, TARGETS)
   requireValgrind()
   if (!existsSync(targets.ours.script)) throw new Error(`${targets.ours.script} is missing: run npm run build first`)
   const dir = mkdtempSync(join(os.tmpdir(), 'bench-instructions-'))
@@ -203,12 +214,12 @@ async function main () {
   if (options.top > 0) console.log('(every server runs with --perf-basic-prof, to name JIT code for --top: it adds to GC-heavy work; --top 0 counts without it)')
   for (const name of only) {
     const scenario = SCENARIOS[name]
-    const names = (chosen ?? ['ours', scenario.baseline]).filter(target => scenario.supports.includes(target))
+    const names = (chosen ?? ['ours', ...scenario.baselines]).filter(target => scenario.supports.includes(target))
     const skipped = (chosen ?? []).filter(target => !scenario.supports.includes(target))
-    const per = name === 'http' ? options.requests : options.connects
-    console.log(name === 'http'
-      ? `\nhttp: POST /api/publish, ${HTTP_CONNECTIONS} keep-alive connections, ${HTTP_WARMUP_REQUESTS} warm-up requests, ${HTTP_WINDOWS} windows of ${per} (median of the last ${COUNTED_WINDOWS})`
-      : `\nconnect: websocket + HS256 JWT, ${CONNECTS_IN_FLIGHT} in flight, counted at the welcome frame; ${warmupRounds(per)} warm-up rounds, ${CONNECT_MEASURED_ROUNDS} measured rounds of ${per} (median)`)
+    const per = name === 'connect' ? options.connects : options.requests
+    console.log(name === 'connect'
+      ? `\nconnect: websocket + HS256 JWT, ${CONNECTS_IN_FLIGHT} in flight, counted at the welcome frame; ${warmupRounds(per)} warm-up rounds, ${CONNECT_MEASURED_ROUNDS} measured rounds of ${per} (median)`
+      : `\n${name}: POST /api/publish${name === 'http-jwt' ? ' with an HS256 token (JWT_SECRET on every target)' : ', no token'}, ${HTTP_CONNECTIONS} keep-alive connections, ${HTTP_WARMUP_REQUESTS} warm-up requests, ${HTTP_WINDOWS} windows of ${per} (median of the last ${COUNTED_WINDOWS})`)
     if (skipped.length > 0) console.log(`  (${skipped.join(', ')}: not a ${name} target, skipped)`)
     const results = new Map()
     for (const target of names) {

@@ -1,6 +1,8 @@
 // The benchmark harness: runs each scenario against our built server and a baseline (a minimal raw
 // `ws` server, or a bare Fastify route for HTTP) in the same run, and reports ours as a ratio of the
-// baseline. Loopback only; every server and client process it starts is stopped when it ends.
+// baseline. HTTP publish and connect also run the same stack by hand (bench/same-stack-server.mjs:
+// @fastify/jwt, @fastify/rate-limit, @fastify/websocket), one row per baseline. Loopback only; every
+// server and client process it starts is stopped when it ends.
 //
 //   node bench/run.mjs [--quick] [--connections N] [--duration S] [--cross-subscribers S] [--rounds R]
 //                      [--only memory,fanout,fanout-wire,http,connect,crossnode] [--profile DIR] [--out FILE]
@@ -50,6 +52,9 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`usage: node bench/run.mjs [--quick] [--connections N] [--duration S] [--cross-subscribers S]
        [--rounds R] [--only ${Object.keys(SCENARIOS).join(',')}] [--profile DIR] [--out FILE]
+  http and connect compare ours with two baselines each, one row per baseline: http = ours open against
+  bare Fastify and ours with an HS256 JWT against the same stack by hand (@fastify/jwt, @fastify/rate-limit,
+  our body schema); connect = ours against raw ws and against the same stack (@fastify/websocket, @fastify/jwt)
   --quick              1000 connections, 3 s per measurement: a smoke run
   --connections N      connections for memory, fan-out and connect rate (default 10000, max ${MAX_CONNECTIONS})
   --duration S         seconds per throughput/latency measurement (default 10)

@@ -7,16 +7,15 @@ import http from 'node:http'
 export const PUBLISH_BODY = /wrk\.body\s*=\s*'(.*)'/.exec(readFileSync(new URL('../publish.lua', import.meta.url), 'utf8'))[1]
 
 /**
- * POSTs `body` (JSON text) to `url` over `agent`; resolves with the status code once the response has
- * been read, rejects on a socket error, or after `timeoutMs` when it is above 0.
+ * POSTs `body` (JSON text) to `url` over `agent`, with an `Authorization` header when `authorization`
+ * is given; resolves with the status code once the response has been read, rejects on a socket error,
+ * or after `timeoutMs` when it is above 0.
  */
-export function postStatus (url, body, agent, timeoutMs = 0) {
+export function postStatus (url, body, agent, timeoutMs = 0, authorization = undefined) {
+  const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+  if (authorization !== undefined) headers.authorization = authorization
   return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'POST',
-      agent,
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-    }, res => {
+    const req = http.request(url, { method: 'POST', agent, headers }, res => {
       res.resume()
       res.on('end', () => resolve(res.statusCode))
     })

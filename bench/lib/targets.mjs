@@ -1,5 +1,6 @@
 // The servers under test, started fresh for every measurement: ours (the built server, with every
-// limit that would get in the way raised), the raw `ws` and Socket.IO 4 baselines and the bare Fastify route.
+// limit that would get in the way raised), the raw `ws` and Socket.IO 4 baselines, the bare Fastify
+// route, and the same stack by hand (@fastify/jwt, @fastify/rate-limit, @fastify/websocket: issue 20).
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { mkdirSync } from 'node:fs'
@@ -51,6 +52,13 @@ export const targets = {
     label: 'bare Fastify',
     script: `${root}bench/bare-fastify-server.mjs`,
     env: {},
+    readyPath: '/health/live'
+  },
+  'same-stack': {
+    label: 'same stack',
+    script: `${root}bench/same-stack-server.mjs`,
+    // The limit ours runs with (the window is both servers' default, 60 s); JWT_SECRET comes per scenario.
+    env: { RATE_LIMIT_MAX: OURS_ENV.RATE_LIMIT_MAX },
     readyPath: '/health/live'
   }
 }

@@ -1,6 +1,8 @@
 // 4. Connect rate: N clients (64 attempts in flight per client process) open a websocket each,
 // presenting an HS256 JWT when our server verifies them (JWT_SECRET), and count as connected at the
-// welcome frame. Measured: connections per second of wall time, and server CPU per connection.
+// welcome frame. Measured: connections per second of wall time, and server CPU per connection, for
+// raw `ws` (bench/raw-ws-server.mjs: node:crypto HMAC), the same stack by hand
+// (bench/same-stack-server.mjs: @fastify/websocket, @fastify/jwt) and ours; ours against each.
 import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
 import { ClientPool } from '../lib/clients.mjs'
@@ -65,13 +67,15 @@ export async function connectRate ({ connections }, log) {
   if (!jwt) log('  our server does not verify JWT_SECRET yet: measuring open (token-less) connects on both')
   const options = { connections, secret: jwt ? secret : undefined }
   const raw = await measure('raw', options, log)
+  const sameStack = await measure('same-stack', options, log)
   const ours = await measure('ours', options, log)
   const scenario = `connect rate, ${connections} connections, ${jwt ? 'HS256 JWT' : 'open (no JWT)'}`
+  const rows = (baseline, baselineLabel) => [
+    { scenario, metric: 'connections per second (higher is better)', ours: round(ours.perSecond), baseline: round(baseline.perSecond), baselineLabel, better: 'higher' },
+    { scenario, metric: 'server CPU per connection (us)', ours: round(ours.cpuMicrosPerConnection), baseline: round(baseline.cpuMicrosPerConnection), baselineLabel, better: 'lower' }
+  ]
   return {
-    rows: [
-      { scenario, metric: 'connections per second (higher is better)', ours: round(ours.perSecond), baseline: round(raw.perSecond), baselineLabel: 'raw ws', better: 'higher' },
-      { scenario, metric: 'server CPU per connection (us)', ours: round(ours.cpuMicrosPerConnection), baseline: round(raw.cpuMicrosPerConnection), baselineLabel: 'raw ws', better: 'lower' }
-    ],
-    detail: { jwt, ours, raw }
+    rows: [...rows(raw, 'raw ws'), ...rows(sameStack, 'same stack: @fastify/websocket + @fastify/jwt')],
+    detail: { jwt, ours, raw, sameStack }
   }
 }

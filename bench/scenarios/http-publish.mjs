@@ -1,9 +1,15 @@
 // 3. HTTP publish throughput with no subscribers: wrk (or bench/http-load.mjs where wrk is missing)
-// POSTs small publications over keep-alive connections to our /api/publish and to a bare Fastify
-// route that only parses the JSON body and answers {ok: true}.
+// POSTs small publications over keep-alive connections to /api/publish, in two pairs measured back to back:
+// - ours open (no JWT_SECRET) against a bare Fastify route that only parses the JSON body and answers
+//   {ok: true} (bench/bare-fastify-server.mjs; the row every earlier run reported);
+// - ours with JWT_SECRET against the same stack by hand (bench/same-stack-server.mjs: @fastify/jwt,
+//   @fastify/rate-limit, our body schema, the bare route's handler), every request carrying the same
+//   HS256 token (one caller, not an admin), so that both verify it and count it against its `sub`.
 import { execFile } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { publisherAuthorization } from '../lib/jwt.mjs'
 import { round } from '../lib/measure.mjs'
 import { cpuSeconds } from '../lib/proc.mjs'
 import { profiled } from '../lib/profiler.mjs'
@@ -31,13 +37,16 @@ function toMs (text) {
   return Number(match[1]) * { us: 0.001, ms: 1, s: 1000 }[match[2]]
 }
 
-async function load (url, seconds, wrk) {
+/** `authorization`: the header every request carries, or undefined for none. */
+async function load (url, seconds, wrk, authorization) {
   if (!wrk) {
-    const { stdout } = await run(process.execPath, [LOAD, url, String(CONNECTIONS), String(seconds)], { timeout: (seconds + 30) * 1000 })
+    const args = [LOAD, url, String(CONNECTIONS), String(seconds), ...(authorization === undefined ? [] : [authorization])]
+    const { stdout } = await run(process.execPath, args, { timeout: (seconds + 30) * 1000 })
     const result = JSON.parse(stdout)
     return { requestsPerSecond: result.requests / seconds, p50: result.p50, p99: result.p99, errors: result.errors, tool: 'bench/http-load.mjs' }
   }
-  const { stdout } = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', '-s', LUA, url], { timeout: (seconds + 30) * 1000 })
+  const header = authorization === undefined ? [] : ['-H', `Authorization: ${authorization}`]
+  const { stdout } = await run('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency', ...header, '-s', LUA, url], { timeout: (seconds + 30) * 1000 })
   const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0) +
     (/Socket errors: (.*)/.exec(stdout)?.[1].match(/\d+/g) ?? []).reduce((sum, n) => sum + Number(n), 0)
   return {
@@ -49,36 +58,51 @@ async function load (url, seconds, wrk) {
   }
 }
 
-async function measure (target, duration, wrk, log) {
-  const server = await start(target)
+/**
+ * One target under load. `secret`: started with JWT_SECRET, every request carrying a token signed
+ * with it; `tag` names the measurement in the log and the profile file.
+ */
+async function measure (target, { duration, wrk, secret, tag }, log) {
+  const authorization = secret === undefined ? undefined : publisherAuthorization(secret)
+  const server = await start(target, { env: secret === undefined ? {} : { JWT_SECRET: secret } })
+  const name = `${server.name}${secret === undefined ? '' : ' (HS256 JWT)'}`
   try {
     const url = `${server.url}/api/publish`
-    await load(url, WARMUP_SECONDS, wrk)
+    await load(url, WARMUP_SECONDS, wrk, authorization)
     const cpuStart = cpuSeconds(server.pid)
-    const result = await profiled(server, 'http-publish', log, () => load(url, duration, wrk))
+    const result = await profiled(server, tag, log, () => load(url, duration, wrk, authorization))
     const cpu = cpuSeconds(server.pid) - cpuStart
     result.cpuMicrosPerRequest = cpu * 1e6 / (result.requestsPerSecond * duration)
-    log(`  ${server.name}: ${round(result.requestsPerSecond)} req/s, p50 ${round(result.p50, 2)} ms, p99 ${round(result.p99, 2)} ms, ` +
+    log(`  ${name}: ${round(result.requestsPerSecond)} req/s, p50 ${round(result.p50, 2)} ms, p99 ${round(result.p99, 2)} ms, ` +
       `server ${round(result.cpuMicrosPerRequest)} CPU-us/request, ${result.errors} errors (${result.tool})`)
-    if (result.errors > 0) throw new Error(`${server.name} answered ${result.errors} requests with errors:\n${server.output()}`)
+    if (result.errors > 0) throw new Error(`${name} answered ${result.errors} requests with errors:\n${server.output()}`)
     return result
   } finally {
     await server.stop()
   }
 }
 
+/** The three rows of one pair: ours against `baseline`. */
+function rows (scenario, ours, baseline, baselineLabel) {
+  return [
+    { scenario, metric: 'requests per second (higher is better)', ours: round(ours.requestsPerSecond), baseline: round(baseline.requestsPerSecond), baselineLabel, better: 'higher' },
+    { scenario, metric: 'server CPU per request (us)', ours: round(ours.cpuMicrosPerRequest, 1), baseline: round(baseline.cpuMicrosPerRequest, 1), baselineLabel, better: 'lower' },
+    { scenario, metric: 'latency p99 (ms)', ours: round(ours.p99, 2), baseline: round(baseline.p99, 2), baselineLabel, better: 'lower' }
+  ]
+}
+
 export async function httpPublish ({ duration }, log) {
   const wrk = await haveWrk()
-  const bare = await measure('bare', duration, wrk, log)
-  const ours = await measure('ours', duration, wrk, log)
-  const scenario = `HTTP publish, no subscribers, ${CONNECTIONS} keep-alive connections`
-  const baselineLabel = 'bare Fastify'
+  const secret = randomBytes(32).toString('hex')
+  const bare = await measure('bare', { duration, wrk, tag: 'bare' }, log)
+  const ours = await measure('ours', { duration, wrk, tag: 'http-publish' }, log)
+  const sameStack = await measure('same-stack', { duration, wrk, secret, tag: 'same-stack' }, log)
+  const oursJwt = await measure('ours', { duration, wrk, secret, tag: 'http-publish-jwt' }, log)
   return {
     rows: [
-      { scenario, metric: 'requests per second (higher is better)', ours: round(ours.requestsPerSecond), baseline: round(bare.requestsPerSecond), baselineLabel, better: 'higher' },
-      { scenario, metric: 'server CPU per request (us)', ours: round(ours.cpuMicrosPerRequest, 1), baseline: round(bare.cpuMicrosPerRequest, 1), baselineLabel, better: 'lower' },
-      { scenario, metric: 'latency p99 (ms)', ours: round(ours.p99, 2), baseline: round(bare.p99, 2), baselineLabel, better: 'lower' }
+      ...rows(`HTTP publish, no subscribers, ${CONNECTIONS} keep-alive connections`, ours, bare, 'bare Fastify'),
+      ...rows(`HTTP publish with an HS256 JWT, no subscribers, ${CONNECTIONS} keep-alive connections`, oursJwt, sameStack, 'same stack: @fastify/jwt + @fastify/rate-limit + schema')
     ],
-    detail: { ours, bare, tool: ours.tool }
+    detail: { ours, bare, oursJwt, sameStack, tool: ours.tool }
   }
 }
