@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import { WebSocket } from 'ws'
 import type { Config } from '../src/config.js'
 import { perMessageDeflate } from '../src/core/compression.js'
-import { selectSubprotocol } from '../src/core/encoding.js'
+import { loadMsgpack, MSGPACK_SUBPROTOCOL, selectSubprotocol } from '../src/core/encoding.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { ServerClose } from '../src/core/protocol.js'
 import { kRealtimeNode } from './broadcast.js'
@@ -17,6 +17,10 @@ export interface ConnectionsOptions {
 
 async function connections (app: FastifyInstance, options: ConnectionsOptions): Promise<void> {
   const node = app[kRealtimeNode]
+  // The optional @msgpack/msgpack, imported once here so that no message waits for it.
+  if (!await loadMsgpack()) {
+    app.log.info(`${MSGPACK_SUBPROTOCOL} is not offered: the optional package "@msgpack/msgpack" is not installed (npm install @msgpack/msgpack)`)
+  }
   const drain = async (): Promise<void> => {
     // While closing, Fastify answers every request with 503 on a fast path that skips the hooks,
     // including the onResponse hook where @fastify/websocket destroys a refused upgrade's socket. A

@@ -1,7 +1,14 @@
-// Prometheus metrics (docs/protocol.md §8): fastify-metrics for the HTTP and process metrics, plus the
-// realtime ones read from the node's plain counters and latency histograms (src/core/stats.ts) at
-// scrape time: nothing of this plugin runs on the hot path, and nothing is plugged into the node. Everything lives in a registry
-// of this app's own: fastify-metrics' default global registry breaks a second app in one process.
+// Prometheus metrics (docs/protocol.md §8): fastify-metrics for the HTTP route histogram and the
+// process metrics, plus the realtime ones read from the node's plain counters and latency histograms
+// (src/core/stats.ts) at scrape time: nothing of ours runs on the hot path, and nothing is plugged
+// into the node.
+//
+// Where they live:
+// - a host that registered fastify-metrics before the plugin (plugins/host-metrics.ts finds it): our
+//   realtime_* metrics go into its registry, its endpoint serves them and its route metrics time our
+//   routes; we register no fastify-metrics and serve no /metrics of our own;
+// - otherwise a registry of this app's own, with a fastify-metrics of ours feeding it (fastify-metrics'
+//   default, prom-client's global registry, breaks a second app in one process), served at /metrics.
 //
 // Two parts, because Fastify hooks apply to the context they are added in:
 // - `metrics` (fastify-plugin, the host's context): the registry as `app.realtimeMetrics`, and with
@@ -11,7 +18,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyMetricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
-import { Counter, Gauge, Registry, type Metric } from 'prom-client'
+import promClient, { Counter, Gauge, Registry, type Metric } from 'prom-client'
 import type { Config } from '../src/config.js'
 import { ForbiddenError } from '../src/core/auth/errors.js'
 import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
@@ -19,16 +26,30 @@ import type { RealtimeNode } from '../src/core/node.js'
 import { closeCodeLabel } from '../src/core/protocol.js'
 import type { LatencyHistogram } from '../src/core/stats.js'
 import { kRealtimeNode } from './broadcast.js'
-import { timeHttpRoutes } from './http-metrics.js'
+import { findHostMetrics, OWN_DECORATOR, type HostMetrics } from './host-metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * This app's Prometheus registry (GET /metrics renders it). With `metrics: false` it still holds
-     * the realtime_* metrics, for a host that serves them from its own endpoint or listener.
+     * The Prometheus registry holding the realtime_* metrics: the host's fastify-metrics registry when
+     * the host registered fastify-metrics first, else this app's own (GET /metrics renders it). With
+     * `metrics: false` it is always our own, for a host that serves it from its own endpoint or listener.
      */
     realtimeMetrics: Registry
   }
+}
+
+/** The decorator (not typed on FastifyInstance: internal) by which the two parts share MetricsState. */
+const kMetricsState = Symbol('fastify-realtime metrics state')
+
+/** What the two parts share. */
+interface MetricsState {
+  /** The host's fastify-metrics carries our metrics: no fastify-metrics and no /metrics of ours. */
+  host: HostMetrics | undefined
+  /** GET /metrics' full URL (prefix included), set just before the route is added. */
+  url?: string
+  /** Whether GET `url` was added, ours being the first: another one is a clash. */
+  routed: boolean
 }
 
 /**
@@ -127,24 +148,89 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   mirroredHistogram(registry, 'realtime_delivery_lag_seconds', "from a publication's ts to its local fan-out", stats.deliveryLag)
 }
 
+/** prom-client's default buckets, which fastify-metrics' histogram gets when given none; pinned here. */
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
 /**
- * fastify-metrics on `app`: it times the routes of the context it is registered in (its hooks are
- * that context's), and collects the process metrics. By default it times only the routes registered
- * after it (an onRoute hook lists them); `everyRoute` times every request of the context instead,
- * including the routes a host registered before the plugin (and, as route="__unknown__", requests no
- * route matched).
+ * fastify-metrics on `app`, into `registry`: the process metrics, and the route histogram
+ * `http_request_duration_seconds` (method, route, status_code) for the routes of the context it is
+ * registered in (its hooks are that context's). By default it times only the routes registered after
+ * it (its onRoute hook lists them); `everyRoute` times every request of the context instead, the
+ * routes a host registered before the plugin included, and requests no route matched as
+ * route="__unknown__". No summary: a t-digest per request, measured expensive.
  */
-async function registerHttpMetrics (app: FastifyInstance, registry: Registry, everyRoute = false): Promise<void> {
+async function registerFastifyMetrics (app: FastifyInstance, registry: Registry, everyRoute: boolean): Promise<void> {
   await app.register(fastifyMetrics, {
-    // Our own decorator name and route, so a host's fastify-metrics (decorated `metrics`) stays intact.
-    name: 'realtimeHttpMetrics',
+    // Our own decorator name, so a host's fastify-metrics (decorated `metrics`) stays intact.
+    name: OWN_DECORATOR,
     endpoint: null,
+    // Our prom-client, whose classes build the metrics of `registry`, rather than the one
+    // fastify-metrics would look for (it prefers @platformatic/prom-client when installed).
+    promClient,
     defaultMetrics: { enabled: true, register: registry },
-    // The route histogram is timeHttpRoutes' (plugins/http-metrics.ts): the same series for a fraction
-    // of the cost per request. (fastify-metrics' summary, a t-digest per request, was dropped earlier.)
-    routeMetrics: { enabled: false }
+    routeMetrics: {
+      enabled: { histogram: true, summary: false },
+      registeredRoutesOnly: !everyRoute,
+      overrides: {
+        histogram: { registers: [registry], buckets: BUCKETS },
+        // fastify-metrics builds the summary even when it is disabled, by default into prom-client's
+        // global registry, where a second app would collide with the first: no registry at all.
+        summary: { registers: [] }
+      }
+    }
   })
-  timeHttpRoutes(app, registry, everyRoute)
+}
+
+/**
+ * Adds the realtime_* metrics to the host's registry, and takes them out again when the app closes
+ * (prom-client's global registry outlives the app: a new app in the same process must find it free).
+ */
+function shareWithHost (app: FastifyInstance, config: Config, host: HostMetrics, options: MetricsOptions): void {
+  const { registry } = host
+  try {
+    realtimeMetrics(registry, app[kRealtimeNode])
+  } catch (error) {
+    throw new Error(`fastify-realtime: cannot add the realtime_* metrics to the registry of the host's fastify-metrics (app.${host.decorator}): ` +
+      `${(error as Error).message} Another fastify-realtime app in this process shares that registry (prom-client's global one); ` +
+      'register this one with metrics: false and serve app.realtimeMetrics yourself (docs/operations.md).', { cause: error })
+  }
+  // The MQTT bridge adds realtime_mqtt_* later: every realtime_* metric is ours.
+  app.addHook('onClose', async () => {
+    for (const metric of registry.getMetricsAsArray()) {
+      if (metric.name.startsWith('realtime_')) registry.removeSingleMetric(metric.name)
+    }
+  })
+  app.log.info(`metrics: the realtime_* metrics are in the registry of the host's fastify-metrics (app.${host.decorator}), which serves them and times the HTTP routes; no /metrics of ours`)
+  if (config.metricsAuth) {
+    app.log.warn(`METRICS_AUTH has no effect: the host's fastify-metrics (app.${host.decorator}) serves the metrics from its own endpoint; protect that one.`)
+  }
+  if (options.httpRoutes === 'all') {
+    app.log.warn(`metricsRoutes: 'all' has no effect: the host's fastify-metrics (app.${host.decorator}) decides which routes it times.`)
+  }
+}
+
+/**
+ * When we serve /metrics, a fastify-metrics the host registers after the plugin cannot share it:
+ * Fastify's own error for a second GET /metrics names neither, so our onRoute hook (it runs before the
+ * route is added) refuses it with the fix; under another URL it works beside ours, which we warn about.
+ */
+function guardLateHost (app: FastifyInstance, state: MetricsState): void {
+  app.addHook('onRoute', route => {
+    // (Not told apart by handler: @fastify/websocket's onRoute hook wraps every route's.)
+    if (state.url === undefined || route.url !== state.url || ![route.method].flat().includes('GET')) return
+    if (!state.routed) state.routed = true
+    else {
+      throw new Error(`fastify-realtime already serves GET ${state.url}. If this is fastify-metrics, register it before fastify-realtime: ` +
+        'the realtime_* metrics then go into its registry and the plugin serves no /metrics of its own (docs/operations.md); ' +
+        'or register fastify-realtime with a prefix, or with metrics: false.')
+    }
+  })
+  app.addHook('onReady', async () => {
+    const late = findHostMetrics(app)
+    if (late === undefined || state.url === undefined) return
+    app.log.warn(`fastify-metrics (app.${late.decorator}) was registered after fastify-realtime: the realtime_* metrics and the realtime routes' timing are at ${state.url}, ` +
+      "apart from the host's endpoint. Register fastify-metrics before fastify-realtime to have them in one.")
+  })
 }
 
 export interface MetricsOptions {
@@ -153,10 +239,18 @@ export interface MetricsOptions {
 }
 
 async function metrics (app: FastifyInstance, options: MetricsOptions): Promise<void> {
-  const registry = new Registry()
+  const { config } = options
+  // metrics: false leaves the host's registry alone too.
+  const host = config.metrics ? findHostMetrics(app) : undefined
+  const registry = host?.registry ?? new Registry()
+  const state: MetricsState = { host, routed: false }
   app.decorate('realtimeMetrics', registry)
+  app.decorate(kMetricsState, state)
+  if (host !== undefined) return shareWithHost(app, config, host, options)
   realtimeMetrics(registry, app[kRealtimeNode])
-  if (options.config.metrics && options.httpRoutes === 'all') await registerHttpMetrics(app, registry, true)
+  if (!config.metrics) return
+  guardLateHost(app, state)
+  if (options.httpRoutes === 'all') await registerFastifyMetrics(app, registry, true)
 }
 
 export default fp(metrics, { fastify: '5.x', name: 'fastify-realtime-metrics', dependencies: ['fastify-realtime-broadcast'] })
@@ -165,13 +259,13 @@ export default fp(metrics, { fastify: '5.x', name: 'fastify-realtime-metrics', d
  * GET /metrics, and the timing of the realtime routes when only they are timed. Registered in the
  * realtime routes' context (their prefix), before the routes: fastify-plugin keeps fastify-metrics'
  * hooks in that context, so they apply to its routes and never to a host's, and its onRoute hook sees
- * the routes registered after it.
+ * the routes registered after it. Nothing when the host's fastify-metrics serves our metrics.
  */
 async function endpoint (app: FastifyInstance, options: MetricsOptions): Promise<void> {
   const { config } = options
-  if (!config.metrics) return
-  const registry = app.realtimeMetrics
-  if (options.httpRoutes === 'realtime') await registerHttpMetrics(app, registry)
+  const state = (app as unknown as Record<symbol, MetricsState>)[kMetricsState]
+  if (!config.metrics || state.host !== undefined) return
+  if (options.httpRoutes === 'realtime') await registerFastifyMetrics(app, app.realtimeMetrics, false)
   if (config.metricsAuth && !app.realtimeAuth.enforced && config.apiKey === undefined) {
     app.log.warn('METRICS_AUTH is set, but the server runs open without API_KEY: everyone is admin, so GET /metrics stays open. Set API_KEY or a JWT key.')
   }
@@ -181,9 +275,11 @@ async function endpoint (app: FastifyInstance, options: MetricsOptions): Promise
     const identity = await app.realtimeAuth.authenticate(request)
     if (!identity.admin) throw new ForbiddenError('admin only: use the API key or an admin token')
   }
-  app.get('/metrics', { logLevel: 'warn', onRequest: config.metricsAuth ? adminOnly : undefined }, async (_request, reply) => {
+  const registry = app.realtimeMetrics
+  state.url = `${app.prefix}/metrics`
+  app.get('/metrics', { logLevel: 'warn', config: { rateLimit: false }, onRequest: config.metricsAuth ? adminOnly : undefined }, async (_request, reply) => {
     reply.type(registry.contentType)
-    return registry.metrics()
+    return await registry.metrics()
   })
 }
 

@@ -2,7 +2,8 @@
 // from the MQTT_* settings, starts it with the app, decorates `realtimeMqtt` (readiness reports it),
 // adds its metrics to the app's realtime registry, and ends its MQTT session when the app closes. The
 // umbrella plugin registers it when MQTT_URL is set; a host may register it itself after `realtime`,
-// with the mqtt* options, which pass the same checks as the environment variables.
+// with the mqtt* options, which pass the same checks as the environment variables. The `mqtt` package
+// is an optional dependency, imported only here: registering without it fails with one line saying so.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, type Registry } from 'prom-client'
@@ -58,7 +59,8 @@ async function mqttBridge (app: FastifyInstance, options: MqttBridgeOptions): Pr
   const { config: given, ...fields } = options
   const config = configWith({ ...(given ?? node.config), ...fields })
   if (config.mqttUrl === undefined) throw new Error('fastify-realtime: the MQTT bridge needs mqttUrl (MQTT_URL)')
-  const bridge = new MqttBridge(node, {
+  // Imports the optional `mqtt` package: a clear error here when it is not installed.
+  const bridge = await MqttBridge.create(node, {
     url: config.mqttUrl,
     subscribe: config.mqttSubscribe,
     publish: config.mqttPublish,

@@ -1,28 +1,43 @@
-// HTTP rate limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW ms) and inbound byte budget (USER_INBOUND_RATE)
-// for the realtime routes: keyed by the caller (the token's `sub`, else the client IP), counted in
-// Redis when the broker is Redis so that every node shares the budget (src/core/http-rate-limit.ts).
-// Websocket upgrades count against the same budget (scope `connect`); admin callers are exempt.
-// Registered inside the routes' context, so a host's own routes are not limited by it.
+// HTTP rate limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW ms) on @fastify/rate-limit, and the inbound
+// byte budget (USER_INBOUND_RATE) for the realtime routes. Keyed by the caller (the token's `sub`,
+// else the client IP), counted in Redis when the broker is Redis so that every node shares the budget.
+// Websocket upgrades count against the same budget (stat scope `connect`); real admins are exempt.
+// Registered inside the routes' context: a host's own routes are not limited by it.
 //
-// One callback-style preHandler per request does it all (caller, window, headers, byte budget): the
-// @fastify/rate-limit plugin it replaces, with a second async hook for the budget, cost ~3-4 µs of a
-// ~37 µs HTTP publish (performance issue 13).
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preHandlerHookHandler } from 'fastify'
+// A host's own @fastify/rate-limit (its default `global: true`) does not apply to the routes limited
+// here, in either registration order: each caller is counted once, by RATE_LIMIT_MAX, and only our
+// x-ratelimit-* headers are written (docs/protocol.md §4, "Rate limit"). How, given that every
+// registration of the plugin reads the same `config.rateLimit` of a route:
+// - our routes are declared with LIMITED_ROUTE: `rateLimit: false`, which a host's registration reads
+//   when it runs first (its onRoute hook is inherited, and runs before any hook of ours);
+// - in this context, a hook of ours then clears that `false` before our own registration's onRoute
+//   hook reads it, so ours puts its global limit on the route.
+// A host's registration made after ours never sees our routes (they exist already). A limiter a host
+// adds as a hook of its own (`app.addHook('onRequest', app.rateLimit(...))`) does run on them: its
+// 429 leaves in the API's error shape, with code rate_limited (routes/errors.ts).
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyRequest, preHandlerHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { HttpError } from '../routes/errors.js'
 import type { Config } from '../src/config.js'
 import { RedisBrokerBase } from '../src/core/brokers/redis-base.js'
-import { MemoryWindowStore, RedisWindowStore, retryIn, type WindowCount, type WindowStore } from '../src/core/http-rate-limit.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { ErrorCode } from '../src/core/protocol.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** `false`: the route is under neither the HTTP rate limit nor the byte budget (probes, documents). */
-    rateLimit?: false
+    /** Set by LIMITED_ROUTE: the route is under RATE_LIMIT_MAX and the byte budget, and no one else's limit. */
+    realtimeRateLimit?: true
   }
 }
+
+/**
+ * The `config` of a route under RATE_LIMIT_MAX and USER_INBOUND_RATE, and under no host-wide limiter.
+ * A route under no limit at all, ours or a host's (probes, metrics, documents), has `rateLimit: false`
+ * alone; one with neither is under ours, and under a host's global limit registered before us.
+ */
+export const LIMITED_ROUTE = Object.freeze({ rateLimit: false, realtimeRateLimit: true } as const)
 
 export interface RateLimitOptions {
   config: Config
@@ -30,92 +45,91 @@ export interface RateLimitOptions {
   node: RealtimeNode
 }
 
-const LIMIT = 'x-ratelimit-limit'
-const REMAINING = 'x-ratelimit-remaining'
-const RESET = 'x-ratelimit-reset'
-const RETRY_AFTER = 'retry-after'
+/** Callers the in-memory counters hold at most (an LRU): ~15 MB. */
+export const MAX_MEMORY_WINDOWS = 100_000
+
+/**
+ * The key of real admins, on the limiter's allow list. Never a caller's key (those are `user:…` or
+ * `ip:…`), so the allow list needs no second identity lookup.
+ */
+const EXEMPT = 'admin'
+
+/**
+ * The Redis connection that holds the counters: the broker's command connection (one Redis or a
+ * Cluster: @fastify/rate-limit's script has one key, so it runs on the key's shard), or none for
+ * other brokers (the counters are then this node's, in memory).
+ */
+export function counterRedis (node: RealtimeNode): RedisBrokerBase['commands'] | undefined {
+  return node.broker instanceof RedisBrokerBase ? node.broker.commands : undefined
+}
+
+/** `ip:<address>`, an IPv6 /64 being one caller as in @fastify/rate-limit's own key. */
+function ipKey (request: FastifyRequest): string {
+  // Fastify's inject() of an upgrade (injectWS) has no socket, so no address: one shared key.
+  const ip = request.ip as string | undefined
+  return ip === undefined ? 'ip:unknown' : `ip:${normalizeIP(ip)}`
+}
 
 async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): Promise<void> {
   const { config, node } = options
-  const max = config.rateLimitMax
-  // One Redis or a Cluster client: the script has one key, so it runs on a Cluster as well.
-  const store: WindowStore = node.broker instanceof RedisBrokerBase
-    ? new RedisWindowStore(node.broker.commands, `${config.redisPrefix}ratelimit:`, config.rateLimitWindow)
-    : new MemoryWindowStore(config.rateLimitWindow)
-  app.addHook('onClose', (_app, done) => {
-    store.close()
-    done()
-  })
   const auth = app.realtimeAuth
 
-  /** The caller's window on every counted response: the limit, what is left, seconds until it ends. */
-  function windowHeaders (reply: FastifyReply, remaining: number, seconds: number): void {
-    reply.header(LIMIT, max)
-    reply.header(REMAINING, remaining)
-    reply.header(RESET, seconds)
-  }
-
-  /** Over RATE_LIMIT_MAX: the headers, and a 429 that leaves as {statusCode, code, error, message}. */
-  function refuse (reply: FastifyReply, done: HookHandlerDoneFunction, seconds: number, scope: 'http' | 'connect'): void {
-    node.stats.rateLimited[scope]++
-    windowHeaders(reply, 0, seconds)
-    reply.header(RETRY_AFTER, seconds)
-    done(new HttpError(429, ErrorCode.rateLimited, `rate limit exceeded: at most ${max} requests per window; retry in ${retryIn(seconds)}`))
-  }
-
-  /** USER_INBOUND_RATE: a request body counts against its caller's bytes, shared with their frames on this node. */
-  function budget (request: FastifyRequest, done: HookHandlerDoneFunction, key: string): void {
-    // No content-length (NaN) or 0: nothing to count.
-    const bytes = Number(request.headers['content-length'])
-    if (!(bytes > 0) || node.inbound.admit(key, bytes) === 'accepted') return done()
-    node.stats.rateLimited.bytes++
-    done(new HttpError(429, ErrorCode.rateLimited, `inbound byte rate exceeded: at most ${node.inbound.rate} bytes per second per caller`))
-  }
-
-  function counted (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, key: string, window: WindowCount, now: number, scope: 'http' | 'connect'): void {
-    const seconds = Math.ceil((window.resetAt - now) / 1000)
-    if (window.count > max) return refuse(reply, done, seconds, scope)
-    // An accepted upgrade's 101 is written by ws, not through the reply: headers set here would go
-    // nowhere (three reply.header calls per connect for nothing). A refused one's 429 carries them.
-    if (scope === 'http') windowHeaders(reply, max - window.count, seconds)
-    budget(request, done, key)
-  }
-
-  /** `caller` null: bad credentials, counted by IP (the route answers 401 itself). */
-  function check (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction, caller: Identity | null, scope: 'http' | 'connect'): void {
-    // Open mode makes everybody "admin"; only real admins (API key, admin token) are exempt.
-    if (caller !== null && caller !== OPEN_IDENTITY && caller.admin) return done()
-    const key = caller?.user != null ? `user:${caller.user}` : `ip:${request.ip}`
-    const now = Date.now()
-    const window = store.hit(key, now)
-    if (!(window instanceof Promise)) return counted(request, reply, done, key, window, now, scope)
-    window.then(
-      result => { counted(request, reply, done, key, result, now, scope) },
-      // Redis down: publishes already answer 503; the limit is skipped (no headers) rather than a 500.
-      () => { budget(request, done, key) }
-    )
-  }
-
-  /** The hook of every limited route; `scope` says which stat a refusal counts in. */
-  function limiter (scope: 'http' | 'connect'): preHandlerHookHandler {
-    return function rateLimit (request, reply, done) {
-      // The auth plugin keeps one identity promise per request: the route's own lookup reuses it.
-      auth.authenticate(request).then(
-        caller => { check(request, reply, done, caller, scope) },
-        () => { check(request, reply, done, null, scope) }
-      )
+  /** `user:<sub>`, else `ip:<address>`, or EXEMPT. Bad credentials count against the IP. */
+  function keyOf (request: FastifyRequest): Promise<string> {
+    // The auth plugin keeps one identity promise per request: the route's own lookup reuses it.
+    return auth.authenticate(request).then(callerKey, () => ipKey(request))
+    function callerKey (caller: Identity): string {
+      // Open mode makes everybody "admin"; only real admins (API key, admin token) are exempt.
+      if (caller.admin && caller !== OPEN_IDENTITY) return EXEMPT
+      return caller.user !== null ? `user:${caller.user}` : ipKey(request)
     }
   }
-  const limitHttp = limiter('http')
-  const limitUpgrade = limiter('connect')
 
-  // Resolved once per route, so that no request reads its routeOptions. A preHandler: after the
-  // route's own onRequest checks, so a refused upgrade is refused for its real reason.
+  // Before our registration's own onRoute hook (hooks run in the order they are added): see the top.
+  app.addHook('onRoute', route => {
+    // The declared config is shared with the route's HEAD twin, which needs it unchanged: copied.
+    if (route.config?.realtimeRateLimit === true) route.config = Object.assign({}, route.config, { rateLimit: undefined })
+  })
+
+  const redis = counterRedis(node)
+  await app.register(rateLimit, {
+    max: config.rateLimitMax,
+    timeWindow: config.rateLimitWindow,
+    // After the route's own onRequest checks, so a refused upgrade is refused for its real reason.
+    hook: 'preHandler',
+    redis,
+    nameSpace: `${config.redisPrefix}ratelimit:`,
+    cache: MAX_MEMORY_WINDOWS,
+    // Redis failing: publishes already answer 503 on their own; the limiter lets requests through
+    // rather than turning every request into a 500.
+    skipOnError: true,
+    keyGenerator: keyOf,
+    // Redis not connected: not counted either (no headers). A client handed over may queue commands
+    // while it reconnects, which would hold every request until Redis is back.
+    allowList: redis === undefined ? [EXEMPT] : (_request, key) => key === EXEMPT || redis.status !== 'ready',
+    onExceeded: request => { node.stats.rateLimited[request.ws ? 'connect' : 'http']++ },
+    // Thrown, so it leaves as {statusCode, code, error, message} like every other error.
+    errorResponseBuilder: (_request, context) => new HttpError(context.statusCode, ErrorCode.rateLimited,
+      `rate limit exceeded: at most ${context.max} requests per window; retry in ${context.after}`)
+  })
+
+  /** USER_INBOUND_RATE: a request body counts against its caller's bytes, shared with their frames on this node. */
+  const budget: preHandlerHookHandler = function inboundBudget (request, _reply, done) {
+    // No content-length (NaN) or 0: nothing to count, no identity to look up.
+    const bytes = Number(request.headers['content-length'])
+    if (!(bytes > 0)) return done()
+    keyOf(request).then(key => {
+      if (key === EXEMPT || node.inbound.admit(key, bytes) === 'accepted') return done()
+      node.stats.rateLimited.bytes++
+      done(new HttpError(429, ErrorCode.rateLimited, `inbound byte rate exceeded: at most ${node.inbound.rate} bytes per second per caller`))
+    }, done)
+  }
+
+  // After our registration's onRoute hook: the budget runs once the request is inside the window.
   app.addHook('onRoute', route => {
     if (route.config?.rateLimit === false) return
-    const hook = route.websocket === true ? limitUpgrade : limitHttp
     const own = route.preHandler
-    route.preHandler = own === undefined ? [hook] : Array.isArray(own) ? own.concat(hook) : [own, hook]
+    route.preHandler = own === undefined ? [budget] : Array.isArray(own) ? own.concat(budget) : [own, budget]
   })
 }
 

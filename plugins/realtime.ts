@@ -7,10 +7,11 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { realtimeErrorHandler } from '../routes/errors.js'
 import routes from '../routes/index.js'
-import { configWith, type Config } from '../src/config.js'
+import { configWith, refuseUnknownOptions, type Config } from '../src/config.js'
 import type { Broker } from '../src/core/broker.js'
+import type { RedisClientLike } from '../src/core/brokers/redis-client-like.js'
 import auth, { type AuthOptions } from './auth.js'
-import broadcast, { createBroker, kRealtimeNode } from './broadcast.js'
+import broadcast, { brokerFor, kRealtimeNode } from './broadcast.js'
 import connections from './connections.js'
 import { hasLogSerializers, logSerializers, notFoundWithoutQuery, requestLoggerFactory } from './logging.js'
 import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
@@ -22,26 +23,38 @@ export interface RealtimeOptions extends Partial<Config> {
   prefix?: string
   /** Use this broker instead of the one the config selects. */
   broker?: Broker
+  /**
+   * An ioredis client (Redis or Cluster) to run the Redis broker on instead of redisUrl /
+   * redisClusterNodes, typically your app.redis from @fastify/redis: never closed by the plugin
+   * (docs/scaling.md, "Handing over a Redis client").
+   */
+  redis?: RedisClientLike
   /** Your own verification of upgrades and HTTP calls instead of the JWT lookup (see docs/auth.md). */
   verify?: AuthOptions['verify']
   /** Your own verification of `refresh` tokens. */
   verifyToken?: AuthOptions['verifyToken']
   /**
    * Which routes `http_request_duration_seconds` times: 'realtime' (default) only this plugin's, so
-   * your app's routes are left alone; 'all' every route of the app, yours included.
+   * your app's routes are left alone; 'all' every route of the app, yours included. No effect when
+   * your app registered fastify-metrics before the plugin: yours times the routes then.
    */
   metricsRoutes?: HttpMetricsRoutes
 }
 
+/** The plugin's options that are not Config fields (Fastify's own `logSerializers` included: it is a register option). */
+const PLUGIN_OPTIONS = ['prefix', 'broker', 'redis', 'verify', 'verifyToken', 'metricsRoutes', 'logSerializers'] as const
+
 async function realtime (app: FastifyInstance, options: RealtimeOptions): Promise<void> {
-  const { prefix, broker: customBroker, verify, verifyToken, metricsRoutes = 'realtime', ...overrides } = options
+  // Before anything is built: a misspelled option stops the registration, naming the closest known one.
+  refuseUnknownOptions(options, PLUGIN_OPTIONS)
+  const { prefix, broker: customBroker, redis, verify, verifyToken, metricsRoutes = 'realtime', ...overrides } = options
   if (metricsRoutes !== 'realtime' && metricsRoutes !== 'all') {
     throw new Error(`fastify-realtime: metricsRoutes must be 'realtime' or 'all', got ${JSON.stringify(metricsRoutes)}`)
   }
   // fastify-plugin exposes the `realtime` decorator to the host, and therefore ignores `prefix` for
   // this function: it is applied to the routes' own context instead.
   const config = configWith(overrides)
-  const broker = customBroker ?? createBroker(config)
+  const broker = brokerFor(config, { broker: customBroker, redis })
   await app.register(auth, { config, verify, verifyToken, revocations: broker.controlBus })
   await app.register(broadcast, { config, broker, refreshIdentity: app.realtimeAuth.refresh })
   await app.register(connections, { config })
@@ -65,8 +78,9 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
     await scope.register(routes, { config, node })
   }, ownSerializers ? { prefix, logSerializers } : { prefix })
 
-  const summary = startupSummary(config, { prefix, broker: customBroker, verify, verifyToken, metricsRoutes })
   app.addHook('onReady', async () => {
+    // At ready: who verifies callers (a host's @fastify/jwt registered after us counts) is known then.
+    const summary = startupSummary(config, { prefix, broker: customBroker, redis, metricsRoutes, auth: app.realtimeAuth.mode })
     app.log.info(summary, `realtime node ${node.id}: ${summary.broker} broker, auth ${summary.auth}, prefix ${summary.prefix}`)
   })
 }

@@ -1,30 +1,31 @@
 // The one start-up line of a realtime node: what an operator checks first (broker, auth mode, prefix,
 // limits), logged when the app is ready, standalone or embedded. Never a secret.
 import type { Config } from '../src/config.js'
-import { verificationKey } from '../src/core/auth/keys.js'
+import { clientAddress, isClusterClient } from '../src/core/brokers/redis-client-like.js'
 import { redactCredentials, redactUrl } from '../src/core/brokers/redis-client.js'
 import type { RealtimeOptions } from './realtime.js'
 
-export type SummaryOptions = Pick<RealtimeOptions, 'prefix' | 'broker' | 'verify' | 'verifyToken' | 'metricsRoutes'>
-
-/** Who verifies callers: 'open', 'jwt HS256' (RS256, ES256), or the host's own functions. */
-function authMode (config: Config, options: SummaryOptions): string {
-  if (options.verify !== undefined) return 'host verify'
-  const key = verificationKey(config)
-  if (key !== undefined) return `jwt ${key.algorithms.join('|')}`
-  return options.verifyToken !== undefined ? 'host verifyToken' : 'open'
+export type SummaryOptions = Pick<RealtimeOptions, 'prefix' | 'broker' | 'redis' | 'metricsRoutes'> & {
+  /** Who verifies callers: the auth plugin's `realtimeAuth.mode` ('jwt HS256', 'host @fastify/jwt', 'open'...). */
+  auth: string
 }
 
 /** The one start-up line: what an operator checks first (broker, auth mode, prefix, limits). Never a secret. */
 export function startupSummary (config: Config, options: SummaryOptions): Record<string, unknown> & { broker: string, auth: string, prefix: string } {
-  // The same choice as createBroker (plugins/broadcast.ts): REDIS_CLUSTER_NODES wins over REDIS_URL.
-  const broker = options.broker !== undefined ? 'custom' : config.redisClusterNodes !== undefined ? 'redis-cluster' : config.redisUrl !== undefined ? 'redis' : 'memory'
+  // The same choice as createBroker (plugins/broadcast.ts): a handed client, else REDIS_CLUSTER_NODES over REDIS_URL.
+  const { redis: handed } = options
+  const broker = options.broker !== undefined
+    ? 'custom'
+    : handed !== undefined
+      ? (isClusterClient(handed) ? 'redis-cluster' : 'redis')
+      : config.redisClusterNodes !== undefined ? 'redis-cluster' : config.redisUrl !== undefined ? 'redis' : 'memory'
   return {
     node: config.nodeId,
     broker,
-    ...(broker === 'redis' ? { redis: redactUrl(config.redisUrl as string), redisPrefix: config.redisPrefix } : {}),
-    ...(broker === 'redis-cluster' ? { redisCluster: (config.redisClusterNodes as string[]).map(redactCredentials).join(','), redisPrefix: config.redisPrefix } : {}),
-    auth: authMode(config, options),
+    ...(handed !== undefined && broker !== 'custom' ? { redis: `handed client${isClusterClient(handed) ? '' : ` at ${clientAddress(handed)}`}`, redisPrefix: config.redisPrefix } : {}),
+    ...(handed === undefined && broker === 'redis' ? { redis: redactUrl(config.redisUrl as string), redisPrefix: config.redisPrefix } : {}),
+    ...(handed === undefined && broker === 'redis-cluster' ? { redisCluster: (config.redisClusterNodes as string[]).map(redactCredentials).join(','), redisPrefix: config.redisPrefix } : {}),
+    auth: options.auth,
     apiKey: config.apiKey !== undefined,
     prefix: options.prefix ?? '/',
     metrics: config.metrics ? { auth: config.metricsAuth, routes: options.metricsRoutes } : false,

@@ -2,6 +2,7 @@
 // disconnecting users on every node (its control bus). The node does the work; these check the caller
 // and the body.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import { MIN_EXPIRES_AT_MS } from '../src/core/auth/revocation.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
@@ -45,6 +46,7 @@ export default async function adminRoutes (app: FastifyInstance, options: RouteO
   // that run on it close with 4003.
   app.post<{ Body: RevokeBody }>('/api/revoke', {
     onRequest: adminOnly,
+    config: LIMITED_ROUTE,
     ...strictBody(revokeBody),
     schema: {
       summary: 'Revoke a token on every node (admin)',
@@ -63,6 +65,7 @@ export default async function adminRoutes (app: FastifyInstance, options: RouteO
 
   app.post<{ Body: DisconnectBody }>('/api/disconnect', {
     onRequest: adminOnly,
+    config: LIMITED_ROUTE,
     ...strictBody(disconnectBody),
     schema: {
       summary: "Close a user's connections on every node (admin)",
@@ -76,6 +79,7 @@ export default async function adminRoutes (app: FastifyInstance, options: RouteO
   })
 
   app.get('/api/info', {
+    config: LIMITED_ROUTE,
     schema: {
       summary: 'The nodes that serve, with their load (admin)',
       tags: ['admin'],

@@ -1,6 +1,9 @@
 // HTTP side of the errors the core raises: ProtocolError codes map to statuses, and the reply keeps
-// Fastify's error shape {statusCode, code, error, message}.
+// Fastify's error shape {statusCode, code, error, message}. One vocabulary: whatever refused the
+// request (our code, Fastify's body parser or validator, a host's hook or rate limiter), `code` is one
+// of the protocol's error codes (ErrorCode), and the HTTP status stays the one it was raised with.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { STATUS_CODES } from 'node:http'
 import { toProtocolError } from '../src/core/dispatcher.js'
 import { ErrorCode, type ProtocolError } from '../src/core/protocol.js'
 
@@ -17,7 +20,7 @@ const STATUS: Record<ErrorCode, number> = {
 }
 
 export class HttpError extends Error {
-  constructor (readonly statusCode: number, readonly code: string, message: string) {
+  constructor (readonly statusCode: number, readonly code: ErrorCode, message: string) {
     super(message)
   }
 }
@@ -36,29 +39,61 @@ declare module 'fastify' {
 /** The only request body type of the API (docs/protocol.md §4). */
 export const JSON_CONTENT_TYPE = 'application/json'
 
+/** The codes an error of ours may already carry; any other code (`FST_ERR_*`, a plugin's) is replaced. */
+const OUR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode))
+
 /**
- * Fastify's 413 and 415 say "Request body is too large" and "Unsupported Media Type": the same
- * errors (status and code unchanged) with a message that names the limit, or the content type taken.
+ * The protocol's code for an error raised with `status` by someone else: Fastify (validation, body
+ * parsing: 400, 413, 415), a host's hook or rate limiter (429 without a code of ours), a plugin.
  */
-function explained (error: FastifyError, request: FastifyRequest): FastifyError | HttpError {
+function codeOf (status: number): ErrorCode {
+  switch (status) {
+    case 401: return ErrorCode.unauthorized
+    case 403: return ErrorCode.forbidden
+    case 404: return ErrorCode.notFound
+    case 413: return ErrorCode.tooLarge
+    case 429: return ErrorCode.rateLimited
+    case 503: return ErrorCode.unavailable
+  }
+  // 415 included: a body the API does not take is a bad request, and its message says which type.
+  return status >= 500 ? ErrorCode.internal : ErrorCode.badRequest
+}
+
+/**
+ * Fastify's 413 and 415 say "Request body is too large" and "Unsupported Media Type": the message
+ * names the limit, or the content type taken, instead.
+ */
+function messageOf (error: FastifyError, status: number, request: FastifyRequest): string {
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     const { bodyLimit, config } = request.routeOptions
     const limit = config.bodyLimitSetting === undefined ? `${bodyLimit} bytes` : `${config.bodyLimitSetting} (${bodyLimit} bytes)`
-    return new HttpError(413, error.code, `request body larger than ${limit}`)
+    return `request body larger than ${limit}`
   }
   if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     const sent = request.headers['content-type']
     const what = sent === undefined ? 'a body without content-type' : `content-type "${sent.slice(0, 100)}"`
-    return new HttpError(415, error.code, `unsupported media type: ${what}; this API takes ${JSON_CONTENT_TYPE}`)
+    return `unsupported media type: ${what}; this API takes ${JSON_CONTENT_TYPE}`
   }
-  return error
+  // A validation error's message names the field (`body/topic must be string`). A hook may throw a
+  // plain object with a status and no message (a host's errorResponseBuilder): the status's text then.
+  return typeof error.message === 'string' && error.message !== '' ? error.message : STATUS_CODES[status] ?? 'error'
 }
 
-/** Errors that already carry a status (Fastify's, validation, HttpError) keep it; 413 and 415 are explained. */
+/**
+ * Errors that carry an HTTP status (ours, Fastify's, a host hook's) keep it, with a code of the
+ * protocol's list; the rest are ProtocolErrors (their code gives the status) or internal errors.
+ */
 export function realtimeErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  if (typeof error.statusCode === 'number') {
-    if (error.statusCode >= 500) request.log.error({ err: error }, 'request failed')
-    reply.code(error.statusCode).send(explained(error, request))
+  const status = error.statusCode
+  if (typeof status === 'number') {
+    // Fastify answers a status outside 4xx/5xx with 500 as well.
+    const valid = status >= 400 && status < 600 ? status : 500
+    if (valid >= 500) request.log.error({ err: error }, 'request failed')
+    if (valid === status && OUR_CODES.has(error.code) && error instanceof Error) {
+      reply.code(status).send(error)
+      return
+    }
+    reply.code(valid).send(new HttpError(valid, codeOf(valid), messageOf(error, valid, request)))
     return
   }
   const protocolError: ProtocolError = toProtocolError(error)

@@ -1,5 +1,6 @@
 // POST /api/publish and POST /api/broadcast: backends push to topics with plain HTTP.
 import type { FastifyInstance } from 'fastify'
+import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import { canPublish, type Identity } from '../src/core/identity.js'
 import { ErrorCode, nestedDeeperThan, tooDeepMessage } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
@@ -39,8 +40,8 @@ function assertShallow (data: unknown): void {
 
 export default async function publishRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { node } = options
-  // The body limit, named in the 413 (routes/errors.ts).
-  const limits = { bodyLimit: options.config.maxPayload, config: { bodyLimitSetting: 'MAX_PAYLOAD' } }
+  // The body limit, named in the 413 (routes/errors.ts); RATE_LIMIT_MAX (plugins/rate-limit.ts).
+  const limits = { bodyLimit: options.config.maxPayload, config: { ...LIMITED_ROUTE, bodyLimitSetting: 'MAX_PAYLOAD' } }
 
   /** A 403 unless `identity` may publish to `topic`. */
   function assertCanPublish (identity: Identity, topic: string): void {

@@ -31,7 +31,8 @@ export const errorSchema = {
   required: ['statusCode', 'code', 'error', 'message'],
   properties: {
     statusCode: { type: 'integer' },
-    code: { type: 'string', description: '`FST_ERR_*` for what Fastify refuses (validation, body parsing), else a protocol error code: bad_request, unauthorized, forbidden, not_found, rate_limited, limit_exceeded, unavailable, internal' },
+    // The protocol's list (ErrorCode), also for what Fastify or a host's hook refuses: no `FST_ERR_*` here.
+    code: { type: 'string', enum: Object.values(ErrorCode), description: 'what went wrong, as a protocol error code (docs/protocol.md §4)' },
     error: { type: 'string', description: 'the HTTP status text' },
     message: { type: 'string', description: 'what went wrong, naming the field, limit or setting' }
   }
@@ -158,5 +159,5 @@ function unknownFieldsMessage (unknown: string[], fields: string[]): string {
 }
 
 function invalid (message: string): HttpError {
-  return new HttpError(400, 'FST_ERR_VALIDATION', message)
+  return httpError(ErrorCode.badRequest, message)
 }

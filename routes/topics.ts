@@ -1,6 +1,7 @@
 // GET /api/topics/:topic/history and /presence: a topic's retained publications and who is
 // subscribed to it, both under the subscribe ACL.
 import type { FastifyInstance } from 'fastify'
+import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import { canSubscribe } from '../src/core/identity.js'
 import { encodeWithMessages, ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
@@ -31,6 +32,7 @@ export default async function topicRoutes (app: FastifyInstance, options: RouteO
   const { historySize } = options.config
 
   app.get<{ Params: { topic: string }, Querystring: HistoryQuerystring }>('/api/topics/:topic/history', {
+    config: LIMITED_ROUTE,
     schema: {
       summary: "A topic's retained publications",
       tags: ['topics'],
@@ -71,6 +73,7 @@ export default async function topicRoutes (app: FastifyInstance, options: RouteO
   })
 
   app.get<{ Params: { topic: string } }>('/api/topics/:topic/presence', {
+    config: LIMITED_ROUTE,
     schema: {
       summary: 'Who is subscribed to a topic (PRESENCE=true)',
       tags: ['topics'],

@@ -4,7 +4,7 @@
 // socket is closed at once with 4000 + the HTTP status (4401, 4403, 4429, 4503: ServerClose.upgradeRefused)
 // and the error's message as the reason. Without the parameter, refusals stay plain HTTP errors (docs/protocol.md §2).
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocketServer } from 'ws'
 import { ServerClose } from '../src/core/protocol.js'
@@ -13,8 +13,25 @@ import { realtimeErrorHandler } from './errors.js'
 /** A refused socket that does not answer our close frame is cut off after this long. */
 export const REFUSED_SOCKET_GRACE_MS = 2000
 
+/**
+ * Whether `request` is a websocket upgrade: @fastify/websocket's `request.ws`, set by its onRequest
+ * hook; or Node's mark, when a hook that runs before that one (a host's rate limiter) refused it.
+ */
+function isUpgrade (request: FastifyRequest): boolean {
+  return request.ws || handedToUpgrade(request)
+}
+
+/**
+ * Node's `upgrade` flag (not in its typings): true when the request went to the server's 'upgrade'
+ * listeners (@fastify/websocket's) rather than to 'request', which it does while those listen
+ * (not any more once app.close() has begun: a draining node answers upgrades as plain requests).
+ */
+function handedToUpgrade (request: FastifyRequest): boolean {
+  return (request.raw as IncomingMessage & { upgrade?: boolean }).upgrade === true
+}
+
 export function wantsRefusalByClose (request: FastifyRequest): boolean {
-  return request.ws && (request.query as Record<string, unknown> | undefined)?.refusal === 'close'
+  return isUpgrade(request) && (request.query as Record<string, unknown> | undefined)?.refusal === 'close'
 }
 
 /**
@@ -23,7 +40,13 @@ export function wantsRefusalByClose (request: FastifyRequest): boolean {
  */
 export function refuseUpgrade (wss: () => WebSocketServer) {
   return function (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-    if (!wantsRefusalByClose(request)) return realtimeErrorHandler(error, request, reply)
+    if (!wantsRefusalByClose(request)) {
+      // @fastify/websocket ends a refused upgrade's socket once the answer is sent, but only if its
+      // onRequest hook marked the request first; refused before that, the socket would stay open (and
+      // app.close() wait for it).
+      if (!request.ws && handedToUpgrade(request)) reply.raw.once('finish', () => request.raw.socket.destroy())
+      return realtimeErrorHandler(error, request, reply)
+    }
     const refusal = ServerClose.upgradeRefused(typeof error.statusCode === 'number' ? error.statusCode : 500, error.message)
     reply.hijack()
     const tcp = request.raw.socket as Socket & { _httpMessage?: ServerResponse | null }

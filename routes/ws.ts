@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
+import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import type { Admission } from '../src/core/admission.js'
 import { armExpiry } from '../src/core/auth/expiry.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
@@ -95,7 +96,7 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
     request.realtimeAdmission?.release()
     refuse(error, request, reply)
   }
-  app.get('/ws', { websocket: true, onRequest: admit, errorHandler }, (socket, request) => {
+  app.get('/ws', { websocket: true, onRequest: admit, errorHandler, config: LIMITED_ROUTE }, (socket, request) => {
     releaseUpgrade(socket, request)
     const admission = request.realtimeAdmission as Admission
     if (admission.refusal !== undefined) {

@@ -3,6 +3,7 @@
 // same fields given in code (configWith, the plugin's options) go through the very same checks: one
 // table, CHECKS, says what each field accepts, whichever way it came.
 import { randomBytes } from 'node:crypto'
+import { closest, distance } from 'fastest-levenshtein'
 import {
   clusterNodes, ConfigError, flag, integerIn, oneOf, optional, origins, redisUrl, refuse, text, topicPatterns, trustedProxies,
   type Check
@@ -307,6 +308,24 @@ export function loadConfig (env: Env = process.env): Config {
  * keeps its default.
  */
 export function configWith (overrides: Partial<Config> = {}): Config {
+  refuseUnknownOptions(overrides)
   const given = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined))
   return checked({ ...loadConfig({}), ...given } as Unchecked, true)
+}
+
+/**
+ * Refuses a field that is not a Config field (nor one of `others`, the plugin's own options), naming
+ * the closest known one: a misspelled `jwtSecert` must not start a server that silently runs open.
+ */
+export function refuseUnknownOptions (options: object, others: readonly string[] = []): void {
+  const known = [...Object.keys(CHECKS), ...others]
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue
+    const nearest = closest(name, known)
+    // Only a near miss is a suggestion (a third of the name's letters at most); else list nothing.
+    const hint = distance(name, nearest) <= Math.max(2, Math.floor(name.length / 3))
+      ? `; did you mean ${nearest}${nearest in CHECKS ? ` (${CHECKS[nearest as keyof Config][0]})` : ''}?`
+      : ''
+    throw new ConfigError(name, `is not an option of fastify-realtime${hint}`)
+  }
 }

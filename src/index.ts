@@ -17,8 +17,12 @@ export {
   type PresenceStore, type PresenceEntry, type ControlBus, type ControlMessage, type NodeRegistry, type NodeInfo
 } from './core/broker.js'
 export { MemoryBroker } from './core/brokers/memory.js'
-export { RedisBroker } from './core/brokers/redis.js'
-export { RedisClusterBroker } from './core/brokers/redis-cluster.js'
+// The Redis brokers through their ioredis-free declarations (src/redis-brokers.ts says why).
+export {
+  RedisBroker, RedisClusterBroker,
+  type RedisBrokerConstructor, type RedisClusterBrokerConstructor, type RedisBrokerOptions, type RedisClusterBrokerOptions,
+  type RedisBrokerSettings, type RedisClientLike, type ClusterNodeAddress
+} from './redis-brokers.js'
 export type { Publication, PublicationInput, StreamPosition } from './core/protocol.js'
 export { OPEN_IDENTITY, type Identity } from './core/identity.js'
 /** For a host's own `verify(request)`: turn verified JWT claims into an Identity, as the server does. */

@@ -46,7 +46,11 @@ function readConfig (): Config {
 
 async function build (config: Config): Promise<FastifyInstance> {
   try {
-    return await buildApp(config)
+    const app = await buildApp(config)
+    // Some refusals come when the plugins get ready (open mode in production: the plugin waits for a
+    // host @fastify/jwt until then): they are start-up failures too, not listen failures.
+    await app.ready()
+    return app
   } catch (err) {
     // A ConfigError raised while the plugins start (a JWT_PUBLIC_KEY that is not a key) already says
     // "invalid configuration: VARIABLE ..."; other errors (Redis refusing us) name their variable.

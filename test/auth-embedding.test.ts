@@ -30,7 +30,7 @@ t.test('a host that registered @fastify/jwt first keeps it; realtime verifies wi
   const server = await listen(t, app)
 
   const hostToken = app.jwt.sign({ sub: 'host-user' })
-  t.equal((app.jwt as unknown as Record<string, unknown>).realtime, undefined, 'realtime adds nothing to the host\'s jwt (it verifies with fast-jwt directly)')
+  t.equal((app.jwt as unknown as Record<string, unknown>).realtime, undefined, 'our namespaced @fastify/jwt is not left on the host\'s jwt')
   const me = await getJson(`${server.url}/me`, bearer(hostToken))
   t.equal(me.status, 200, 'the host\'s own verification still works')
   t.equal(me.body.sub, 'host-user')
@@ -121,5 +121,59 @@ t.test('the auth plugin on its own decorates realtimeAuth.authenticate', async t
 t.test('open mode refuses to start with NODE_ENV=production', async t => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(async () => { await app.register(realtime, { production: true }) }, { message: /refusing to start open with NODE_ENV=production/ })
+  await app.register(realtime, { production: true })
+  // Refused when the app gets ready: a host could still register @fastify/jwt after the plugin.
+  await t.rejects(async () => { await app.ready() }, { message: /refusing to start open with NODE_ENV=production/ })
+})
+
+/** A host app that signs its users' tokens with its own @fastify/jwt, and the plugin with no key of its own. */
+async function hostWithJwt (t: Test, order: 'jwt first' | 'jwt after', extra: Record<string, unknown> = {}): Promise<{ app: FastifyInstance, url: string, wsUrl: string, lines: string[] }> {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(line) } } } })
+  const registerJwt = async (): Promise<void> => { await app.register(fastifyJwt, { secret: HOST_SECRET }) }
+  if (order === 'jwt first') await registerJwt()
+  await app.register(realtime, { prefix: '/rt', apiKey: 'k', ...extra })
+  if (order === 'jwt after') await registerJwt()
+  app.get('/me', async (request) => await request.jwtVerify())
+  return { app, lines, ...await listen(t, app) }
+}
+
+for (const order of ['jwt first', 'jwt after'] as const) {
+  t.test(`no key of its own: the host's @fastify/jwt verifies upgrades, API calls and refresh (${order})`, async t => {
+    const { app, url, wsUrl, lines } = await hostWithJwt(t, order)
+    const token = app.jwt.sign({ sub: 'hank', topics: { publish: ['orders.>'] } }, { expiresIn: 60 })
+    t.ok(app.realtimeAuth.enforced, 'the server does not run open')
+    const start = lines.map(line => JSON.parse(line)).find(entry => typeof entry.msg === 'string' && entry.msg.startsWith('realtime node'))
+    t.equal(start?.auth, 'host @fastify/jwt', 'the start-up line says who verifies')
+    t.notOk(lines.some(line => line.includes('running OPEN')), 'no open-mode warning')
+
+    const client = await connect(t, wsUrl, { headers: bearer(token) })
+    t.equal(client.welcome.user, 'hank', 'a host-signed token opens a websocket')
+    t.match(await client.request({ type: 'refresh', token: app.jwt.sign({ sub: 'hank' }, { expiresIn: 120 }) }), { type: 'ack' }, 'and refreshes it')
+    t.equal((await postJson(`${url}/rt/api/publish`, { topic: 'orders.1', data: 1 }, bearer(token))).status, 200, 'a host-signed token publishes within its topics claim')
+    t.equal((await postJson(`${url}/rt/api/publish`, { topic: 'other.1', data: 1 }, bearer(token))).status, 403, 'and not outside it')
+
+    const foreign = await refusedUpgrade(`${wsUrl}?token=${mint({ sub: 'mallory' })}`)
+    t.equal(foreign.status, 401, 'a token signed with another key is refused')
+    t.match(JSON.parse(foreign.body), { code: 'unauthorized', message: 'invalid token signature' })
+    t.equal((await refusedUpgrade(wsUrl)).status, 401, 'no token: 401')
+    t.equal((await getJson(`${url}/me`, bearer(token))).status, 200, 'the host\'s own request.jwtVerify() is untouched')
+  })
+}
+
+t.test('no key of its own, host @fastify/jwt: production starts (the host verifies)', async t => {
+  const { app } = await hostWithJwt(t, 'jwt first', { production: true })
+  t.ok(app.realtimeAuth.enforced)
+})
+
+t.test('an unknown option stops the registration, naming the closest known one', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.register(realtime, { jwtSecert: SECRET } as never) }, {
+    name: 'ConfigError',
+    message: 'invalid configuration: jwtSecert is not an option of fastify-realtime; did you mean jwtSecret (JWT_SECRET)?'
+  })
+  const other = Fastify()
+  t.teardown(() => other.close())
+  await t.rejects(async () => { await other.register(realtime, { prefix: '/rt', somethingElse: true } as never) }, { message: /somethingElse is not an option of fastify-realtime$/ }, 'no far-fetched suggestion')
 })

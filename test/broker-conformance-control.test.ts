@@ -2,12 +2,12 @@
 // messages reach the listener of the node that sent them, revocations hold until their end, the same
 // for the in-memory broker and Redis.
 import t from 'tap'
-import { brokerCases } from './brokers.js'
+import { brokerSeamCases } from './brokers.js'
 import { eventually } from './fixtures/cluster.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-for (const brokerCase of brokerCases) {
+for (const brokerCase of brokerSeamCases) {
   t.test(`${brokerCase.name}: ControlBus`, async t => {
     t.test('the broker says it has one', async t => {
       const { broker } = await brokerCase.start(t)

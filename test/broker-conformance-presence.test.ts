@@ -2,11 +2,11 @@
 // added, listed and removed per topic, the same for the in-memory broker and Redis.
 import t from 'tap'
 import type { PresenceEntry } from '../src/core/broker.js'
-import { brokerCases } from './brokers.js'
+import { brokerSeamCases } from './brokers.js'
 
 const byId = (entries: PresenceEntry[]): PresenceEntry[] => [...entries].sort((a, b) => a.connectionId.localeCompare(b.connectionId))
 
-for (const brokerCase of brokerCases) {
+for (const brokerCase of brokerSeamCases) {
   t.test(`${brokerCase.name}: PresenceStore`, async t => {
     t.test('the broker says it has one', async t => {
       const { broker } = await brokerCase.start(t)

@@ -2,9 +2,9 @@
 // nodes, this one with the figures its listener describes, the same for the in-memory broker and Redis
 // (several Redis nodes: test/redis-broker.test.ts).
 import t from 'tap'
-import { brokerCases } from './brokers.js'
+import { brokerSeamCases } from './brokers.js'
 
-for (const brokerCase of brokerCases) {
+for (const brokerCase of brokerSeamCases) {
   t.test(`${brokerCase.name}: NodeRegistry`, async t => {
     t.test('the broker says it has one', async t => {
       const { broker } = await brokerCase.start(t)

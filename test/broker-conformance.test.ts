@@ -6,12 +6,12 @@ import t from 'tap'
 import type { Broker } from '../src/core/broker.js'
 import { EMPTY_EPOCH } from '../src/core/brokers/history.js'
 import { encodeMessageFrame } from '../src/core/protocol.js'
-import { brokerCases } from './brokers.js'
+import { brokerSeamCases } from './brokers.js'
 import { eventually } from './fixtures/cluster.js'
 
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-for (const brokerCase of brokerCases) {
+for (const brokerCase of brokerSeamCases) {
   t.test(`${brokerCase.name}: Broker`, async t => {
     t.test('offsets run 1..N in one epoch, delivered in order with frames identical to encodeMessageFrame', async t => {
       const { broker, listener } = await brokerCase.start(t)

@@ -6,7 +6,10 @@
 // - `start`: the broker on its own, started with a recording listener, for the conformance suites of
 //   the broker seam's interfaces (test/broker-conformance*.test.ts: Broker, PresenceStore, ControlBus,
 //   NodeRegistry).
+// The broker seam's suites also run on the Redis broker on a client handed over (brokerSeamCases).
+import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import type { Test } from 'tap'
 import type { Config } from '../src/config.js'
 import type { Broker, BrokerListener, ControlMessage, NodeInfo } from '../src/core/broker.js'
@@ -45,7 +48,7 @@ export interface StartedBroker {
 }
 
 export interface BrokerCase {
-  name: 'memory' | 'redis' | 'redis-cluster'
+  name: 'memory' | 'redis' | 'redis-cluster' | 'redis-handed'
   /**
    * Config overrides selecting this broker. Every server started with the overrides of one call
    * shares one broker namespace (for Redis: one fresh prefix, so they are nodes of one cluster).
@@ -91,3 +94,31 @@ export const redisCluster: BrokerCase = {
 }
 
 export const brokerCases: readonly BrokerCase[] = [memory, redis, redisCluster]
+
+/** Per test, the one client its handed-client brokers share, as the apps of one host share its app.redis. */
+const handedClients = new WeakMap<Test, Redis>()
+
+async function handedClient (t: Test): Promise<Redis> {
+  let client = handedClients.get(t)
+  if (client === undefined) {
+    // As @fastify/redis makes one from a URL: ioredis' defaults (an offline queue, no command timeout).
+    const created = new Redis(REDIS_URL)
+    t.teardown(() => { created.disconnect() })
+    handedClients.set(t, client = created)
+  }
+  if (client.status !== 'ready') await once(client, 'ready')
+  return client
+}
+
+/** The Redis broker on a client handed over (the `redis` option) rather than connections of its own. */
+export const redisHanded: BrokerCase = {
+  name: 'redis-handed',
+  // A handed client is not configuration: the end-to-end suites have no form of it (brokerCases).
+  overrides: t => redis.overrides(t),
+  start: async (t, { historySize = 100, historyTtl = 300 } = {}) => await started(t, new RedisBroker({
+    client: await handedClient(t), prefix: redisPrefix(t), nodeId: 'redis-handed-node', historySize, historyTtl
+  }), 'redis-handed-node')
+}
+
+/** What the broker seam's suites (test/broker-conformance*.test.ts) run on. */
+export const brokerSeamCases: readonly BrokerCase[] = [...brokerCases, redisHanded]

@@ -18,10 +18,10 @@ async function stillOpen (t: Test, client: Client, label: string): Promise<void>
   t.match(await client.next(frame => frame.type === 'pong' && frame.id === id), { type: 'pong' }, `${label}: still connected`)
 }
 
-/** A 400 that names `field` in Ajv's words and Fastify's error shape. */
+/** A 400 that names `field` in Ajv's words, in Fastify's error shape with the protocol's code. */
 function refusesField (t: Test, reply: { status: number, body: any }, field: string, label: string): void {
   t.equal(reply.status, 400, `${label}: 400`)
-  t.match(reply.body, { statusCode: 400, code: 'FST_ERR_VALIDATION', error: 'Bad Request' }, `${label}: Fastify's error shape`)
+  t.match(reply.body, { statusCode: 400, code: 'bad_request', error: 'Bad Request' }, `${label}: Fastify's error shape`)
   t.match(reply.body.message, `body must NOT have additional property '${field}'`, `${label}: names the field`)
 }
 
@@ -97,7 +97,7 @@ t.test('a body over MAX_PAYLOAD is a 413 naming MAX_PAYLOAD and its value', asyn
     t.equal(reply.status, 413, `${route}: 413`)
     t.same(reply.body, {
       statusCode: 413,
-      code: 'FST_ERR_CTP_BODY_TOO_LARGE',
+      code: 'too_large',
       error: 'Payload Too Large',
       message: 'request body larger than MAX_PAYLOAD (1024 bytes)'
     }, `${route}: names the setting and its value`)
@@ -136,7 +136,7 @@ t.test('a body that is not application/json is a 415 saying the API takes applic
     t.equal(reply.status, 415, `${label}: 415`)
     t.same(JSON.parse(reply.body), {
       statusCode: 415,
-      code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+      code: 'bad_request',
       error: 'Unsupported Media Type',
       message: `unsupported media type: ${named}; this API takes application/json`
     }, `${label}: says what was sent and what is taken`)

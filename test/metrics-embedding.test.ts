@@ -1,15 +1,14 @@
 // Metrics when embedded (issue 10): the plugin times only its own routes unless told otherwise,
 // `metrics: false` leaves the host's app alone entirely, and METRICS_AUTH puts /metrics behind admin
-// credentials; the standalone server keeps its defaults (open /metrics, every route timed).
+// credentials; the standalone server keeps its defaults (open /metrics, every route timed). A host with
+// fastify-metrics of its own: test/metrics-host.test.ts.
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyMetricsModule from 'fastify-metrics'
 import t, { type Test } from 'tap'
 import { mint, SECRET } from './auth-tokens.js'
 import { getJson, listen, postJson, startServer } from './helpers.js'
 import { loadConfig } from '../src/config.js'
 import { realtime, type RealtimeOptions } from '../src/index.js'
 
-const fastifyMetrics = fastifyMetricsModule.default
 const API_KEY = 'metrics-test-key'
 
 /** A host with routes of its own before and after the plugin (under /rt). */
@@ -48,13 +47,26 @@ t.test('embedded, by default: only the realtime routes are timed, the host route
   t.match(text, /realtime_publications_total\{source="http"\} 1/)
 })
 
-t.test("metricsRoutes: 'all' times the host's routes too", async t => {
-  const { url } = await hostApp(t, { metricsRoutes: 'all' })
+t.test("metricsRoutes: 'all' times the host's routes too, with fastify-metrics' route options", async t => {
+  const app = Fastify()
+  app.get('/before', async () => ({ ok: true }))
+  app.get('/renamed/:id', { config: { statsId: 'renamed' } }, async () => ({ ok: true }))
+  app.get('/untimed', { config: { disableMetrics: true } }, async () => ({ ok: true }))
+  await app.register(realtime, { prefix: '/rt', metricsRoutes: 'all' })
+  app.get('/after', async () => ({ ok: true }))
+  const url = await listen(t, app)
   await traffic(url)
+  t.equal((await getJson(`${url}/renamed/1`)).status, 200)
+  t.equal((await getJson(`${url}/untimed`)).status, 200)
+  t.equal((await getJson(`${url}/nowhere`)).status, 404)
   const { text } = await scrape(`${url}/rt/metrics`)
   t.ok(timed(text, '/rt/api/publish'))
   t.ok(timed(text, '/before'))
   t.ok(timed(text, '/after'))
+  t.ok(timed(text, 'renamed'), 'config.statsId names the route')
+  t.notOk(timed(text, '/renamed/:id'))
+  t.notOk(timed(text, '/untimed'), 'config.disableMetrics leaves it out')
+  t.match(text, /http_request_duration_seconds_count\{method="GET",route="__unknown__",status_code="404"\} 1/, 'no route matched')
 })
 
 t.test('an unknown metricsRoutes value is refused at registration', async t => {
@@ -119,21 +131,4 @@ t.test('the standalone server: METRICS and METRICS_AUTH from the environment; de
 
   const off = await startServer(t, loadConfig({ METRICS: 'false', LOG_LEVEL: 'silent', PORT: '0' }))
   t.equal((await scrape(`${off.url}/metrics`)).status, 404)
-})
-
-t.test('a host with its own fastify-metrics keeps its /metrics and its global registry; ours stay apart', async t => {
-  const app = Fastify()
-  await app.register(fastifyMetrics, { endpoint: '/metrics', clearRegisterOnInit: true })
-  app.get('/hello', async () => ({ ok: true }))
-  await app.register(realtime, { prefix: '/rt' })
-  const url = await listen(t, app)
-  await getJson(`${url}/hello`)
-  await postJson(`${url}/rt/api/publish`, { topic: 'x', data: 1 })
-  const host = await scrape(`${url}/metrics`)
-  t.equal(host.status, 200)
-  t.ok(timed(host.text, '/hello'), "the host's fastify-metrics times its route")
-  t.notMatch(host.text, /realtime_/, 'no realtime metric in the global registry')
-  const ours = await scrape(`${url}/rt/metrics`)
-  t.ok(timed(ours.text, '/rt/api/publish'))
-  t.notOk(timed(ours.text, '/hello'))
 })

@@ -1,3 +1,4 @@
+import promClient from 'prom-client'
 import t from 'tap'
 import { connect, postJson, startServer } from './helpers.js'
 
@@ -57,4 +58,24 @@ t.test('two apps in one process keep separate registries', async t => {
   await postJson(`${first.url}/api/publish`, { topic: 'x', data: 1 })
   t.equal(sample(await scrape(first.url), 'realtime_publications_total{source="http"}'), 1)
   t.equal(sample(await scrape(second.url), 'realtime_publications_total{source="http"}'), 0)
+})
+
+t.test("the HTTP histogram (fastify-metrics' route metrics) counts real POST /api/publish requests, in this app's registry only", async t => {
+  const server = await startServer(t)
+  t.equal((await postJson(`${server.url}/api/publish`, { topic: 'h.one', data: 1 })).status, 200)
+  t.equal((await postJson(`${server.url}/api/publish`, { topic: 'h.one', data: 2 })).status, 200)
+  t.equal((await postJson(`${server.url}/api/publish`, { topic: 'h.one' })).status, 400)
+  const text = await scrape(server.url)
+  const labels = 'method="POST",route="/api/publish",status_code="200"'
+  t.equal(sample(text, `http_request_duration_seconds_count{${labels}}`), 2)
+  t.equal(sample(text, 'http_request_duration_seconds_count{method="POST",route="/api/publish",status_code="400"}'), 1)
+  t.ok(sample(text, `http_request_duration_seconds_sum{${labels}}`) > 0)
+  // prom-client's default buckets, as before: the same series for dashboards and alerts.
+  const buckets = text.split('\n').filter(line => line.startsWith('http_request_duration_seconds_bucket{') && line.includes(labels))
+    .map(line => /le="([^"]+)"/.exec(line)?.[1])
+  t.same(buckets, ['0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '10', '+Inf'])
+  t.equal(sample(text, `http_request_duration_seconds_bucket{le="+Inf",${labels}}`), 2)
+  t.notMatch(text, /http_request_summary_seconds/, 'no summary')
+  t.equal(promClient.register.getSingleMetric('http_request_duration_seconds'), undefined, "nothing in prom-client's global registry")
+  t.equal(promClient.register.getSingleMetric('http_request_summary_seconds'), undefined)
 })

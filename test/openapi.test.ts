@@ -133,10 +133,13 @@ t.test('the standalone server: GET /openapi.json documents every route of §4', 
   t.match(doc.paths['/api/broadcast'].post.responses['200'].content['application/json'].schema, { properties: { results: { items: position } } })
   t.match(history.responses['200'].content['application/json'].schema, { required: ['topic', 'epoch', 'offset', 'messages'] })
   t.match(doc.paths['/api/info'].get.responses['200'].content['application/json'].schema, { properties: { nodes: { items: { required: ['id', 'connections', 'subscriptions', 'topics', 'startedAt'] } } } })
+  const codes = ['bad_request', 'unauthorized', 'forbidden', 'not_found', 'rate_limited', 'too_large', 'limit_exceeded', 'unavailable', 'internal']
   for (const [method, path] of routes.filter(([, path]) => path.startsWith('/api/'))) {
-    t.match(doc.paths[path][method].responses['4XX'].content['application/json'].schema, {
-      required: ['statusCode', 'code', 'error', 'message']
-    }, `${method.toUpperCase()} ${path}: the error shape`)
+    for (const status of ['4XX', '5XX']) {
+      const schema = doc.paths[path][method].responses[status].content['application/json'].schema
+      t.match(schema, { required: ['statusCode', 'code', 'error', 'message'] }, `${method.toUpperCase()} ${path} ${status}: the error shape`)
+      t.same([...schema.properties.code.enum].sort(), [...codes].sort(), `${method.toUpperCase()} ${path} ${status}: code is one of the protocol's`)
+    }
   }
 
   // Security: bearer JWT and X-API-Key; admin routes need admin credentials; probes need none.
@@ -200,4 +203,17 @@ t.test('two apps in one process: each documents its own routes', async t => {
   t.match(docA.info.description, 'here 1000')
   t.match(docB.info.description, 'here 2000')
   t.equal((await getJson(`${a.url}/b/openapi.json`)).status, 404, "app a does not serve b's document")
+})
+
+t.test('a host that registers @fastify/swagger after the plugin: both documents work; the host\'s lists the routes it saw', async t => {
+  const app = Fastify()
+  await app.register(realtime, { prefix: '/rt' })
+  await app.register(swagger, { openapi: { info: { title: 'host api', version: '9.9.9' } } })
+  app.post('/orders', async () => ({ ok: true }))
+  const url = await listen(t, app)
+  t.equal((await getJson(`${url}/rt/openapi.json`)).body.info.title, 'fastify-realtime', 'ours is served')
+  const theirs = app.swagger() as any
+  t.equal(theirs.info.title, 'host api')
+  t.ok('/orders' in theirs.paths, "the host's routes registered after it are in its document")
+  t.notOk('/rt/api/publish' in theirs.paths, '@fastify/swagger only sees routes registered after it')
 })

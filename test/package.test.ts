@@ -1,12 +1,14 @@
 // The package as a user gets it: `npm pack` (which cleans and builds dist/ through prepack/prepare)
 // in a copy of this checkout, then a host app that installs the tarball beside its own fastify,
-// type-checks a TypeScript file using the plugin, the `app.realtime` decorator and the client under
-// strict settings, runs it, and runs the `fastify-realtime` bin. Slow (a build and an npm install):
-// every step is bounded and every temporary directory removed.
+// without the optional dependencies (`--omit=optional`), type-checks a TypeScript file using the
+// plugin, the `app.realtime` decorator and the client under strict settings (and a second one that
+// uses ioredis through @fastify/redis itself), runs it, and runs the `fastify-realtime` bin. Slow (a
+// build and an npm install): every step is bounded and every temporary directory removed.
 import { execFile, spawn } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { builtinModules } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { defaults } from '../src/config.js'
@@ -15,7 +17,14 @@ import { connect, eventually, getJson } from './helpers.js'
 t.setTimeout(420_000)
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
-const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string, version: string }
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  name: string
+  version: string
+  exports: Record<string, string | { types?: string }>
+  dependencies: Record<string, string>
+  peerDependencies: Record<string, string>
+  optionalDependencies: Record<string, string>
+}
 
 /** The caller's environment without what the test runner injects into Node processes. */
 const ENV = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'NODE_OPTIONS' && !name.startsWith('TAP')))
@@ -83,6 +92,51 @@ await app.close()
 console.log(JSON.stringify({ first, second, received: received.map(({ offset, data }) => ({ offset, data })), order }))
 `
 
+/**
+ * A host that uses ioredis itself, through @fastify/redis, and hands its client over: compiled only.
+ * ioredis 6.1's own declarations import `redis-errors`, which has no types: under skipLibCheck false
+ * such a host needs @types/redis-errors whether it uses fastify-realtime or not (README, Install).
+ */
+const HOST_REDIS_TS = `
+import fastifyRedis from '@fastify/redis'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { realtime, RedisBroker, type RedisClientLike } from 'fastify-realtime'
+
+export async function start (): Promise<void> {
+  const app = Fastify()
+  await app.register(fastifyRedis, { host: '127.0.0.1', lazyConnect: true })
+  await app.register(realtime, { prefix: '/realtime', redis: app.redis })
+  const client: RedisClientLike = new Redis({ lazyConnect: true })
+  const broker = new RedisBroker({ prefix: 'rt:', nodeId: 'n1', historySize: 10, historyTtl: 60, client })
+  await broker.close()
+  await app.close()
+}
+`
+
+/**
+ * Which packages the declaration files reachable from the package's `types` entry points import, each
+ * with the files that do: a host compiling with skipLibCheck false checks every one of them.
+ */
+function declarationImports (packageDir: string, entries: string[]): Map<string, string[]> {
+  const seen = new Set<string>()
+  const found = new Map<string, string[]>()
+  const queue = entries.map(entry => join(packageDir, entry))
+  for (let file = queue.pop(); file !== undefined; file = queue.pop()) {
+    if (seen.has(file)) continue
+    seen.add(file)
+    for (const [, specifier] of readFileSync(file, 'utf8').matchAll(/(?:\bfrom|\bimport|\bimport\()\s*['"]([^'"]+)['"]/g)) {
+      if (specifier.startsWith('.')) {
+        queue.push(join(dirname(file), specifier.replace(/\.js$/, '.d.ts')))
+        continue
+      }
+      const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]
+      found.set(name, [...(found.get(name) ?? []), relative(packageDir, file)])
+    }
+  }
+  return found
+}
+
 const HOST_TSCONFIG = {
   compilerOptions: {
     target: 'ES2022',
@@ -97,7 +151,7 @@ const HOST_TSCONFIG = {
     noEmitOnError: true,
     outDir: 'out'
   },
-  files: ['host.ts']
+  files: ['host.ts', 'host-redis.ts']
 }
 
 let tarball = ''
@@ -134,14 +188,16 @@ t.test('a host app installs the tarball beside its own fastify, type-checks stri
     name: 'host-app',
     private: true,
     type: 'module',
-    dependencies: { [pkg.name]: `file:${tarball}`, fastify: '^5', ws: '^8' },
-    devDependencies: { typescript: '~5.9.3', '@types/node': '^20' }
+    dependencies: { [pkg.name]: `file:${tarball}`, fastify: '^5', ws: '^8', '@fastify/redis': '^9', ioredis: '^6' },
+    devDependencies: { typescript: '~5.9.3', '@types/node': '^20', '@types/redis-errors': '^1.2.3' }
   }, null, 2))
   writeFileSync(join(host, 'tsconfig.json'), JSON.stringify(HOST_TSCONFIG, null, 2))
   writeFileSync(join(host, 'host.ts'), HOST_TS)
+  writeFileSync(join(host, 'host-redis.ts'), HOST_REDIS_TS)
 
   // Everything is in npm's cache since this project installed it; the registry only if it is not.
-  const flags = ['install', '--no-audit', '--no-fund', '--loglevel=error']
+  // Without the optional dependencies: what the package needs for everything but MQTT and MessagePack.
+  const flags = ['install', '--omit=optional', '--no-audit', '--no-fund', '--loglevel=error']
   let install = await run('npm', [...flags, '--offline'], host, 180_000)
   if (install.code !== 0) {
     t.comment(`offline install failed, trying the registry: ${install.stderr.slice(-500)}`)
@@ -155,6 +211,25 @@ t.test('a host app installs the tarball beside its own fastify, type-checks stri
   t.equal(query.code, 0, show(query))
   const copies = (JSON.parse(query.stdout) as Array<{ location: string }>).map(node => node.location)
   t.same(copies, ['node_modules/fastify'], "one fastify, the host's: fastify-realtime brings none of its own (peer dependency)")
+  for (const optional of Object.keys(pkg.optionalDependencies)) {
+    t.notOk(existsSync(join(host, 'node_modules', optional)), `--omit=optional: no ${optional} installed`)
+  }
+
+  // The declarations a host compiles: nothing from ioredis (whose own declarations need types that
+  // do not come with it) or @fastify/redis (which re-exports them), nothing from the optional
+  // packages (maybe not installed); only what a host has for sure: our dependencies, fastify, Node,
+  // and typebox for the ./typebox entry (docs/topics.md: for apps that use TypeBox). This host has
+  // @types/redis-errors for host-redis.ts, so its tsc alone would not notice ioredis coming back.
+  const installedDir = join(host, 'node_modules', pkg.name)
+  const entries = Object.values(pkg.exports).flatMap(entry => typeof entry === 'object' && entry.types !== undefined ? [entry.types] : [])
+  const imports = declarationImports(installedDir, entries)
+  t.comment(`packages imported by the declarations: ${[...imports.keys()].sort().join(', ')}`)
+  for (const banned of ['ioredis', '@fastify/redis', 'redis-errors', ...Object.keys(pkg.optionalDependencies)]) {
+    t.same(imports.get(banned) ?? [], [], `no declaration file imports ${banned}`)
+  }
+  const available = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies), 'typebox'])
+  const unavailable = [...imports.keys()].filter(name => !available.has(name) && !name.startsWith('node:') && !builtinModules.includes(name))
+  t.same(unavailable, [], 'the declarations import only dependencies, peer dependencies and Node')
 
   const tsc = await run(process.execPath, [join(host, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], host, 120_000)
   t.equal(tsc.code, 0, `tsc (strict, skipLibCheck false): ${show(tsc)}`)
@@ -193,6 +268,12 @@ t.test('the fastify-realtime bin of the installed package', async t => {
   const unknown = await npx('--port=3000')
   t.equal(unknown.code, 1, 'an unknown argument: exit code 1')
   t.match(unknown.stderr, /unknown argument "--port=3000"/)
+
+  // Installed with --omit=optional: the MQTT bridge turned on says which package it lacks, on one line.
+  const bridged = await run('npx', ['--no', '--', 'fastify-realtime'], host, 60_000,
+    { PATH: process.env.PATH, PORT: '0', MQTT_URL: 'mqtt://127.0.0.1:1', MQTT_SUBSCRIBE: 'devices/#' })
+  t.equal(bridged.code, 1, `MQTT_URL without mqtt: exit code 1; ${show(bridged)}`)
+  t.equal(bridged.stderr, 'fastify-realtime: cannot start: MQTT_URL is set but the optional package "mqtt" is not installed: npm install mqtt\n')
 
   // The bin runs the installed server: .env from the working directory, the client bundle and the
   // demo page from the package.

@@ -1,15 +1,19 @@
-// The HTTP rate limit: RATE_LIMIT_MAX requests per caller per window, shared across nodes through
-// Redis, upgrades counted too, admin callers and health probes exempt; and the HTTP side of
-// USER_INBOUND_RATE, checked in the same hook.
+// The HTTP rate limit (plugins/rate-limit.ts, on @fastify/rate-limit): RATE_LIMIT_MAX requests per
+// caller per window, shared across nodes through Redis, upgrades counted too, admin callers and
+// health probes exempt; and the HTTP side of USER_INBOUND_RATE, checked right after it. A host's own
+// @fastify/rate-limit beside it: test/host-rate-limit.test.ts.
 import Fastify from 'fastify'
+import { Redis } from 'ioredis'
 import type { IncomingHttpHeaders } from 'node:http'
 import t from 'tap'
 import type WebSocket from 'ws'
+import auth from '../plugins/auth.js'
 import { kRealtimeNode } from '../plugins/broadcast.js'
+import rateLimit, { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import realtime from '../plugins/realtime.js'
 import { SECRET, bearer, mint } from './auth-tokens.js'
-import { REDIS_URL, redisClient, redisPrefix } from './fixtures/cluster.js'
-import { connect, eventually, getJson, postJson, refusedUpgrade, startServer } from './helpers.js'
+import { freePort, REDIS_URL, redisClient, redisPrefix } from './fixtures/cluster.js'
+import { connect, eventually, getJson, listen, postJson, refusedUpgrade, startServer } from './helpers.js'
 
 const API_KEY = 'rate-limit-test-api-key'
 const secured = { jwtSecret: SECRET, apiKey: API_KEY, defaultPublish: ['>'], defaultSubscribe: ['>'] }
@@ -69,7 +73,8 @@ t.test('websocket upgrades count against the same budget (scope connect)', async
 })
 
 t.test('with Redis, the budget is shared by every node', async t => {
-  const shared = { ...secured, rateLimitMax: 4, redisUrl: REDIS_URL, redisPrefix: redisPrefix(t) }
+  const prefix = redisPrefix(t)
+  const shared = { ...secured, rateLimitMax: 4, rateLimitWindow: 60000, redisUrl: REDIS_URL, redisPrefix: prefix }
   const first = await startServer(t, shared)
   const second = await startServer(t, shared)
   const dave = bearer(mint({ sub: 'dave' }))
@@ -78,6 +83,12 @@ t.test('with Redis, the budget is shared by every node', async t => {
   }
   t.equal((await postJson(`${second.url}/api/publish`, { topic: 'a', data: 5 }, dave)).status, 429)
   t.equal((await postJson(`${first.url}/api/publish`, { topic: 'a', data: 6 }, dave)).status, 429)
+  // @fastify/rate-limit's Redis store on the broker's connection, under REDIS_PREFIX: one counter.
+  const redis = await redisClient(t)
+  t.same(await redis.keys(`${prefix}ratelimit:*`), [`${prefix}ratelimit:user:dave`])
+  t.equal(await redis.get(`${prefix}ratelimit:user:dave`), '6', 'every request counted once, refusals too')
+  const ttl = await redis.pttl(`${prefix}ratelimit:user:dave`)
+  t.ok(ttl > 0 && ttl <= 60000, `it expires with the window (${ttl} ms)`)
 })
 
 t.test("a host's own routes are not limited by RATE_LIMIT_MAX", async t => {
@@ -173,7 +184,7 @@ t.test('bad credentials count against the IP, never against the user they name',
   t.equal((await publish(server.url, 'frank', bearer(mint({ sub: 'frank' })))).status, 200, 'the real frank is not affected')
 })
 
-t.test('Redis failing the counter: the request is let through, without x-ratelimit-* headers', async t => {
+t.test('Redis failing the counter: the request is let through, its headers show the whole budget', async t => {
   const prefix = redisPrefix(t)
   const server = await startServer(t, { ...secured, rateLimitMax: 1, redisUrl: REDIS_URL, redisPrefix: prefix })
   // A counter of the wrong type: INCR answers WRONGTYPE, a real error from a real Redis.
@@ -183,7 +194,8 @@ t.test('Redis failing the counter: the request is let through, without x-ratelim
   for (let i = 0; i < 3; i++) {
     const response = await publish(server.url, i, grace)
     t.equal(response.status, 200, 'allowed, never a 500')
-    t.same(rateHeaders(response.headers), [null, null, null, null])
+    // @fastify/rate-limit's skipOnError: nothing counted, so nothing used up.
+    t.same(rateHeaders(response.headers), ['1', '1', '0', null])
   }
   t.equal((await publish(server.url, 1, bearer(mint({ sub: 'heidi' })))).status, 200)
   t.equal((await publish(server.url, 2, bearer(mint({ sub: 'heidi' })))).status, 429, 'other callers are still limited')
@@ -202,4 +214,50 @@ t.test('USER_INBOUND_RATE over HTTP: a body past the caller\'s bytes is 429; adm
   t.equal(server.app[kRealtimeNode].stats.rateLimited.http, 0)
   for (let i = 0; i < 3; i++) t.equal((await publish(server.url, data, { 'x-api-key': API_KEY })).status, 200, 'API key')
   t.equal((await getJson(`${server.url}/api/topics/a/history`, ivan)).status, 200, 'a request without a body costs no bytes')
+})
+
+t.test('a handed Redis client that is not connected: requests go through at once, uncounted', async t => {
+  // ioredis' defaults: an offline queue, 20 retries per command. A counter sent on it would wait for
+  // a Redis that is not there; the limiter skips the count while the client is not ready instead.
+  const client = new Redis(`redis://127.0.0.1:${await freePort()}`)
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  const app = Fastify()
+  await app.register(realtime, { redis: client, redisPrefix: redisPrefix(t), ...secured, rateLimitMax: 1, logLevel: 'silent' })
+  const url = await listen(t, app)
+  const kim = bearer(mint({ sub: 'kim' }))
+  const started = Date.now()
+  for (let i = 0; i < 3; i++) {
+    const response = await publish(url, i, kim)
+    t.match(response, { status: 503, body: { code: 'unavailable' } }, 'the broker\'s own answer, not the limiter\'s')
+    t.same(rateHeaders(response.headers), [null, null, null, null], 'not counted')
+  }
+  t.ok(Date.now() - started < 3000, `at once (${Date.now() - started} ms for three)`)
+})
+
+t.test("on any app: a route's own preHandlers run before the limit; LIMITED_ROUTE counts, rateLimit false opts out", async t => {
+  const server = await startServer(t, { rateLimitMax: 2, rateLimitWindow: 60000 })
+  const node = server.app[kRealtimeNode]
+  const app = Fastify()
+  await app.register(auth, { config: node.config })
+  await app.register(rateLimit, { config: node.config, node })
+  const ran: string[] = []
+  app.get('/one', { preHandler: (_request, _reply, done) => { ran.push('one'); done() } }, async () => ({ ok: true }))
+  app.get('/many', { preHandler: [(_request, _reply, done) => { ran.push('many'); done() }] }, async () => ({ ok: true }))
+  app.get('/free', { config: { rateLimit: false } }, async () => ({ ok: true }))
+  app.get('/limited', { config: LIMITED_ROUTE }, async () => ({ ok: true }))
+  const url = await listen(t, app)
+  const statuses = []
+  for (const path of ['/one', '/many', '/one', '/free', '/free', '/free', '/limited', 'HEAD /limited']) {
+    const [method, at] = path.startsWith('HEAD ') ? ['HEAD', path.slice(5)] : ['GET', path]
+    const response = await fetch(`${url}${at}`, { method })
+    statuses.push([path, response.status, response.headers.get('x-ratelimit-remaining')])
+    await response.arrayBuffer()
+  }
+  t.same(statuses, [
+    ['/one', 200, '1'], ['/many', 200, '0'], ['/one', 429, '0'],
+    ['/free', 200, null], ['/free', 200, null], ['/free', 200, null],
+    ['/limited', 429, '0'], ['HEAD /limited', 429, '0']
+  ], 'one budget per caller across the routes, HEAD included')
+  t.same(ran, ['one', 'many', 'one'])
 })

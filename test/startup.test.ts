@@ -80,7 +80,7 @@ t.test('every start-up failure: one line naming the cause, exit code 1, no stack
     { name: 'an unreadable .env', env: {}, cwd: envDir, expect: /^fastify-realtime: cannot read \.env in .*rt-startup-.*: not a file$/ },
     { name: 'JWT_PUBLIC_KEY that is not a key', env: { JWT_PUBLIC_KEY: 'not-a-pem-key' }, expect: /^fastify-realtime: invalid configuration: JWT_PUBLIC_KEY is not a PEM public key/ },
     { name: 'JWT_PUBLIC_KEY of an unsupported type', env: { JWT_PUBLIC_KEY: ed25519 }, expect: /^fastify-realtime: invalid configuration: JWT_PUBLIC_KEY must be an RSA key \(RS256\) or a P-256 EC key \(ES256\), got ed25519$/ },
-    { name: 'open mode in production', env: { NODE_ENV: 'production' }, expect: /^fastify-realtime: cannot start: refusing to start open with NODE_ENV=production: set JWT_SECRET or JWT_PUBLIC_KEY$/ },
+    { name: 'open mode in production', env: { NODE_ENV: 'production' }, expect: /^fastify-realtime: cannot start: refusing to start open with NODE_ENV=production: set JWT_SECRET or JWT_PUBLIC_KEY \(or register @fastify\/jwt in the host app, or pass `verify`\)$/ },
     { name: 'the port in use', env: { PORT: String(busyPort) }, expect: new RegExp(`^fastify-realtime: cannot listen on 127\\.0\\.0\\.1:${busyPort}: the port is already in use \\(PORT\\)$`) },
     { name: 'HOST not on this machine', env: { HOST: '192.0.2.1', PORT: '0' }, expect: /^fastify-realtime: cannot listen on 192\.0\.2\.1:0: 192\.0\.2\.1 is not an address of this machine \(HOST\)$/ },
     {

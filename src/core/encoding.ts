@@ -2,8 +2,14 @@
 // the client through the websocket subprotocol `realtime.msgpack`. The frames and their meaning are the
 // same either way; the server builds every frame as JSON text and, for a MessagePack connection,
 // re-encodes it (once per publication for the fan-out: see frame.ts).
-import { Decoder, Encoder } from '@msgpack/msgpack'
+//
+// `@msgpack/msgpack` is an optional dependency: loadMsgpack() imports it once, when the websocket
+// plugin registers, and the subprotocol is offered only when it is installed. The encode and decode
+// calls below are then plain synchronous calls on the hot path.
+import type { Decoder, Encoder } from '@msgpack/msgpack'
 import type { RawData } from 'ws'
+import { importOptional } from './optional-package.js'
+import { CloseCode, type CloseCause } from './protocol.js'
 
 /** The subprotocol that asks for MessagePack frames (both ways); anything else, or none, is JSON. */
 export const MSGPACK_SUBPROTOCOL = 'realtime.msgpack'
@@ -12,26 +18,64 @@ export const JSON_SUBPROTOCOL = 'realtime.json'
 
 export type EncodingName = 'json' | 'msgpack'
 
-const encoder = new Encoder()
-const decoder = new Decoder()
+/** The codec once loadMsgpack() found the package; the process-wide state is the install's. */
+let codec: { encoder: Encoder, decoder: Decoder } | undefined
+let loading: Promise<boolean> | undefined
+
+/**
+ * Imports `@msgpack/msgpack` (once per process; later calls share the first) and tells whether the
+ * `realtime.msgpack` subprotocol can be offered: false when the package is not installed.
+ */
+export async function loadMsgpack (): Promise<boolean> {
+  loading ??= importOptional('@msgpack/msgpack', async () => await import('@msgpack/msgpack')).then(msgpack => {
+    if (msgpack !== undefined) codec = { encoder: new msgpack.Encoder(), decoder: new msgpack.Decoder() }
+    return codec !== undefined
+  }, err => {
+    loading = undefined
+    throw err
+  })
+  return await loading
+}
+
+/** Whether loadMsgpack() found `@msgpack/msgpack`. */
+export function msgpackAvailable (): boolean {
+  return codec !== undefined
+}
+
+/**
+ * A host's own @fastify/websocket chooses the subprotocol with its own handleProtocols (ws' default
+ * echoes the first one offered), so a client may get `realtime.msgpack` from a server without the
+ * package: such a connection is closed at once (node.accept) rather than left speaking JSON to a
+ * client that encodes MessagePack.
+ */
+export const MSGPACK_UNAVAILABLE: CloseCause = {
+  code: CloseCode.internal,
+  reason: 'realtime.msgpack is not available: the server lacks @msgpack/msgpack'
+}
 
 export function encodingOf (subprotocol: string): EncodingName {
   return subprotocol === MSGPACK_SUBPROTOCOL ? 'msgpack' : 'json'
 }
 
 /**
- * ws' handleProtocols: MessagePack when offered, else `realtime.json` when offered, else no
- * subprotocol at all (ws' own default would echo whatever the client listed first).
+ * ws' handleProtocols: MessagePack when offered (and installed), else `realtime.json` when offered,
+ * else no subprotocol at all (ws' own default would echo whatever the client listed first).
  */
 export function selectSubprotocol (offered: Set<string>): string | false {
-  if (offered.has(MSGPACK_SUBPROTOCOL)) return MSGPACK_SUBPROTOCOL
+  if (codec !== undefined && offered.has(MSGPACK_SUBPROTOCOL)) return MSGPACK_SUBPROTOCOL
   if (offered.has(JSON_SUBPROTOCOL)) return JSON_SUBPROTOCOL
   return false
 }
 
+/** The loaded codec; only MessagePack connections call for it, and they exist only once it is loaded. */
+function loaded (): { encoder: Encoder, decoder: Decoder } {
+  if (codec === undefined) throw new Error('@msgpack/msgpack is not loaded (loadMsgpack)')
+  return codec
+}
+
 /** A server frame (JSON text) as MessagePack bytes: a map with the same fields. */
 export function jsonToMsgpack (json: string): Buffer {
-  const bytes = encoder.encode(JSON.parse(json))
+  const bytes = loaded().encoder.encode(JSON.parse(json))
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
@@ -41,7 +85,7 @@ export function jsonToMsgpack (json: string): Buffer {
  */
 export function msgpackToJson (bytes: Uint8Array): string | undefined {
   try {
-    return JSON.stringify(decoder.decode(bytes), refuseBinary)
+    return JSON.stringify(loaded().decoder.decode(bytes), refuseBinary)
   } catch {
     // Not MessagePack, binary inside, or nested deeper than JSON.stringify's stack allows.
     return undefined

@@ -12,7 +12,7 @@ import { BrokerUnavailableError, type Broker, type HistoryQuery, type HistoryRes
 import { Connection } from './connection.js'
 import { ConnectionControl } from './connection-control.js'
 import { Dispatcher } from './dispatcher.js'
-import { msgpackFrameAsJson } from './encoding.js'
+import { msgpackAvailable, msgpackFrameAsJson, MSGPACK_UNAVAILABLE } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
 import { Hub } from './hub.js'
 import { InboundBudget } from './inbound-budget.js'
@@ -277,6 +277,11 @@ export class RealtimeNode {
     socket.on('close', listeners.close)
     this.hub.add(connection)
     this.log.info({ connectionId: connection.id, user: identity.user, remoteAddress: upgrade.remoteAddress, reqId: upgrade.reqId }, 'websocket opened')
+    // Only a host's own @fastify/websocket can have agreed to MessagePack without the package (encoding.ts).
+    if (connection.encoding === 'msgpack' && !msgpackAvailable()) {
+      connection.close(MSGPACK_UNAVAILABLE)
+      return connection
+    }
     connection.send(encodeWelcome({
       connectionId: connection.id,
       user: identity.user,

@@ -14,8 +14,9 @@
 // No loops: a publication that came from MQTT is never sent out again (source 'mqtt'), and what we
 // send carries a user property naming our share group, so when it matches one of our own filters the
 // node that receives it drops it (noLocal is not allowed on shared subscriptions).
-import mqtt, { type IConnackPacket, type IPublishPacket, type MqttClient } from 'mqtt'
+import type { connect, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt'
 import { redactUrl } from '../core/brokers/redis-client.js'
+import { importOptional, MissingPackageError } from '../core/optional-package.js'
 import { ProtocolError } from '../core/protocol.js'
 import type { PublishSource } from '../core/stats.js'
 import { matchesAny } from '../core/topics.js'
@@ -51,6 +52,9 @@ export interface MqttBridgeSettings {
 export type InboundResult = 'published' | 'refused' | 'failed' | 'duplicate' | 'own'
 export type OutboundResult = 'published' | 'failed'
 
+/** mqtt.js' connect(): `mqtt` is an optional dependency, imported by MqttBridge.create only. */
+type Connect = typeof connect
+
 /** The URL with its password replaced, for logs. */
 function redactedUrl (url: string): string {
   return redactUrl(url, 'the configured MQTT_URL')
@@ -74,7 +78,19 @@ export class MqttBridge {
   private readonly warnings: ThrottledLog
   private readonly onPublished = (topic: string, data: unknown, source: PublishSource): void => this.sendOut(topic, data, source)
 
-  constructor (private readonly node: RealtimeNode, private readonly settings: MqttBridgeSettings, private readonly log: Logger) {
+  /**
+   * Imports the optional `mqtt` package, then builds the bridge; without the package, a
+   * MissingPackageError that says how to install it. Nothing connects before start().
+   */
+  static async create (node: RealtimeNode, settings: MqttBridgeSettings, log: Logger): Promise<MqttBridge> {
+    const mqtt = await importOptional('mqtt', async () => await import('mqtt'))
+    if (mqtt === undefined) throw new MissingPackageError('mqtt', 'MQTT_URL is set')
+    return new MqttBridge(node, settings, log, mqtt.connect)
+  }
+
+  // Private, and so are the types it takes: the declaration file of this class (the `realtimeMqtt`
+  // decorator's type) then never names 'mqtt', which an install without it could not resolve.
+  private constructor (private readonly node: RealtimeNode, private readonly settings: MqttBridgeSettings, private readonly log: Logger, private readonly connect: Connect) {
     this.warnings = new ThrottledLog(log)
     // One session per node and deployment: a node that reconnects resumes its own session (and gets its
     // unacknowledged messages again), and two deployments on one broker never take over each other's.
@@ -89,7 +105,7 @@ export class MqttBridge {
   /** Connects (and keeps reconnecting); does not wait for the broker, which may well be down now. */
   start (): void {
     const { url, sessionExpiry } = this.settings
-    const client = mqtt.connect(url, {
+    const client = this.connect(url, {
       protocolVersion: 5,
       clientId: this.clientId,
       // Resume our session when the broker kept one (MQTT_SESSION_EXPIRY > 0): it then resends what we

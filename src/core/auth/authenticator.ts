@@ -21,7 +21,16 @@ export interface AuthenticatorOptions<R extends RequestLike> {
 }
 
 export class Authenticator<R extends RequestLike> {
-  constructor (private readonly options: AuthenticatorOptions<R>) {}
+  private readonly options: AuthenticatorOptions<R>
+
+  constructor (options: AuthenticatorOptions<R>) {
+    this.options = { ...options }
+  }
+
+  /** Verifies tokens with `verifyToken` from now on: the host's @fastify/jwt, found once the app is ready. */
+  useTokenVerifier (verifyToken: TokenVerifier): void {
+    this.options.verifyToken = verifyToken
+  }
 
   /** No way to verify anybody: the server runs open and everybody may do everything. */
   get open (): boolean {

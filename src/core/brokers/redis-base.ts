@@ -3,15 +3,22 @@
 // how a topic's channel is subscribed, when a topic's Redis counts as down, and how presence and the
 // registry are written (one script, or one slot at a time: `registry`). This class is the broker seam
 // on top of those connections; each subclass supplies them.
+//
+// The command connection is either the broker's own (opened from a URL or seed list, closed by close())
+// or a client handed over (the `redis` option: a host's app.redis), which the broker uses and never
+// closes. A handed client keeps the options its owner gave it, typically ioredis' defaults: an offline
+// queue, no command timeout. So nothing is sent on it unless it is ready (`unreachable`, as on our own),
+// and a command it leaves unanswered fails after COMMAND_TIMEOUT_MS like one on our own connection.
 import type { Cluster, Redis } from 'ioredis'
-import type {
-  BrokerUnavailableError, Broker, BrokerListener, BrokerPublishOptions, ControlBus, ControlMessage, HistoryQuery, HistoryResult, NodeInfo,
-  NodeRegistry, PresenceEntry, PresenceStore, PublishOutcome
+import {
+  BrokerUnavailableError, type Broker, type BrokerListener, type BrokerPublishOptions, type ControlBus, type ControlMessage, type HistoryQuery,
+  type HistoryResult, type NodeInfo, type NodeRegistry, type PresenceEntry, type PresenceStore, type PublishOutcome
 } from '../broker.js'
 import { newEpoch } from '../epoch.js'
 import type { PublicationInput } from '../protocol.js'
 import { EMPTY_EPOCH } from './history.js'
-import { quit, toBrokerError } from './redis-client.js'
+import { checkRedisClient, commandTimeoutOf, isClusterClient, type RedisClientLike } from './redis-client-like.js'
+import { COMMAND_TIMEOUT_MS, quit, toBrokerError } from './redis-client.js'
 import { decodeEntry, decodePosition, encodeEventPayload, messageFrameParts, type StreamEntry } from './redis-codec.js'
 import { TopicFeed } from './redis-feed.js'
 import { RedisKeys } from './redis-keys.js'
@@ -42,7 +49,10 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
   readonly presenceStore: PresenceStore = this
   readonly controlBus: ControlBus = this
   readonly nodeRegistry: NodeRegistry = this
-  /** The command connection. Other plugins may use it (e.g. a rate-limit store); do not close it. */
+  /**
+   * The command connection. Other plugins may use it (e.g. a rate-limit store); do not close it. It may
+   * be a client handed over, with an offline queue: check `status` before sending on it.
+   */
   abstract readonly commands: Redis | Cluster
   protected abstract readonly run: RunScript
   protected abstract readonly registry: RedisRegistry
@@ -58,6 +68,15 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
   protected readonly feed = new TopicFeed(() => this.listener)
   /** The presence entries added through this broker, written back after Redis comes back. */
   private readonly localPresence = new Map<string, Map<string, PresenceEntry>>()
+  /** Whether close() closes the command connection: the broker opened it and did not release it. */
+  private ownsCommands = true
+  private handed = false
+  /** Set for a handed client without a command timeout of its own (or a longer one): ours, in ms. */
+  private commandDeadline?: number
+  /** Takes this broker's listeners off a handed client, at close. */
+  private readonly detachers: Array<() => void> = []
+  /** This broker's connections with a heartbeat check in flight (probe). */
+  protected readonly probing = new WeakSet<Redis>()
 
   constructor (protected readonly settings: RedisBrokerSettings) {
     this.keys = new RedisKeys(settings.prefix)
@@ -79,16 +98,55 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
     return this.isUp
   }
 
-  /** Leaves the registry (and presence) at once instead of after nodeTtl, and closes every connection. */
+  /** True when the command connection is a client handed over, which close() leaves open. */
+  get handedClient (): boolean {
+    return this.handed
+  }
+
+  /**
+   * Gives the close of the command connection the broker opened to the caller, which closes it after
+   * close() (the plugin hands it to @fastify/redis). Undefined when it is not the broker's to give.
+   */
+  releaseCommands (): Redis | Cluster | undefined {
+    if (!this.ownsCommands || this.closing) return undefined
+    this.ownsCommands = false
+    return this.commands
+  }
+
+  /**
+   * Leaves the registry (and presence) at once instead of after nodeTtl, and closes every connection
+   * it opened: a handed client (or a released one) is left open.
+   */
   async close (): Promise<void> {
     if (this.closing) return
     this.closing = true
     this.isUp = false
     clearInterval(this.heartbeat)
-    if (this.commands.status === 'ready') await this.registry.depart().catch(() => {})
-    await Promise.all([this.commands, ...this.subscribers()].map(quit))
+    if (this.commands.status === 'ready') await this.bounded(this.registry.depart()).catch(() => {})
+    await Promise.all([...(this.ownsCommands ? [this.commands] : []), ...this.subscribers()].map(quit))
+    for (const detach of this.detachers.splice(0)) detach()
     this.feed.clear()
     this.listener = undefined
+  }
+
+  /**
+   * Takes `client` as the command connection, handed over: never closed; its listeners (`on`) are
+   * taken off at close; commands get our timeout when it has none as short.
+   */
+  protected adopt (client: RedisClientLike, cluster: boolean): void {
+    const refuse = (message: string): never => { throw new Error(`${this.constructor.name} client ${message}`) }
+    checkRedisClient(client, refuse)
+    if (isClusterClient(client) !== cluster) refuse(cluster ? 'is not a Cluster client: use RedisBroker' : 'is a Cluster client: use RedisClusterBroker')
+    this.ownsCommands = false
+    this.handed = true
+    const timeout = commandTimeoutOf(client)
+    if (timeout === undefined || timeout <= 0 || timeout > COMMAND_TIMEOUT_MS) this.commandDeadline = COMMAND_TIMEOUT_MS
+  }
+
+  /** client.on(event, listener), taken off again at close when the client is a handed one. */
+  protected listenOn (client: Redis | Cluster, event: string, listener: (...args: any[]) => void): void {
+    client.on(event, listener)
+    if (this.handed && client === this.commands) this.detachers.push(() => { client.off(event, listener) })
   }
 
   /**
@@ -99,10 +157,21 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
     const down = this.unreachable(topic)
     if (down !== undefined) throw down
     try {
-      return await send()
+      return await this.bounded(send())
     } catch (err) {
       throw toBrokerError(err)
     }
+  }
+
+  /** `reply`, failing with BrokerUnavailableError after our command timeout on a handed client without one. */
+  protected bounded<T> (reply: Promise<T>): Promise<T> {
+    const deadline = this.commandDeadline
+    if (deadline === undefined) return reply
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new BrokerUnavailableError(`Redis did not answer within ${deadline} ms`)), deadline)
+    })
+    return Promise.race([reply, late]).finally(() => clearTimeout(timer))
   }
 
   // ---- Broker: publications and history ----

@@ -28,13 +28,19 @@ export function connectionOptions (connectionName: string): RedisOptions {
   }
 }
 
+/** Reconnect for ever, quickly: readiness stays 503 until Redis is back. */
+export const reconnectQuickly = (times: number): number => Math.min(times * 100, 1000)
+
 export function createClient (url: string, connectionName: string, overrides: RedisOptions = {}): Redis {
-  return new Redis(url, {
-    ...connectionOptions(connectionName),
-    // Reconnect for ever, quickly: readiness stays 503 until Redis is back.
-    retryStrategy: times => Math.min(times * 100, 1000),
-    ...overrides
-  })
+  return new Redis(url, { ...ownConnection(connectionName), ...overrides })
+}
+
+/**
+ * What the brokers set on every connection they open, also on one made from a handed client's
+ * options (client.duplicate(), or a Cluster's redisOptions): the options above, reconnecting for ever.
+ */
+export function ownConnection (connectionName: string): RedisOptions {
+  return { ...connectionOptions(connectionName), retryStrategy: reconnectQuickly }
 }
 
 /** Errors Redis answers with that mean "not now" rather than "this is wrong". */
@@ -154,6 +160,35 @@ export function isRefusal (err: unknown): boolean {
   return !(toBrokerError(err) instanceof BrokerUnavailableError)
 }
 
+/**
+ * Lets a QUIT end a connection that is down, for an owner that closes it with a plain quit()
+ * (@fastify/redis' closeClient): ioredis answers QUIT on a disconnected connection by closing it, but
+ * with the offline queue off (ours, to fail fast) it refuses the QUIT instead and goes on
+ * reconnecting, and the owner's close fails. Called once nothing is sent on it any more (the node
+ * closed), so turning its queue back on queues nothing.
+ */
+export function letQuitEnd (client: Redis | Cluster): void {
+  const connections: Array<Redis | Cluster> = client.isCluster ? [client, ...(client as Cluster).nodes()] : [client]
+  for (const connection of connections) {
+    if (connection.status !== 'ready') connection.options.enableOfflineQueue = true
+  }
+}
+
+/** Resolves once ioredis reports the connection ended, or after `timeoutMs` (a QUIT already sent). */
+export async function ended (client: Redis | Cluster, timeoutMs = 1000): Promise<void> {
+  if (client.status === 'end') return
+  let timer: NodeJS.Timeout | undefined
+  let onEnd: (() => void) | undefined
+  await new Promise<void>(resolve => {
+    onEnd = resolve
+    client.once('end', resolve)
+    timer = setTimeout(resolve, timeoutMs)
+    timer.unref()
+  })
+  clearTimeout(timer)
+  if (onEnd !== undefined) client.off('end', onEnd)
+}
+
 /** QUIT (or drop) the connection and wait, briefly, until ioredis reports it ended. */
 export async function quit (client: Redis | Cluster): Promise<void> {
   const status = client.status
@@ -176,11 +211,13 @@ export async function quit (client: Redis | Cluster): Promise<void> {
  * Redis or a half-open TCP connection (no RST after a network cut) would otherwise look healthy.
  */
 const STALL_TIMEOUT_MS = 3000
-/** Connections with a heartbeat check in flight. */
-const probing = new WeakSet<Redis>()
-
-/** Runs `check` on a ready connection, one at a time; drops the connection when it stalls. */
-export function probe (client: Redis, check: () => Promise<unknown>, closing: () => boolean): void {
+/**
+ * Runs `check` on a ready connection, one at a time (`probing`: the caller's connections with a check
+ * in flight; per broker, since brokers of two apps may share a handed client); drops the connection
+ * when it stalls. A handed client is dropped too: ioredis reconnects it, which is the only way off a
+ * half-open TCP connection.
+ */
+export function probe (client: Redis, check: () => Promise<unknown>, closing: () => boolean, probing: WeakSet<Redis>): void {
   if (client.status !== 'ready' || probing.has(client)) return
   probing.add(client)
   const timer = setTimeout(() => { if (client.status === 'ready' && !closing()) client.disconnect(true) }, STALL_TIMEOUT_MS)

@@ -16,10 +16,14 @@
 //   that same master: messages from one node then take one path (the cluster bus between two masters
 //   is one ordered link) and arrive in the order they were sent.
 // - presence and the registry: SlotSafeRegistry (redis-cluster-registry.ts).
-import { Cluster, type Redis, type RedisOptions } from 'ioredis'
+// - the Cluster client is its own (from the seed list) or one handed over (a host's app.redis), never
+//   closed then (redis-base.ts); the shard subscribers are always its own, made from the Cluster
+//   client's options for its node connections (redisOptions: login, TLS) with our options on top.
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { BrokerUnavailableError, type BrokerListener, type ControlMessage } from '../broker.js'
 import { RedisBrokerBase, type RedisBrokerSettings } from './redis-base.js'
-import { connectionOptions, createClient, isRefusal, parseClusterSeeds, probe, quit, toBrokerError } from './redis-client.js'
+import { slotsRefreshIntervalOf, type RedisClientLike } from './redis-client-like.js'
+import { connectionOptions, createClient, isRefusal, ownConnection, parseClusterSeeds, probe, quit, toBrokerError } from './redis-client.js'
 import { SlotSafeRegistry } from './redis-cluster-registry.js'
 import { keySlot, nodeKey, nodeUrl, parseNodeKey, type ClusterNodeAddress } from './redis-cluster-slots.js'
 import type { RedisRegistry } from './redis-registry.js'
@@ -30,7 +34,12 @@ export interface RedisClusterBrokerOptions extends RedisBrokerSettings {
    * Seed nodes: the client learns the others from them. REDIS_CLUSTER_NODES entries (`host:port`, or
    * `redis[s]://[[username]:password@]host:port`) also carry the credentials and TLS of every connection.
    */
-  nodes: Array<ClusterNodeAddress | string>
+  nodes?: Array<ClusterNodeAddress | string>
+  /**
+   * Instead of `nodes`: an ioredis Cluster client to run the commands on, typically a host's
+   * app.redis. Never closed by the broker; the shard subscribers use its `redisOptions` (login, TLS).
+   */
+  client?: RedisClientLike
 }
 
 /** How often the slot map is read again, to notice a failover or a migration nobody told us about. */
@@ -67,40 +76,51 @@ export class RedisClusterBroker extends RedisBrokerBase {
   private lastConnectionError?: Error
   /** Why a plain connection to the first seed failed at start (diagnose()), until the cluster is ready. */
   private seedFailure?: string
-  /** Where the cluster is looked for; messages name them as host:port, never with the credentials. */
+  /** Where the cluster is looked for (none for a handed client); messages name them as host:port, never with the credentials. */
   private readonly seedNodes: ClusterNodeAddress[]
   /** How every connection logs in (username, password) and whether it uses TLS. */
   private readonly login: RedisOptions
+  /** Rereads the slot map of a handed client that does not do it often enough by itself. */
+  private slotsTimer?: NodeJS.Timeout
 
   constructor (options: RedisClusterBrokerOptions) {
     super(options)
-    const { nodes, username, password, tls } = parseClusterSeeds(options.nodes, message => { throw new Error(`RedisClusterBroker nodes ${message}`) })
-    this.seedNodes = nodes
-    // rediss://: TLS on every connection, checked against the address each one connects to (a seed by
-    // the name it was given, since the identity dnsLookup keeps names unresolved; the other nodes by
-    // the address CLUSTER SLOTS reports). A private CA is trusted with NODE_EXTRA_CA_CERTS.
-    this.login = { username, password, tls: tls ? {} : undefined }
-    this.commands = new Cluster(nodes, {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      clusterRetryStrategy: times => Math.min(times * 100, 1000),
-      slotsRefreshInterval: SLOTS_REFRESH_MS,
-      dnsLookup: tls ? (address, callback) => callback(null, address) : undefined,
-      redisOptions: { ...connectionOptions(this.connectionName('cmd')), ...this.login }
-    })
+    if ((options.nodes === undefined) === (options.client === undefined)) throw new Error('RedisClusterBroker takes one of nodes and client')
+    if (options.client !== undefined) {
+      this.adopt(options.client, true)
+      // By its shape: the client may come from another ioredis than ours (another major).
+      this.commands = options.client as unknown as Cluster
+      this.seedNodes = []
+      this.login = {}
+    } else {
+      const { nodes, username, password, tls } = parseClusterSeeds(options.nodes ?? [], message => { throw new Error(`RedisClusterBroker nodes ${message}`) })
+      this.seedNodes = nodes
+      // rediss://: TLS on every connection, checked against the address each one connects to (a seed by
+      // the name it was given, since the identity dnsLookup keeps names unresolved; the other nodes by
+      // the address CLUSTER SLOTS reports). A private CA is trusted with NODE_EXTRA_CA_CERTS.
+      this.login = { username, password, tls: tls ? {} : undefined }
+      this.commands = new Cluster(nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: times => Math.min(times * 100, 1000),
+        slotsRefreshInterval: SLOTS_REFRESH_MS,
+        dnsLookup: tls ? (address, callback) => callback(null, address) : undefined,
+        redisOptions: { ...connectionOptions(this.connectionName('cmd')), ...this.login }
+      })
+    }
     this.run = defineScripts(this.commands)
     this.registry = new SlotSafeRegistry(this.commands, { run: this.run, keys: this.keys, nodeId: options.nodeId, nodeTtl: this.nodeTtl })
-    this.commands.on('error', err => {
+    this.listenOn(this.commands, 'error', (err: Error) => {
       const cause = nodeError(err)
       if (!isRefusal(cause)) this.lastConnectionError = cause
     })
-    this.commands.on('ready', () => {
+    this.listenOn(this.commands, 'ready', () => {
       this.seedFailure = undefined
       void this.recover()
     })
-    this.commands.on('close', () => { this.registered = false; this.updateUp() })
+    this.listenOn(this.commands, 'close', () => { this.registered = false; this.updateUp() })
     // After every reading of the slot map: follow moved slots, open connections to new masters.
-    this.commands.on('refresh', () => { if (this.listener !== undefined && !this.closing) void this.rehome() })
+    this.listenOn(this.commands, 'refresh', () => { if (this.listener !== undefined && !this.closing) void this.rehome() })
   }
 
   /** The shards (master "host:port") whose subscriber connection is down: their topics answer 503. */
@@ -108,15 +128,16 @@ export class RedisClusterBroker extends RedisBrokerBase {
     return [...this.shards.values()].filter(shard => !shard.live).map(shard => shard.key).sort()
   }
 
-  /** The seeds as host:port, for messages. */
-  private get seeds (): string {
-    return this.seedNodes.map(nodeKey).join(',')
+  /** Where the cluster is, for messages: the seeds as host:port, or the handed client. */
+  private get where (): string {
+    if (this.handedClient) return 'Redis Cluster (the client handed over as `redis`)'
+    return `Redis Cluster at ${this.seedNodes.map(nodeKey).join(',')} (REDIS_CLUSTER_NODES)`
   }
 
   /** Where the cluster was looked for and why it was last out of reach, for the start-up log. */
   get unreachableReason (): string {
     const seedFailure = this.seedFailure === undefined ? '' : ` (${nodeKey(this.seedNodes[0])}: ${this.seedFailure})`
-    return `Redis Cluster at ${this.seeds} (REDIS_CLUSTER_NODES): ${this.lastConnectionError?.message ?? 'no answer yet'}${seedFailure}`
+    return `${this.where}: ${this.lastConnectionError?.message ?? 'no answer yet'}${seedFailure}`
   }
 
   /**
@@ -126,20 +147,34 @@ export class RedisClusterBroker extends RedisBrokerBase {
   async start (listener: BrokerListener): Promise<void> {
     this.listener = listener
     const timeout = this.settings.connectTimeout ?? 5000
+    // A handed client is usually connected already: its 'ready' came before our listener.
+    if (this.commands.status === 'ready') void this.recover()
     const refusal = await this.firstContact(timeout)
     if (refusal !== undefined) {
       await this.close()
-      throw new Error(`Redis Cluster at ${this.seeds} (REDIS_CLUSTER_NODES) refused this node: ${refusal.message}`)
+      throw new Error(`${this.where} refused this node: ${refusal.message}`)
     }
     // Up once the control channel is subscribed on some shard; wait, within the same time, for every
     // shard, so that the first subscriptions do not meet a shard still connecting.
     await this.until(() => this.isUp && [...this.shards.values()].every(shard => shard.live), timeout)
     if (!this.isUp) {
       this.wasUp = true
-      await this.diagnose()
+      if (!this.handedClient) await this.diagnose()
     }
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
     this.heartbeat.unref()
+    // Our own client rereads the slot map every SLOTS_REFRESH_MS (its slotsRefreshInterval), to notice
+    // a failover or a migration nobody told us about; a handed one that does not, is made to.
+    const interval = slotsRefreshIntervalOf(this.commands)
+    if (this.handedClient && (interval === undefined || interval <= 0 || interval > SLOTS_REFRESH_MS)) {
+      this.slotsTimer = setInterval(() => { if (this.commands.status === 'ready') this.commands.refreshSlotsCache() }, SLOTS_REFRESH_MS)
+      this.slotsTimer.unref()
+    }
+  }
+
+  override async close (): Promise<void> {
+    clearInterval(this.slotsTimer)
+    await super.close()
   }
 
   /**
@@ -160,7 +195,9 @@ export class RedisClusterBroker extends RedisBrokerBase {
       }
       const timer = setTimeout(() => finish(), timeoutMs)
       this.commands.on('error', onError)
-      this.commands.connect().then(() => finish(), () => finish())
+      // A handed client is connected (or reconnecting) by its owner already: nothing to wait for here.
+      if (this.commands.status === 'wait') this.commands.connect().then(() => finish(), () => finish())
+      else finish()
     })
   }
 
@@ -244,7 +281,9 @@ export class RedisClusterBroker extends RedisBrokerBase {
   }
 
   private openShard (key: string): void {
-    const client = createClient(nodeUrl(parseNodeKey(key)), this.connectionName(`sub@${key}`), this.login)
+    // The Cluster client's options for its node connections: the login and TLS of the cluster (ours
+    // from the seed list, or a handed client's), with our connection options on top.
+    const client = new Redis({ ...this.commands.options.redisOptions, ...parseNodeKey(key), ...ownConnection(this.connectionName(`sub@${key}`)) })
     const shard: Shard = { key, client, live: false, losses: 0 }
     this.shards.set(key, shard)
     client.on('error', () => {})
@@ -412,7 +451,7 @@ export class RedisClusterBroker extends RedisBrokerBase {
         this.updateUp()
       }).catch(() => {})
     }
-    for (const shard of this.shards.values()) probe(shard.client, () => shard.client.ping(), () => this.closing)
+    for (const shard of this.shards.values()) probe(shard.client, () => shard.client.ping(), () => this.closing, this.probing)
   }
 
   /** The cluster out of reach, or the shard holding `topic`: commands fail at once. */

@@ -7,6 +7,7 @@
 // passed in ARGV, mirroring redis-keys.ts; fine on one Redis. On a Redis Cluster only `publish`,
 // `history` and `nodes` run (each touches one slot); the presence and registry steps that span slots
 // are done one slot at a time instead (redis-cluster-registry.ts).
+import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 
 /**
@@ -229,11 +230,17 @@ export type RunScript = (name: ScriptName, keys: readonly string[], args: Readon
 
 /**
  * Registers the scripts on `client` (defineCommand: EVALSHA with EVAL fallback; a Cluster client
- * sends each to the node of its first key) and returns a runner. They get a prefix because
- * defineCommand would silently replace a built-in command of the same name (`publish`!).
+ * sends each to the node of its first key) and returns a runner. Their names carry a prefix, because
+ * defineCommand would silently replace a built-in command of the same name (`publish`!), and a digest
+ * of their text: a client handed to two apps (two brokers) is defined once per script text, and an
+ * app of another version, with other scripts, on the same client keeps its own.
  */
 export function defineScripts (client: Redis | Cluster): RunScript {
-  for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(`realtime_${name}`, { lua })
-  const commands = client as unknown as Record<string, (numberOfKeys: number, ...rest: Array<string | number>) => Promise<unknown>>
-  return async (name, keys, args) => commands[`realtime_${name}`](keys.length, ...keys, ...args)
+  const commands = client as unknown as Record<string, ((numberOfKeys: number, ...rest: Array<string | number>) => Promise<unknown>) | undefined>
+  const names = {} as Record<ScriptName, string>
+  for (const [name, lua] of Object.entries(SCRIPTS) as Array<[ScriptName, string]>) {
+    names[name] = `realtime_${name}_${createHash('sha1').update(lua).digest('hex').slice(0, 8)}`
+    if (typeof commands[names[name]] !== 'function') client.defineCommand(names[name], { lua })
+  }
+  return async (name, keys, args) => await (commands[names[name]] as NonNullable<typeof commands[string]>)(keys.length, ...keys, ...args)
 }

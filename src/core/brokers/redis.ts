@@ -16,16 +16,26 @@
 // It is every part of the broker seam (src/core/broker.ts): Broker, PresenceStore, ControlBus and
 // NodeRegistry; what a Redis Cluster shares with it (publish, history, presence, registry, control)
 // is in redis-base.ts, and this file keeps the connections.
+//
+// The connections: its own two, opened from a URL, or a client handed over (a host's app.redis) for
+// the commands and a duplicate of it, with our options, as the subscriber (see redis-base.ts).
 import type { Redis } from 'ioredis'
 import { BrokerUnavailableError, type BrokerListener } from '../broker.js'
 import { RedisBrokerBase, type RedisBrokerSettings } from './redis-base.js'
-import { createClient, isRefusal, probe, redactUrl, toBrokerError } from './redis-client.js'
+import { clientAddress, type RedisClientLike } from './redis-client-like.js'
+import { createClient, isRefusal, ownConnection, probe, redactUrl, toBrokerError } from './redis-client.js'
 import { ScriptedRegistry, type RedisRegistry } from './redis-registry.js'
 import { defineScripts, type RunScript } from './redis-scripts.js'
 
 export interface RedisBrokerOptions extends RedisBrokerSettings {
-  /** redis:// or rediss:// URL (REDIS_URL). */
-  url: string
+  /** redis:// or rediss:// URL (REDIS_URL): the broker opens its two connections, and closes them. */
+  url?: string
+  /**
+   * Instead of `url`: an ioredis client (not a Cluster: RedisClusterBroker) to run the commands on,
+   * typically a host's app.redis. The broker never closes it; its subscriber connection is
+   * `client.duplicate()` with the broker's own options (redis-client.ts), which it closes.
+   */
+  client?: RedisClientLike
 }
 
 /** Pause before retrying a recovery that failed while both connections were up. */
@@ -49,20 +59,34 @@ export class RedisBroker extends RedisBrokerBase {
   private startWaiter?: (refusal?: Error) => void
   private lastConnectionError?: Error
 
+  /** Where Redis is, for messages: `Redis at <url> (REDIS_URL)`, never with the password. */
+  private readonly where: string
+
   constructor (private readonly options: RedisBrokerOptions) {
     super(options)
     // CLIENT LIST shows which node and role a connection belongs to (names cannot hold spaces).
     const name = (role: string): string => `${options.prefix}${role}:${options.nodeId}`.replace(/\s/g, '_')
-    this.commands = createClient(options.url, name('cmd'))
-    this.subscriber = createClient(options.url, name('sub'))
+    const { url, client } = options
+    if ((url === undefined) === (client === undefined)) throw new Error('RedisBroker takes one of url and client')
+    if (client !== undefined) {
+      this.adopt(client, false)
+      // By its shape: the client may come from another ioredis than ours (another major).
+      this.commands = client as unknown as Redis
+      this.where = `Redis at ${clientAddress(client)} (the client handed over as \`redis\`)`
+    } else {
+      this.commands = createClient(url as string, name('cmd'))
+      this.where = `Redis at ${redactUrl(url as string)} (REDIS_URL)`
+    }
+    // The same server, login and TLS as the commands, with our options (ioredis' duplicate()).
+    this.subscriber = this.commands.duplicate(ownConnection(name('sub')))
     this.run = defineScripts(this.commands)
     this.registry = new ScriptedRegistry({ run: this.run, keys: this.keys, nodeId: options.nodeId, nodeTtl: this.nodeTtl })
-    for (const client of [this.commands, this.subscriber]) {
+    for (const connection of [this.commands, this.subscriber]) {
       // Connection errors surface as `up` and the listener's status; without a listener ioredis
       // would print every failed reconnect attempt.
-      client.on('error', err => { if (!isRefusal(err)) this.lastConnectionError = err })
-      client.on('close', () => this.lost())
-      client.on('ready', () => { if (this.listener !== undefined) void this.recover() })
+      this.listenOn(connection, 'error', (err: Error) => { if (!isRefusal(err)) this.lastConnectionError = err })
+      this.listenOn(connection, 'close', () => this.lost())
+      this.listenOn(connection, 'ready', () => { if (this.listener !== undefined) void this.recover() })
     }
     this.subscriber.on('message', (channel: string, payload: string) => this.receive(channel, payload))
   }
@@ -78,7 +102,7 @@ export class RedisBroker extends RedisBrokerBase {
     const refusal = await this.firstContact(this.options.connectTimeout ?? 5000)
     if (refusal !== undefined) {
       await this.close()
-      throw new Error(`Redis at ${redactUrl(this.options.url)} (REDIS_URL) refused this node: ${refusal.message}`)
+      throw new Error(`${this.where} refused this node: ${refusal.message}`)
     }
     // Coming up later is news worth the listener's `status(true)`, like the end of any outage.
     if (!this.isUp) this.wasUp = true
@@ -88,7 +112,7 @@ export class RedisBroker extends RedisBrokerBase {
 
   /** Where Redis was looked for and why it was last out of reach, for the start-up log. */
   get unreachableReason (): string {
-    return `Redis at ${redactUrl(this.options.url)} (REDIS_URL): ${this.lastConnectionError?.message ?? 'no answer yet'}`
+    return `${this.where}: ${this.lastConnectionError?.message ?? 'no answer yet'}`
   }
 
   /**
@@ -149,8 +173,8 @@ export class RedisBroker extends RedisBrokerBase {
     if (this.closing) return
     probe(this.commands, () => this.announce().then(async registered => {
       if (!registered && this.isUp) await this.restorePresence()
-    }), () => this.closing)
-    probe(this.subscriber, () => this.subscriber.ping(), () => this.closing)
+    }), () => this.closing, this.probing)
+    probe(this.subscriber, () => this.subscriber.ping(), () => this.closing, this.probing)
   }
 
   // ---- outages ----
