@@ -9,26 +9,11 @@
 import type { Broker, ControlBus, NodeRegistry, PresenceStore } from './core/broker.js'
 import type { RedisClientLike } from './core/brokers/redis-client-like.js'
 import type { ClusterNodeAddress } from './core/brokers/redis-cluster-slots.js'
+import type { RedisBrokerSettings } from './core/brokers/redis-settings.js'
 import { RedisClusterBroker as RedisClusterBrokerClass } from './core/brokers/redis-cluster.js'
 import { RedisBroker as RedisBrokerClass } from './core/brokers/redis.js'
 
-export type { RedisClientLike, ClusterNodeAddress }
-
-/** The options of both Redis brokers, apart from where Redis is. */
-export interface RedisBrokerSettings {
-  /** Prefix of every key and channel (REDIS_PREFIX). */
-  prefix: string
-  nodeId: string
-  historySize: number
-  /** Seconds a topic's stream (offsets and history) outlives its last publication. */
-  historyTtl: number
-  /** Milliseconds between two heartbeats of this node. Default 1000. */
-  heartbeatInterval?: number
-  /** Milliseconds a node stays listed (and its presence counted) after its last heartbeat. Default 5000. */
-  nodeTtl?: number
-  /** Milliseconds start() waits for Redis before failing. Default 5000. */
-  connectTimeout?: number
-}
+export type { RedisClientLike, ClusterNodeAddress, RedisBrokerSettings }
 
 export interface RedisBrokerOptions extends RedisBrokerSettings {
   /** redis:// or rediss:// URL (REDIS_URL): the broker opens its two connections, and closes them. */

@@ -24,22 +24,9 @@ import { TopicFeed } from './redis-feed.js'
 import { RedisKeys } from './redis-keys.js'
 import type { RedisRegistry } from './redis-registry.js'
 import type { RunScript } from './redis-scripts.js'
+import type { RedisBrokerSettings } from './redis-settings.js'
 
-/** The options of both Redis brokers, apart from where Redis is. */
-export interface RedisBrokerSettings {
-  /** Prefix of every key and channel (REDIS_PREFIX). */
-  prefix: string
-  nodeId: string
-  historySize: number
-  /** Seconds a topic's stream (offsets and history) outlives its last publication. */
-  historyTtl: number
-  /** Milliseconds between two heartbeats of this node. Default 1000. */
-  heartbeatInterval?: number
-  /** Milliseconds a node stays listed (and its presence counted) after its last heartbeat. Default 5000. */
-  nodeTtl?: number
-  /** Milliseconds start() waits for Redis before failing. Default 5000. */
-  connectTimeout?: number
-}
+export type { RedisBrokerSettings }
 
 const DEFAULT_IDEMPOTENCY_TTL_MS = 300_000
 /** Topics whose gaps are filled at the same time after a reconnect. */
