@@ -24,11 +24,14 @@ import fastifyJwt from '@fastify/jwt'
 import rateLimit from '@fastify/rate-limit'
 import websocket from '@fastify/websocket'
 import Fastify from 'fastify'
+import fastifyMetrics from 'fastify-metrics'
+import promClient from 'prom-client'
 
 const secret = process.env.JWT_SECRET
 const max = Number(process.env.RATE_LIMIT_MAX ?? 1000)
 const timeWindow = Number(process.env.RATE_LIMIT_WINDOW ?? 60000)
 const limitUpgrades = process.env.SAME_STACK_WS_LIMIT === 'on'
+const withMetrics = process.env.SAME_STACK_METRICS === 'on'
 // MAX_PAYLOAD's default: our publish route's body limit and our websocket's maxPayload.
 const MAX_PAYLOAD = 65536
 
@@ -65,6 +68,19 @@ await app.register(rateLimit, {
   keyGenerator: request => typeof request.user?.sub === 'string' ? `user:${request.user.sub}` : `ip:${request.ip}`
 })
 await app.register(websocket, { options: { maxPayload: MAX_PAYLOAD } })
+if (withMetrics) {
+  // As plugins/metrics.ts registers it when the host has none: histogram only, prom-client's buckets.
+  const registry = new promClient.Registry()
+  await app.register(fastifyMetrics, {
+    endpoint: '/metrics',
+    promClient,
+    defaultMetrics: { enabled: true, register: registry },
+    routeMetrics: {
+      enabled: { histogram: true, summary: false },
+      overrides: { histogram: { registers: [registry] }, summary: { registers: [] } }
+    }
+  })
+}
 
 async function verified (request) {
   await request.jwtVerify()
