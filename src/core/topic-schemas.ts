@@ -6,6 +6,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 import formats, { type FormatsPlugin } from 'ajv-formats'
 import { ErrorCode, ProtocolError } from './protocol.js'
+import { costlyKeyword } from './topic-schemas-cost.js'
 import { TOPIC_SEGMENT } from './topics.js'
 
 /** One declared topic pattern. */
@@ -137,6 +138,9 @@ function declaredTopic (pattern: string, declaration: unknown, ajv: Ajv): Declar
     } catch (err) {
       throw new TopicDeclarationError(`"${pattern}" has an invalid schema: ${(err as Error).message.slice(0, 300)}`)
     }
+    // A schema whose check can stall the event loop on one publish (topic-schemas-cost.ts).
+    const costly = costlyKeyword(schema)
+    if (costly !== undefined) throw new TopicDeclarationError(`"${pattern}" has a schema whose ${costly}`)
   }
   return { pattern, description, schema, parameters: segments.flatMap(s => s.name === undefined ? [] : [s.name]), validate, segments }
 }

@@ -7,20 +7,32 @@
 // passed in ARGV, mirroring redis-keys.ts; fine on one Redis. On a Redis Cluster only `publish`,
 // `history` and `nodes` run (each touches one slot); the presence and registry steps that span slots
 // are done one slot at a time instead (redis-cluster-registry.ts).
+//
+// Scripts that add data start with the shebang `#!lua` (Redis 7): Redis then knows them as writing
+// scripts and, at `maxmemory` under `noeviction`, refuses them whole with `OOM command not allowed`
+// before they run. A script without it is only stopped at its first write of a command that may grow
+// memory, and once it wrote anything it runs to its end: a publish to a new topic, whose first write
+// used to be a DEL (allowed over the limit), grew Redis past its maxmemory without an error (issue 21).
+// Scripts that only read or delete keep the old form: they must go on working over the limit (a
+// departing node's clean-up frees memory).
 import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
+
+/** First line of a script that adds data: refused whole at maxmemory (see above). */
+const WRITES = '#!lua\n'
 
 /**
  * Reads the topic's meta hash, or starts a fresh epoch (given by the caller, random) at offset 0 when
  * it is gone: never published, expired (HISTORY_TTL), evicted or lost in a Redis reset. A leftover
- * stream of the lost epoch is deleted so its entries never mix with the new epoch's offsets.
+ * stream of the lost epoch is deleted so its entries never mix with the new epoch's offsets. HSET
+ * comes first, a write Redis refuses over maxmemory (DEL is not): a second guard behind the shebang.
  */
 const STREAM_META = `
 local function stream_meta(meta, stream, candidate, ttl)
   local position = redis.call('HMGET', meta, 'e', 'o')
   if position[1] then return position[1], position[2] end
-  redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', candidate, 'o', 0)
+  redis.call('DEL', stream)
   redis.call('PEXPIRE', meta, ttl)
   return candidate, '0'
 end
@@ -35,7 +47,7 @@ end
  * The pub/sub payload is "m<epoch> <offset> <ts> <frame>", sent with PUBLISH on one Redis and with
  * SPUBLISH (sharded: it stays within the topic's shard) on a Cluster.
  */
-const publishScript = (command: 'PUBLISH' | 'SPUBLISH'): string => STREAM_META + `
+const publishScript = (command: 'PUBLISH' | 'SPUBLISH'): string => WRITES + STREAM_META + `
 if KEYS[3] then
   local first = redis.call('GET', KEYS[3])
   if first then
@@ -87,7 +99,7 @@ return {epoch, top, redis.call('XRANGE', KEYS[2], '-', '+'), 0}
  * KEYS: topic presence hash, the node's presence index
  * ARGV: connection id, entry JSON, index member ("topic\\nconnectionId"), index ttl ms
  */
-export const ADD_PRESENCE = `
+export const ADD_PRESENCE = WRITES + `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -145,7 +157,7 @@ end
  * Returns 0 when this node's own key had expired (it was stalled or cut off, and may have been swept
  * itself: it must write its presence back), else 1.
  */
-export const ANNOUNCE = CLEAR_NODE_PRESENCE + `
+export const ANNOUNCE = WRITES + CLEAR_NODE_PRESENCE + `
 local registered = redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'GET')
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
@@ -166,7 +178,7 @@ return 0
  * KEYS and ARGV: those of ANNOUNCE, less the presence hash head and tail.
  * Returns {registered (0 or 1), dead}.
  */
-export const ANNOUNCE_LISTING_DEAD = `
+export const ANNOUNCE_LISTING_DEAD = WRITES + `
 local registered = redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'GET')
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
