@@ -1,7 +1,7 @@
 // The MessagePack subprotocol (`realtime.msgpack`, src/core/encoding.ts): the same frames and meaning
 // as JSON, as binary MessagePack maps both ways; a fan-out frame is encoded once per publication; the
 // client library speaks it when given a codec. JSON stays the default.
-import { decode, encode } from '@msgpack/msgpack'
+import { decode, Decoder, encode, ExtData } from '@msgpack/msgpack'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
@@ -152,4 +152,81 @@ t.test('the client library speaks MessagePack when given a codec', async t => {
   t.same(history.publications.map(m => m.data.n), [1, 2], 'request and reply over MessagePack')
   const [connection] = server.app[kRealtimeNode].hub.connections
   t.equal(connection.encoding, 'msgpack', 'the server sees a MessagePack connection')
+})
+
+/**
+ * Records what the server's MessagePack decoder is given: the bytes of each decode() call, copied. The
+ * test client decodes through the same class, so a test looks for the frames it sent among them.
+ */
+function recordDecodes (t: Test): Buffer[] {
+  const inputs: Buffer[] = []
+  const original = Decoder.prototype.decode
+  Decoder.prototype.decode = function (this: Decoder, buffer) {
+    inputs.push(Buffer.from(buffer as Uint8Array))
+    return original.call(this, buffer)
+  }
+  t.teardown(() => { Decoder.prototype.decode = original })
+  return inputs
+}
+
+/** A publish frame to `chat.a` whose `data` is the MessagePack bytes `data`, as they are. */
+function publishWithData (id: string, data: Buffer): Buffer {
+  const frame = Buffer.from(encode({ type: 'publish', id, topic: 'chat.a', data: 0 }))
+  // `data` comes last and 0 is one byte (a positive fixint): replace it.
+  return Buffer.concat([frame.subarray(0, -1), data])
+}
+
+t.test('a MessagePack frame too deep, with counts larger than itself, or with binary values is refused before it is decoded', async t => {
+  const server = await startServer(t, { defaultPublish: ['chat.>'] })
+  const node = server.app[kRealtimeNode]
+  const client = await connectMsgpack(t, server.wsUrl)
+  const decoded = recordDecodes(t)
+  const refusals: Array<[string, Buffer, RegExp]> = [
+    // The issue's frame: 60 KB of nested arrays (0x91: an array of one item), then nil.
+    ['deep', publishWithData('deep', Buffer.concat([Buffer.alloc(60_000, 0x91), Buffer.from([0xc0])])), /nested deeper than 257 levels/],
+    // An array32 and a map32 declaring 2^32 - 1 items, followed by a few bytes.
+    ['array', publishWithData('array', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc0])), /declares more items than the frame holds/],
+    ['map', publishWithData('map', Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x61, 0xc0])), /declares more items than the frame holds/],
+    // Binary values have no JSON form (issue 21, item 8): they were published as {"type":"Buffer",...}.
+    ['bin', Buffer.from(encode({ type: 'publish', id: 'bin', topic: 'chat.a', data: { blob: new Uint8Array([1, 2, 3]) } })), /binary values are not allowed/],
+    ['ext', Buffer.from(encode({ type: 'publish', id: 'ext', topic: 'chat.a', data: new ExtData(5, new Uint8Array([1])) })), /extension values other than timestamps/]
+  ]
+  for (const [id, frame, message] of refusals) {
+    client.ws.send(frame)
+    // Refused unparsed: the error carries no id.
+    const reply = await client.next(reply => reply.type === 'error')
+    t.match(reply, { type: 'error', code: 'bad_request' }, `${id}: bad_request`)
+    t.match(reply.message, message, `${id}: ${String(reply.message)}`)
+    t.notOk(decoded.some(input => input.equals(frame)), `${id}: never given to the decoder`)
+    client.frames.length = 0
+  }
+  t.equal(client.ws.readyState, WebSocket.OPEN, 'the connection stays up')
+  t.equal((await node.history('chat.a')).offset, 0, 'nothing was published')
+  // A timestamp still arrives as its ISO string, and a frame within every bound is decoded once.
+  const ack = await client.request({ type: 'publish', topic: 'chat.a', data: { at: new Date(0), nested: [[[1]]] } })
+  t.match(ack, { type: 'ack', offset: 1 })
+  const [published] = (await node.history('chat.a')).publications
+  t.match(JSON.parse(published.frame).data, { at: '1970-01-01T00:00:00.000Z', nested: [[[1]]] })
+})
+
+t.test('the message rate and the byte budget take a MessagePack frame before it is decoded', async t => {
+  const server = await startServer(t, { defaultPublish: ['chat.>'], messageRate: 1, messageBurst: 3 })
+  const client = await connectMsgpack(t, server.wsUrl)
+  const decoded = recordDecodes(t)
+  const frames = [1, 2, 3, 4].map(n => Buffer.from(encode({ type: 'publish', id: n, topic: 'chat.a', data: n })))
+  for (const frame of frames) client.ws.send(frame)
+  await eventually('four replies', () => client.frames.filter(frame => frame.type === 'ack' || frame.type === 'error').length === 4)
+  t.match(client.frames.find(frame => frame.type === 'error'), { code: 'rate_limited', message: /frames per second/ }, 'the fourth is over the message rate')
+  t.notOk(decoded.some(input => input.equals(frames[3])), 'and was never decoded')
+  t.equal(decoded.filter(input => frames.some(frame => input.equals(frame))).length, 3, 'the three accepted were decoded once each')
+
+  // About 700 bytes, then 700 more within the same second: over a 1024-byte budget.
+  const budgeted = await startServer(t, { defaultPublish: ['chat.>'], userInboundRate: 1024, userInboundBurst: 1024 })
+  const sender = await connectMsgpack(t, budgeted.wsUrl)
+  const big = [5, 6].map(n => Buffer.from(encode({ type: 'publish', id: n, topic: 'chat.a', data: 'z'.repeat(650) })))
+  for (const frame of big) sender.ws.send(frame)
+  await eventually('two replies', () => sender.frames.filter(frame => frame.type === 'ack' || frame.type === 'error').length === 2)
+  t.match(sender.frames.find(frame => frame.type === 'error'), { code: 'rate_limited', message: /bytes per second/ }, 'the second is over the byte budget')
+  t.notOk(decoded.some(input => input.equals(big[1])), 'and was never decoded')
+  t.equal(sender.ws.readyState, WebSocket.OPEN)
 })

@@ -2,20 +2,30 @@
 // an `error` frame on a connection that stays open.
 import type { RawData } from 'ws'
 import { armExpiry } from './auth/expiry.js'
-import { BrokerUnavailableError } from './broker.js'
+import { BrokerUnavailableError, type HistoryResult } from './broker.js'
 import type { Connection } from './connection.js'
+import { msgpackFrameAsJson } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
+import { REFUSED } from './history-budget.js'
 import { canPublish, canSubscribe, OPEN_IDENTITY } from './identity.js'
 import type { RealtimeNode } from './node.js'
 import {
-  encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, parseClientFrame, ProtocolError, ServerClose,
+  encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, MAX_DATA_DEPTH, parseClientFrame, ProtocolError, ServerClose,
   type ClientFrame, type RequestId
 } from './protocol.js'
+
+/** A MessagePack frame's deepest nesting: the frame's own map and MAX_DATA_DEPTH levels of `data`, as JSON frames. */
+const MSGPACK_MAX_DEPTH = MAX_DATA_DEPTH + 1
+
+type HistoryFrame = Extract<ClientFrame, { type: 'history' }>
 
 export class Dispatcher {
   constructor (private readonly node: RealtimeNode) {}
 
   handle (connection: Connection, data: RawData, isBinary: boolean): void {
+    // A connection whose close has begun (4009, 4008, any close) does no more work: ws keeps reading
+    // until the peer answers the close, up to 30 s, and a frame it reads then is not handled at all.
+    if (!connection.open) return
     Heartbeat.alive(connection)
     // ws enforces MAX_PAYLOAD itself (closing with 1009 and no reason before the frame reaches us),
     // unless a host registered @fastify/websocket with a larger limit: then it is enforced here.
@@ -24,8 +34,25 @@ export class Dispatcher {
     if (bytes > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
     if (!this.withinRate(connection)) return
     if (!this.withinInboundBudget(connection, bytes)) return
-    if (isBinary) return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
-    const parsed = parseClientFrame(data.toString())
+    let text: string
+    if (!isBinary) {
+      text = data.toString()
+    } else if (connection.encoding === 'msgpack') {
+      // Decoded only now, after the rate and the byte budget took the frame as received.
+      try {
+        text = msgpackFrameAsJson(data, MSGPACK_MAX_DEPTH)
+      } catch (err) {
+        return this.fail(connection, err)
+      }
+      // The JSON form is what the rest of the server handles: MAX_PAYLOAD applies to it too, and the
+      // budget takes the bytes it has beyond the frame's, so a client's limits do not depend on its encoding.
+      const jsonBytes = Buffer.byteLength(text)
+      if (jsonBytes > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
+      if (jsonBytes > bytes && !this.withinInboundBudget(connection, jsonBytes - bytes)) return
+    } else {
+      return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
+    }
+    const parsed = parseClientFrame(text)
     if (!parsed.ok) return this.fail(connection, parsed.error, parsed.id)
     const frame = parsed.frame
     this.dispatch(connection, frame).catch(err => this.fail(connection, err, frame.id))
@@ -46,10 +73,8 @@ export class Dispatcher {
 
   /** USER_INBOUND_RATE: the user's bytes per second across their connections (and HTTP); admins are exempt. */
   private withinInboundBudget (connection: Connection, bytes: number): boolean {
-    const { identity } = connection
-    if (identity.admin && identity !== OPEN_IDENTITY) return true
-    // Built per frame rather than kept per connection: idle memory per connection is a number we hold.
-    const key = connection.user === null ? `connection:${connection.id}` : `user:${connection.user}`
+    const key = budgetKey(connection)
+    if (key === undefined) return true
     const verdict = this.node.inbound.admit(key, bytes)
     if (verdict === 'accepted') return true
     this.node.stats.rateLimited.bytes++
@@ -62,7 +87,7 @@ export class Dispatcher {
   }
 
   private async dispatch (connection: Connection, frame: ClientFrame): Promise<void> {
-    const { hub, config } = this.node
+    const { hub } = this.node
     switch (frame.type) {
       case 'ping':
         return connection.send(encodePong(frame.id))
@@ -78,13 +103,9 @@ export class Dispatcher {
         const result = await this.node.publish(frame.topic, frame.data, { source: 'ws', from: connection.user ?? undefined })
         return connection.send(encodeAck(frame.id, result))
       }
-      case 'history': {
+      case 'history':
         this.authorize(canSubscribe(connection.identity, frame.topic), 'read the history of', frame.topic)
-        const limit = Math.min(frame.limit ?? config.historySize, config.historySize)
-        const history = await this.node.history(frame.topic, { since: frame.since, limit })
-        const fields = { type: 'ack', id: frame.id, topic: frame.topic, epoch: history.epoch, offset: history.offset }
-        return connection.send(encodeWithMessages(fields, history.publications.map(p => p.frame)))
-      }
+        return await this.history(connection, frame)
       case 'presence': {
         this.node.requirePresence()
         this.authorize(canSubscribe(connection.identity, frame.topic), 'read the presence of', frame.topic)
@@ -102,6 +123,30 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * A `history` reply, its bytes taken from the caller's history budget before it is built
+   * (history-budget.ts; admins are exempt); `rate_limited` while that budget is in deficit.
+   */
+  private async history (connection: Connection, frame: HistoryFrame): Promise<void> {
+    const { historySize } = this.node.config
+    const limit = Math.min(frame.limit ?? historySize, historySize)
+    const read = async (): Promise<HistoryResult | undefined> => {
+      // Requests wait for the caller's earlier ones: the connection may have begun closing meanwhile.
+      if (!connection.open) return undefined
+      const history = await this.node.history(frame.topic, { since: frame.since, limit })
+      return connection.open ? history : undefined
+    }
+    const key = budgetKey(connection)
+    const history = key === undefined ? await read() : await this.node.historyBudget.serve(key, read, replyBytes)
+    if (history === REFUSED) {
+      this.node.stats.rateLimited.bytes++
+      throw new ProtocolError(ErrorCode.rateLimited, `history replies over ${this.node.historyBudget.rate} bytes per second for this user: try again shortly`)
+    }
+    if (history === undefined) return
+    const fields = { type: 'ack', id: frame.id, topic: frame.topic, epoch: history.epoch, offset: history.offset }
+    connection.send(encodeWithMessages(fields, history.publications.map(p => p.frame)))
+  }
+
   private authorize (allowed: boolean, action: string, topic: string): void {
     if (!allowed) throw new ProtocolError(ErrorCode.forbidden, `not allowed to ${action} "${topic}"`)
   }
@@ -112,6 +157,24 @@ export class Dispatcher {
     this.node.stats.count(this.node.stats.errors, error.code)
     connection.send(encodeError(error.code, error.message, id))
   }
+}
+
+/**
+ * Whose budgets a connection's frames count against (USER_INBOUND_RATE, history bytes): its user, or
+ * the connection itself when anonymous; undefined for admins, who are exempt. Built per frame rather
+ * than kept per connection: idle memory per connection is a number we hold.
+ */
+function budgetKey (connection: Connection): string | undefined {
+  const { identity } = connection
+  if (identity.admin && identity !== OPEN_IDENTITY) return undefined
+  return connection.user === null ? `connection:${connection.id}` : `user:${connection.user}`
+}
+
+/** What a history reply costs: the bytes of the stored frames it will read and encode. */
+function replyBytes (history: HistoryResult): number {
+  let bytes = 0
+  for (const publication of history.publications) bytes += Buffer.byteLength(publication.frame)
+  return bytes
 }
 
 function byteLength (data: RawData): number {

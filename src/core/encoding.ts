@@ -9,7 +9,8 @@
 import type { Decoder, Encoder } from '@msgpack/msgpack'
 import type { RawData } from 'ws'
 import { importOptional } from './optional-package.js'
-import { CloseCode, type CloseCause } from './protocol.js'
+import { msgpackShapeProblem } from './msgpack-shape.js'
+import { CloseCode, ErrorCode, ProtocolError, type CloseCause } from './protocol.js'
 
 /** The subprotocol that asks for MessagePack frames (both ways); anything else, or none, is JSON. */
 export const MSGPACK_SUBPROTOCOL = 'realtime.msgpack'
@@ -80,31 +81,22 @@ export function jsonToMsgpack (json: string): Buffer {
 }
 
 /**
- * A client's MessagePack frame as the JSON text the dispatcher reads, or undefined when it is not
- * MessagePack with a JSON form (binary values have none; a timestamp becomes its ISO string).
+ * A client's MessagePack frame (from a MessagePack connection) as the JSON text it stands for, so that
+ * everything after the wire (the dispatcher) is the same for both encodings. Its shape is checked
+ * before it is decoded (msgpack-shape.ts: at most `maxDepth` levels, no count larger than the frame,
+ * no binary values); throws a `bad_request` ProtocolError when it is refused or is not MessagePack.
+ * A timestamp becomes its ISO string.
  */
-export function msgpackToJson (bytes: Uint8Array): string | undefined {
+export function msgpackFrameAsJson (data: RawData, maxDepth: number): string {
+  const bytes = toBytes(data)
+  const problem = msgpackShapeProblem(bytes, maxDepth)
+  if (problem !== undefined) throw new ProtocolError(ErrorCode.badRequest, problem)
   try {
-    return JSON.stringify(loaded().decoder.decode(bytes), refuseBinary)
+    return JSON.stringify(loaded().decoder.decode(bytes))
   } catch {
-    // Not MessagePack, binary inside, or nested deeper than JSON.stringify's stack allows.
-    return undefined
+    // E.g. a map key that is neither a string nor a number.
+    throw new ProtocolError(ErrorCode.badRequest, 'a binary frame must be a MessagePack map with a JSON form')
   }
-}
-
-function refuseBinary (_key: string, value: unknown): unknown {
-  if (value instanceof Uint8Array) throw new TypeError('binary values have no JSON form')
-  return value
-}
-
-/**
- * A binary frame from a MessagePack connection as the JSON text it stands for, so that everything
- * after the wire (the dispatcher) is the same for both encodings; undefined when it is not MessagePack
- * with a JSON form, and the frame is then refused like any other binary frame.
- */
-export function msgpackFrameAsJson (data: RawData): Buffer | undefined {
-  const json = msgpackToJson(toBytes(data))
-  return json === undefined ? undefined : Buffer.from(json)
 }
 
 function toBytes (data: RawData): Uint8Array {

@@ -28,6 +28,32 @@ export class InboundBudget {
 
   /** Takes `bytes` (at most the whole bucket) from `key`'s bucket. */
   admit (key: string, bytes: number): RateVerdict {
+    const bucket = this.refilled(key)
+    // A request larger than the bucket can pass, once the bucket is full, and empties it.
+    const cost = Math.min(bytes, this.burst)
+    if (bucket.tokens >= cost) {
+      bucket.tokens -= cost
+      bucket.refusedInARow = 0
+      return 'accepted'
+    }
+    return ++bucket.refusedInARow >= this.refusalsToClose ? 'exceeded' : 'refused'
+  }
+
+  /**
+   * Whether `key` may start work whose cost is known only once done (a history reply: docs/protocol.md
+   * §2, "History bytes"): its bucket is not in deficit. The cost is then taken with charge().
+   */
+  hasCredit (key: string): boolean {
+    return this.refilled(key).tokens > 0
+  }
+
+  /** Takes all of `bytes` from `key`'s bucket, below zero if need be: a deficit refills at `rate`. */
+  charge (key: string, bytes: number): void {
+    this.refilled(key).tokens -= bytes
+  }
+
+  /** `key`'s bucket refilled up to now, created full for a caller without one. */
+  private refilled (key: string): Bucket {
     const now = this.now()
     let bucket = this.buckets.get(key)
     if (bucket === undefined) {
@@ -37,14 +63,7 @@ export class InboundBudget {
       bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.refilledAt) * this.rate) / 1000)
       bucket.refilledAt = now
     }
-    // A request larger than the bucket can pass, once the bucket is full, and empties it.
-    const cost = Math.min(bytes, this.burst)
-    if (bucket.tokens >= cost) {
-      bucket.tokens -= cost
-      bucket.refusedInARow = 0
-      return 'accepted'
-    }
-    return ++bucket.refusedInARow >= this.refusalsToClose ? 'exceeded' : 'refused'
+    return bucket
   }
 
   /** Callers with a bucket now (the ones that sent recently). */

@@ -12,8 +12,9 @@ import { BrokerUnavailableError, type Broker, type HistoryQuery, type HistoryRes
 import { Connection } from './connection.js'
 import { ConnectionControl } from './connection-control.js'
 import { Dispatcher } from './dispatcher.js'
-import { msgpackAvailable, msgpackFrameAsJson, MSGPACK_UNAVAILABLE } from './encoding.js'
+import { msgpackAvailable, MSGPACK_UNAVAILABLE } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
+import { HistoryBudget } from './history-budget.js'
 import { Hub } from './hub.js'
 import { InboundBudget } from './inbound-budget.js'
 import type { Identity } from './identity.js'
@@ -131,6 +132,8 @@ export class RealtimeNode {
   private readonly socketListeners = this.createSocketListeners()
   /** USER_INBOUND_RATE: bytes per second per user, websocket frames and HTTP publishes together. */
   readonly inbound: InboundBudget
+  /** What `history` replies may cost each caller: USER_INBOUND_RATE bytes per second of its own (history-budget.ts). */
+  readonly historyBudget: HistoryBudget
   /** Undefined when PRESENCE and JOIN_LEAVE are both off. */
   private readonly presenceTracker?: Presence
   /** Set when shutdown begins: readiness fails and new upgrades are refused. */
@@ -147,6 +150,7 @@ export class RealtimeNode {
     this.log = log
     this.refreshIdentity = refreshIdentity
     this.inbound = new InboundBudget(config.userInboundRate, config.userInboundBurst, config.messageBurst)
+    this.historyBudget = new HistoryBudget(config.userInboundRate, config.userInboundBurst)
     if (config.topics !== undefined && Object.keys(config.topics).length > 0) this.topicSchemas = new TopicSchemas(config.topics, config.strictTopics)
     const store = config.presence ? broker.presenceStore : undefined
     if (config.presence && store === undefined) {
@@ -171,6 +175,7 @@ export class RealtimeNode {
     })
     this.heartbeat.start()
     this.inbound.start()
+    this.historyBudget.start()
   }
 
   // ---- what the routes, the dispatcher and RealtimeApi call; topics arrive validated ----
@@ -298,13 +303,8 @@ export class RealtimeNode {
     const failed = (connection: Connection, err: Error): void => this.socketFailed(connection, err)
     const closed = (connection: Connection, code: number, reason: Buffer): void => this.socketClosed(connection, code, reason)
     return {
-      message (this: WebSocket, data: RawData, isBinary: boolean) {
-        const connection = connectionOf(this)
-        // A MessagePack client's frames reach the dispatcher as the JSON text they stand for.
-        const json = isBinary && connection.encoding === 'msgpack' ? msgpackFrameAsJson(data) : undefined
-        if (json === undefined) handle(connection, data, isBinary)
-        else handle(connection, json, false)
-      },
+      // MessagePack frames too: the dispatcher applies the limits before it decodes them.
+      message (this: WebSocket, data: RawData, isBinary: boolean) { handle(connectionOf(this), data, isBinary) },
       pong (this: WebSocket) { Heartbeat.alive(connectionOf(this)) },
       error (this: WebSocket, err: Error) { failed(connectionOf(this), err) },
       close (this: WebSocket, code: number, reason: Buffer) { closed(connectionOf(this), code, reason) }
@@ -357,6 +357,7 @@ export class RealtimeNode {
   async close (): Promise<void> {
     this.heartbeat.stop()
     this.inbound.stop()
+    this.historyBudget.stop()
     await this.broker.close()
   }
 
