@@ -4,6 +4,11 @@
 // Websocket upgrades count against the same budget (stat scope `connect`); real admins are exempt.
 // Registered inside the routes' context: a host's own routes are not limited by it.
 //
+// Both run in onRequest, before the body is read: a caller over the limit is refused without making
+// the server wait for (and hold a socket through) a body it will not take. They run after a route's
+// own onRequest checks (@fastify/rate-limit appends to the route's hooks), so a refused upgrade is
+// refused for its real reason (MAX_CONNECTIONS, the token) and an admin route's credentials come first.
+//
 // A host's own @fastify/rate-limit (its default `global: true`) does not apply to the routes limited
 // here, in either registration order: each caller is counted once, by RATE_LIMIT_MAX, and only our
 // x-ratelimit-* headers are written (docs/protocol.md §4, "Rate limit"). How, given that every
@@ -16,7 +21,7 @@
 // adds as a hook of its own (`app.addHook('onRequest', app.rateLimit(...))`) does run on them: its
 // 429 leaves in the API's error shape, with code rate_limited (routes/errors.ts).
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
-import type { FastifyInstance, FastifyRequest, preHandlerHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { HttpError } from '../routes/errors.js'
 import type { Config } from '../src/config.js'
@@ -95,8 +100,8 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
   await app.register(rateLimit, {
     max: config.rateLimitMax,
     timeWindow: config.rateLimitWindow,
-    // After the route's own onRequest checks, so a refused upgrade is refused for its real reason.
-    hook: 'preHandler',
+    // Before the body (see the top); appended after the route's own onRequest checks.
+    hook: 'onRequest',
     redis,
     nameSpace: `${config.redisPrefix}ratelimit:`,
     cache: MAX_MEMORY_WINDOWS,
@@ -114,8 +119,9 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
   })
 
   /** USER_INBOUND_RATE: a request body counts against its caller's bytes, shared with their frames on this node. */
-  const budget: preHandlerHookHandler = function inboundBudget (request, _reply, done) {
-    // No content-length (NaN) or 0: nothing to count, no identity to look up.
+  const budget: onRequestHookHandler = function inboundBudget (request, _reply, done) {
+    // Counted from the declared content-length, before the body is read: a body over the budget is
+    // never received. No content-length (NaN) or 0: nothing to count, no identity to look up.
     const bytes = Number(request.headers['content-length'])
     if (!(bytes > 0)) return done()
     keyOf(request).then(key => {
@@ -128,8 +134,8 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
   // After our registration's onRoute hook: the budget runs once the request is inside the window.
   app.addHook('onRoute', route => {
     if (route.config?.rateLimit === false) return
-    const own = route.preHandler
-    route.preHandler = own === undefined ? [budget] : Array.isArray(own) ? own.concat(budget) : [own, budget]
+    const own = route.onRequest
+    route.onRequest = own === undefined ? [budget] : Array.isArray(own) ? own.concat(budget) : [own, budget]
   })
 }
 

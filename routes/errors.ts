@@ -80,10 +80,24 @@ function messageOf (error: FastifyError, status: number, request: FastifyRequest
 }
 
 /**
+ * Whether the request announced a body that has not all arrived: refused before it was read (the
+ * rate limit, the credentials), or mid-way (too large). A GET is not complete either while its hooks
+ * run in the tick its headers arrived, hence the headers.
+ */
+function bodyUnread (request: FastifyRequest): boolean {
+  if (request.raw.complete) return false
+  const { 'content-length': length, 'transfer-encoding': chunked } = request.headers
+  return chunked !== undefined || (length !== undefined && length !== '0')
+}
+
+/**
  * Errors that carry an HTTP status (ours, Fastify's, a host hook's) keep it, with a code of the
  * protocol's list; the rest are ProtocolErrors (their code gives the status) or internal errors.
  */
 export function realtimeErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  // The rest of a refused body would still be read (Node drains it to reuse the connection), holding
+  // the socket for as long as the client takes to send it: closed after the answer instead.
+  if (bodyUnread(request)) reply.raw.shouldKeepAlive = false
   const status = error.statusCode
   if (typeof status === 'number') {
     // Fastify answers a status outside 4xx/5xx with 500 as well.

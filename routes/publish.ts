@@ -1,5 +1,5 @@
 // POST /api/publish and POST /api/broadcast: backends push to topics with plain HTTP.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import { canPublish, type Identity } from '../src/core/identity.js'
 import { ErrorCode, nestedDeeperThan, tooDeepMessage } from '../src/core/protocol.js'
@@ -41,7 +41,12 @@ function assertShallow (data: unknown): void {
 export default async function publishRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { node } = options
   // The body limit, named in the 413 (routes/errors.ts); RATE_LIMIT_MAX (plugins/rate-limit.ts).
-  const limits = { bodyLimit: options.config.maxPayload, config: { ...LIMITED_ROUTE, bodyLimitSetting: 'MAX_PAYLOAD' } }
+  // The credentials are checked before the body is read (preParsing: after the rate limit and byte
+  // budget of onRequest, which count bad credentials against the IP): a caller without valid ones gets
+  // its 401 at once, and its socket is not held while a body it may not send trickles in. The handler's
+  // own authenticate() reuses the same identity.
+  const authenticated = async (request: FastifyRequest): Promise<void> => { await app.realtimeAuth.authenticate(request) }
+  const limits = { bodyLimit: options.config.maxPayload, preParsing: authenticated, config: { ...LIMITED_ROUTE, bodyLimitSetting: 'MAX_PAYLOAD' } }
 
   /** A 403 unless `identity` may publish to `topic`. */
   function assertCanPublish (identity: Identity, topic: string): void {

@@ -3,7 +3,10 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import type { Socket } from 'node:net'
 import { logSerializers, notFoundWithoutQuery } from '../plugins/logging.js'
 import realtime from '../plugins/realtime.js'
+import { HttpError } from '../routes/errors.js'
 import type { Config } from './config.js'
+import { ErrorCode } from './core/protocol.js'
+import { capConnectionsPerIp, OVER_CAP_IDLE_MS, trustedPeer } from './ip-connections.js'
 
 /** Fastify takes a hop count at run time but its types do not: the same rule as a function. */
 function trustProxyOption (trust: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
@@ -45,6 +48,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       headersTimeout: config.upgradeTimeout,
       connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(config.upgradeTimeout / 4)))
     },
+    // ...and REQUEST_TIMEOUT to send all of it, its body included (Node's clock starts with the request,
+    // so never less than the headers' own limit): Fastify's default, 0, let a body trickle in for ever
+    // and hold its socket. An open websocket is no longer a request, so it is never cut by either.
+    requestTimeout: Math.max(config.requestTimeout, config.upgradeTimeout),
     // Behind a reverse proxy, the client's address comes from X-Forwarded-For, but only from the proxies
     // named here (docs/operations.md); otherwise every caller would share the proxy's rate-limit budget.
     trustProxy: trustProxyOption(config.trustProxy),
@@ -60,8 +67,28 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     },
     clientErrorHandler: clientErrorWithoutPacket
   })
+  refuseBeyondIpCap(app, config)
   // Fastify's default 404 logs and echoes the whole URL, `?token=<jwt>` included.
   app.setNotFoundHandler(notFoundWithoutQuery)
   await app.register(realtime, config)
   return app
+}
+
+/**
+ * MAX_CONNECTIONS_PER_IP (src/ip-connections.ts): a request on a connection beyond its address's cap
+ * is answered 429 before any other check, and its connection closed. A hook of the root context, so
+ * that every route and upgrade refuses it before its own work (and an upgrade before its admission).
+ */
+function refuseBeyondIpCap (app: FastifyInstance, config: Config): void {
+  const cap = capConnectionsPerIp(app.server, {
+    max: config.maxConnectionsPerIp,
+    trusted: trustedPeer(config.trustProxy),
+    overCapIdleMs: Math.min(OVER_CAP_IDLE_MS, config.upgradeTimeout)
+  })
+  const message = `at most ${config.maxConnectionsPerIp} open connections per client address (MAX_CONNECTIONS_PER_IP)`
+  app.addHook('onRequest', function ipCap (request, reply, done) {
+    if (!cap.refuses(request.raw.socket)) return done()
+    reply.raw.shouldKeepAlive = false
+    done(new HttpError(429, ErrorCode.rateLimited, message))
+  })
 }

@@ -64,6 +64,16 @@ export interface Config {
   joinLeaveRate: number
   /** Milliseconds a client has to send a request's headers (an upgrade's included) before its socket is closed (UPGRADE_TIMEOUT). */
   upgradeTimeout: number
+  /**
+   * Milliseconds a client has to send a whole request, headers and body, before its socket is closed
+   * with 408 (REQUEST_TIMEOUT; standalone server, never less than UPGRADE_TIMEOUT).
+   */
+  requestTimeout: number
+  /**
+   * Open TCP connections one client address may hold on the standalone server, websockets and HTTP
+   * together (MAX_CONNECTIONS_PER_IP; an IPv6 /64 is one address; not counted for trusted proxies).
+   */
+  maxConnectionsPerIp: number
   /** Milliseconds. */
   shutdownTimeout: number
   /** Serve GET /metrics and time the HTTP routes (METRICS). */
@@ -125,6 +135,8 @@ export const defaults = {
   JOIN_LEAVE: false,
   JOIN_LEAVE_RATE: 20,
   UPGRADE_TIMEOUT: 10000,
+  REQUEST_TIMEOUT: 30000,
+  MAX_CONNECTIONS_PER_IP: 1000,
   SHUTDOWN_TIMEOUT: 10000,
   METRICS: true,
   METRICS_AUTH: false,
@@ -170,6 +182,8 @@ const CHECKS: { [K in keyof Config]-?: [variable: string, check: Check<Config[K]
   joinLeave: ['JOIN_LEAVE', flag],
   joinLeaveRate: ['JOIN_LEAVE_RATE', integerIn(1)],
   upgradeTimeout: ['UPGRADE_TIMEOUT', integerIn(100, 600000)],
+  requestTimeout: ['REQUEST_TIMEOUT', integerIn(100, 600000)],
+  maxConnectionsPerIp: ['MAX_CONNECTIONS_PER_IP', integerIn(1)],
   shutdownTimeout: ['SHUTDOWN_TIMEOUT', integerIn(0)],
   metrics: ['METRICS', flag],
   metricsAuth: ['METRICS_AUTH', flag],
@@ -282,6 +296,8 @@ export function loadConfig (env: Env = process.env): Config {
     joinLeave: booleanText(env, 'JOIN_LEAVE') ?? defaults.JOIN_LEAVE,
     joinLeaveRate: integerText(env, 'JOIN_LEAVE_RATE'),
     upgradeTimeout: integerText(env, 'UPGRADE_TIMEOUT'),
+    requestTimeout: integerText(env, 'REQUEST_TIMEOUT'),
+    maxConnectionsPerIp: integerText(env, 'MAX_CONNECTIONS_PER_IP'),
     shutdownTimeout: integerText(env, 'SHUTDOWN_TIMEOUT'),
     metrics: booleanText(env, 'METRICS') ?? defaults.METRICS,
     metricsAuth: booleanText(env, 'METRICS_AUTH') ?? defaults.METRICS_AUTH,

@@ -235,15 +235,16 @@ t.test('a handed Redis client that is not connected: requests go through at once
   t.ok(Date.now() - started < 3000, `at once (${Date.now() - started} ms for three)`)
 })
 
-t.test("on any app: a route's own preHandlers run before the limit; LIMITED_ROUTE counts, rateLimit false opts out", async t => {
+// The limit runs in onRequest, before the body is read (issue 21), after the route's own onRequest checks.
+t.test("on any app: a route's own onRequest hooks run before the limit; LIMITED_ROUTE counts, rateLimit false opts out", async t => {
   const server = await startServer(t, { rateLimitMax: 2, rateLimitWindow: 60000 })
   const node = server.app[kRealtimeNode]
   const app = Fastify()
   await app.register(auth, { config: node.config })
   await app.register(rateLimit, { config: node.config, node })
   const ran: string[] = []
-  app.get('/one', { preHandler: (_request, _reply, done) => { ran.push('one'); done() } }, async () => ({ ok: true }))
-  app.get('/many', { preHandler: [(_request, _reply, done) => { ran.push('many'); done() }] }, async () => ({ ok: true }))
+  app.get('/one', { onRequest: (_request, _reply, done) => { ran.push('one'); done() } }, async () => ({ ok: true }))
+  app.get('/many', { onRequest: [(_request, _reply, done) => { ran.push('many'); done() }] }, async () => ({ ok: true }))
   app.get('/free', { config: { rateLimit: false } }, async () => ({ ok: true }))
   app.get('/limited', { config: LIMITED_ROUTE }, async () => ({ ok: true }))
   const url = await listen(t, app)

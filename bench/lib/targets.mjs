@@ -16,6 +16,8 @@ export const OURS_ENV = {
   LOG_LEVEL: 'warn',
   MAX_CONNECTIONS: '100000',
   MAX_CONNECTIONS_PER_USER: '100000',
+  // Every client of a run connects from 127.0.0.1 (or a few 127.0.0.x): far beyond one address's default.
+  MAX_CONNECTIONS_PER_IP: '100000',
   HEARTBEAT_INTERVAL: '3600000',
   HEARTBEAT_TIMEOUT: '3600000',
   MESSAGE_RATE: '1000000',

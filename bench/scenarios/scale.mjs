@@ -104,7 +104,10 @@ function nodeEnv ({ prefix, secret, apiKey, nodeId, maxConnections }) {
     API_KEY: apiKey,
     // The only limit set: as many connections as the open-file limit allows (20000 - 1000 here);
     // the default (20000) would be lowered to the same with a warning.
-    MAX_CONNECTIONS: String(maxConnections)
+    MAX_CONNECTIONS: String(maxConnections),
+    // A client process holds thousands of sockets from one 127.0.0.x address, where real clients
+    // would come from as many addresses.
+    MAX_CONNECTIONS_PER_IP: String(maxConnections)
   }
 }
 
