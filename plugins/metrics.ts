@@ -36,10 +36,12 @@ declare module 'fastify' {
      * `metrics: false` it is always our own, for a host that serves it from its own endpoint or listener.
      */
     realtimeMetrics: Registry
+    /** What the two parts of this plugin share: internal, not exported by the package. */
+    [kMetricsState]: MetricsState
   }
 }
 
-/** The decorator (not typed on FastifyInstance: internal) by which the two parts share MetricsState. */
+/** The decorator by which the two parts share MetricsState. */
 const kMetricsState = Symbol('fastify-realtime metrics state')
 
 /** What the two parts share. */
@@ -263,7 +265,7 @@ export default fp(metrics, { fastify: '5.x', name: 'fastify-realtime-metrics', d
  */
 async function endpoint (app: FastifyInstance, options: MetricsOptions): Promise<void> {
   const { config } = options
-  const state = (app as unknown as Record<symbol, MetricsState>)[kMetricsState]
+  const state = app[kMetricsState]
   if (!config.metrics || state.host !== undefined) return
   if (options.httpRoutes === 'realtime') await registerFastifyMetrics(app, app.realtimeMetrics, false)
   if (config.metricsAuth && !app.realtimeAuth.enforced && config.apiKey === undefined) {

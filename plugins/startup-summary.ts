@@ -10,6 +10,15 @@ export type SummaryOptions = Pick<RealtimeOptions, 'prefix' | 'broker' | 'redis'
   auth: string
 }
 
+/** Where Redis is (never a password) and the key prefix, for a Redis broker of ours; nothing otherwise. */
+function redisDetails (config: Config, broker: string, handed: SummaryOptions['redis']): Record<string, string> {
+  if (broker !== 'redis' && broker !== 'redis-cluster') return {}
+  const { redisPrefix } = config
+  if (handed !== undefined) return { redis: `handed client${isClusterClient(handed) ? '' : ` at ${clientAddress(handed)}`}`, redisPrefix }
+  if (broker === 'redis') return { redis: redactUrl(config.redisUrl as string), redisPrefix }
+  return { redisCluster: (config.redisClusterNodes as string[]).map(redactCredentials).join(','), redisPrefix }
+}
+
 /** The one start-up line: what an operator checks first (broker, auth mode, prefix, limits). Never a secret. */
 export function startupSummary (config: Config, options: SummaryOptions): Record<string, unknown> & { broker: string, auth: string, prefix: string } {
   // The same choice as createBroker (plugins/broadcast.ts): a handed client, else REDIS_CLUSTER_NODES over REDIS_URL.
@@ -22,9 +31,7 @@ export function startupSummary (config: Config, options: SummaryOptions): Record
   return {
     node: config.nodeId,
     broker,
-    ...(handed !== undefined && broker !== 'custom' ? { redis: `handed client${isClusterClient(handed) ? '' : ` at ${clientAddress(handed)}`}`, redisPrefix: config.redisPrefix } : {}),
-    ...(handed === undefined && broker === 'redis' ? { redis: redactUrl(config.redisUrl as string), redisPrefix: config.redisPrefix } : {}),
-    ...(handed === undefined && broker === 'redis-cluster' ? { redisCluster: (config.redisClusterNodes as string[]).map(redactCredentials).join(','), redisPrefix: config.redisPrefix } : {}),
+    ...redisDetails(config, broker, handed),
     auth: options.auth,
     apiKey: config.apiKey !== undefined,
     prefix: options.prefix ?? '/',

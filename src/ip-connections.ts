@@ -10,9 +10,10 @@
 //
 // Behind a reverse proxy every connection comes from the proxy: peers that TRUST_PROXY trusts are not
 // counted (the proxy is where to limit its clients' connections: docs/operations.md).
+import proxyAddr from '@fastify/proxy-addr'
 import { normalizeIP } from '@fastify/rate-limit'
 import type { Server } from 'node:http'
-import { BlockList, isIP, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Config } from './config.js'
 
 /** How long a connection beyond the cap may stay silent before it is cut (at most UPGRADE_TIMEOUT). */
@@ -30,30 +31,16 @@ export interface IpConnectionCap {
   refuses: (socket: Socket | undefined) => boolean
 }
 
-/** `::ffff:10.0.0.1` (an IPv4 client of a server listening on `::`) as `10.0.0.1`. */
-function unmapped (address: string): string {
-  const tail = address.slice(7)
-  return address.slice(0, 7).toLowerCase() === '::ffff:' && isIP(tail) === 4 ? tail : address
-}
-
 /**
- * Whether a TCP peer is a proxy that TRUST_PROXY trusts, Fastify's rule for the nearest hop: a list
- * names the proxies; `true` or a hop count of 1 or more trusts whoever connects.
+ * Whether a TCP peer is a proxy that TRUST_PROXY trusts, by Fastify's own rule for the nearest hop
+ * (@fastify/proxy-addr, which decides request.ip): a list names the proxies (IPv4-mapped IPv6
+ * addresses match their IPv4 entries); `true` or a hop count of 1 or more trusts whoever connects.
  */
 export function trustedPeer (trust: Config['trustProxy']): (address: string) => boolean {
   if (trust === undefined || trust === false || trust === 0) return () => false
   if (trust === true || typeof trust === 'number') return () => true
-  const proxies = new BlockList()
-  for (const entry of trust) {
-    const [address, bits] = entry.split('/')
-    const type = isIP(address) === 6 ? 'ipv6' : 'ipv4'
-    if (bits === undefined) proxies.addAddress(address, type)
-    else proxies.addSubnet(address, Number(bits), type)
-  }
-  return address => {
-    const peer = unmapped(address)
-    return proxies.check(peer, isIP(peer) === 6 ? 'ipv6' : 'ipv4')
-  }
+  const trusts = proxyAddr.compile(trust)
+  return address => trusts(address, 0)
 }
 
 export interface IpConnectionCapOptions {

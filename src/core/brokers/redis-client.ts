@@ -29,7 +29,7 @@ export function connectionOptions (connectionName: string): RedisOptions {
 }
 
 /** Reconnect for ever, quickly: readiness stays 503 until Redis is back. */
-export const reconnectQuickly = (times: number): number => Math.min(times * 100, 1000)
+const reconnectQuickly = (times: number): number => Math.min(times * 100, 1000)
 
 export function createClient (url: string, connectionName: string, overrides: RedisOptions = {}): Redis {
   return new Redis(url, { ...ownConnection(connectionName), ...overrides })
@@ -193,17 +193,12 @@ export async function ended (client: Redis | Cluster, timeoutMs = 1000): Promise
 export async function quit (client: Redis | Cluster): Promise<void> {
   const status = client.status
   if (status === 'end') return
-  let timer: NodeJS.Timeout | undefined
-  const ended = new Promise<void>(resolve => {
-    client.once('end', resolve)
-    timer = setTimeout(resolve, 1000)
-    timer.unref()
-  })
+  // Listening from before the QUIT, so that its 'end' is not missed.
+  const end = ended(client)
   if (status === 'ready') await client.quit().catch(() => client.disconnect())
   else client.disconnect()
   // Between two reconnect attempts there is no socket left to close, and no 'end' event comes.
-  if (status !== 'reconnecting' && status !== 'close') await ended
-  clearTimeout(timer)
+  if (status !== 'reconnecting' && status !== 'close') await end
 }
 
 /**
