@@ -38,7 +38,8 @@ const app = await buildApp(configWith({
   ...(redisUrl === undefined ? {} : { redisUrl, redisPrefix: prefix })
 }))
 await app.listen({ port: 0 })
-while (!app.realtimeMqtt.connected) await sleep(20)
+// Connected, and holding the partition (with Redis, once its lease is taken) with its subscription in place.
+while (!app.realtimeMqtt.connected || app.realtimeMqtt.partitionsHeld < 1) await sleep(20)
 const connected = async () => { const c = mqtt.connect(url, { protocolVersion: 5 }); await new Promise(resolve => c.on('connect', resolve)); return c }
 
 const device = await connected()

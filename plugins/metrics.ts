@@ -146,6 +146,7 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   mirroredLabelledCounter(registry, 'realtime_errors_total', 'error frames sent, by error code', 'code', () => stats.errors)
   mirroredLabelledCounter(registry, 'realtime_rate_limited_total', 'requests refused by a limit', 'scope', () => Object.entries(stats.rateLimited))
   mirroredLabelledCounter(registry, 'realtime_recoveries_total', 'subscribes with since', 'result', () => Object.entries(stats.recoveries))
+  mirroredCounter(registry, 'realtime_control_healed_total', 'revokes and disconnects applied late, from the control log: pub/sub lost them', () => stats.controlHealed)
   mirroredHistogram(registry, 'realtime_publish_duration_seconds', "from accepting a publish to the broker's confirmation", stats.publishDuration)
   mirroredHistogram(registry, 'realtime_delivery_lag_seconds', "from a publication's ts to its local fan-out", stats.deliveryLag)
 }

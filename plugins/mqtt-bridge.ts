@@ -1,14 +1,18 @@
 // The MQTT bridge as a Fastify plugin (docs/scaling.md, "MQTT bridge"): builds this node's MqttBridge
 // from the MQTT_* settings, starts it with the app, decorates `realtimeMqtt` (readiness reports it),
-// adds its metrics to the app's realtime registry, and ends its MQTT session when the app closes. The
+// adds its metrics to the app's realtime registry, and closes it (partitions given back) when the app closes. The
 // umbrella plugin registers it when MQTT_URL is set; a host may register it itself after `realtime`,
-// with the mqtt* options, which pass the same checks as the environment variables. The `mqtt` package
-// is an optional dependency, imported only here: registering without it fails with one line saying so.
+// with the mqtt* options, which pass the same checks as the environment variables. With the Redis
+// broker, the partitions' leases and delivery keys go through the broker's command connection. The
+// `mqtt` package is an optional dependency, imported only here: registering without it fails with one
+// line saying so.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { configWith, type Config } from '../src/config.js'
-import { MqttBridge } from '../src/mqtt/bridge.js'
+import { RedisBrokerBase } from '../src/core/brokers/redis-base.js'
+import type { RealtimeNode } from '../src/core/node.js'
+import { MqttBridge, type MqttBridgeSettings } from '../src/mqtt/bridge.js'
 import { defaultShareGroup } from '../src/mqtt/topic-map.js'
 import { kRealtimeNode } from './broadcast.js'
 
@@ -29,7 +33,7 @@ export interface MqttBridgeOptions extends Partial<MqttFields> {
 function bridgeMetrics (registry: Registry, bridge: MqttBridge): void {
   registry.registerMetric(new Gauge({
     name: 'realtime_mqtt_connected',
-    help: '1 when the MQTT bridge is connected to its broker with its subscriptions in place',
+    help: '1 when the MQTT bridge is connected to its broker, subscribed for every partition this node holds',
     registers: [],
     collect () { this.set(bridge.connected ? 1 : 0) }
   }))
@@ -45,12 +49,34 @@ function bridgeMetrics (registry: Registry, bridge: MqttBridge): void {
       }
     }
   }))
+  registry.registerMetric(new Gauge({
+    name: 'realtime_mqtt_partitions_held',
+    help: 'MQTT_SUBSCRIBE filters (partitions) this node consumes now, as the holder of their lease',
+    registers: [],
+    collect () { this.set(bridge.partitionsHeld) }
+  }))
+  registry.registerMetric(new Counter({
+    name: 'realtime_mqtt_partition_takeovers_total',
+    help: 'times this node took a partition (its lease) and started consuming it',
+    registers: [],
+    collect () { this.reset(); this.inc(bridge.partitionTakeovers) }
+  }))
   registry.registerMetric(new Counter({
     name: 'realtime_mqtt_reconnects_total',
     help: 'connections of the MQTT bridge after its first one',
     registers: [],
     collect () { this.reset(); this.inc(bridge.reconnects) }
   }))
+}
+
+/**
+ * With the Redis broker (one Redis or a Cluster, its own connection or a host's), the command
+ * connection the partitions' leases and delivery keys use; undefined with any other broker, which the
+ * bridge takes for one node.
+ */
+function leaseRedis (node: RealtimeNode, config: Config): MqttBridgeSettings['redis'] {
+  if (!(node.broker instanceof RedisBrokerBase)) return undefined
+  return { client: node.broker.commands as unknown as NonNullable<MqttBridgeSettings['redis']>['client'], prefix: config.redisPrefix }
 }
 
 async function mqttBridge (app: FastifyInstance, options: MqttBridgeOptions): Promise<void> {
@@ -66,7 +92,8 @@ async function mqttBridge (app: FastifyInstance, options: MqttBridgeOptions): Pr
     publish: config.mqttPublish,
     shareGroup: config.mqttShareGroup ?? defaultShareGroup(config.redisPrefix),
     sessionExpiry: config.mqttSessionExpiry,
-    maxPayload: config.maxPayload
+    maxPayload: config.maxPayload,
+    redis: leaseRedis(node, config)
   }, app.log)
   app.decorate('realtimeMqtt', bridge)
   if (app.hasDecorator('realtimeMetrics')) bridgeMetrics(app.realtimeMetrics, bridge)

@@ -3,15 +3,39 @@
 // A client that adds `?refusal=close` to the URL is refused differently: the upgrade completes and the
 // socket is closed at once with 4000 + the HTTP status (4401, 4403, 4429, 4503: ServerClose.upgradeRefused)
 // and the error's message as the reason. Without the parameter, refusals stay plain HTTP errors (docs/protocol.md §2).
+//
+// Such a socket is closed at once: its TCP connection ends (FIN) right behind the close frame, and
+// the socket is destroyed as soon as the kernel has taken both, without waiting for the client's
+// close frame. Waiting for it let a client that never answers hold a descriptor outside every cap
+// (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP) for seconds: 3,000 of them at MAX_CONNECTIONS=6 in
+// issue 21. The client still reads the code and reason: they arrived before the end of the stream.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { WebSocketServer } from 'ws'
+import type { WebSocket, WebSocketServer } from 'ws'
 import { ServerClose } from '../src/core/protocol.js'
 import { realtimeErrorHandler } from './errors.js'
 
-/** A refused socket that does not answer our close frame is cut off after this long. */
+/** A refused socket whose close frame and FIN the kernel has not taken by then is cut off (a safety net). */
 export const REFUSED_SOCKET_GRACE_MS = 2000
+
+/**
+ * Closes an upgraded socket that is refused (`cause`), at once: the close frame, the end of the TCP
+ * stream behind it, and the descriptor let go once both are written (see the top). `closed` runs
+ * when the socket has closed.
+ */
+export function closeRefusedSocket (socket: WebSocket, tcp: Socket, cause: { code: number, reason: string }, closed?: () => void): void {
+  // A frame the client sends meanwhile may fail to parse: ws reports it as an 'error', unhandled otherwise.
+  socket.on('error', () => {})
+  socket.close(cause.code, cause.reason)
+  // 'finish': the close frame and the FIN are in the kernel's hands, which sends them on its own.
+  tcp.end(() => socket.terminate())
+  const cutOff = setTimeout(() => socket.terminate(), REFUSED_SOCKET_GRACE_MS).unref()
+  socket.once('close', () => {
+    clearTimeout(cutOff)
+    closed?.()
+  })
+}
 
 /**
  * Whether `request` is a websocket upgrade: @fastify/websocket's `request.ws`, set by its onRequest
@@ -53,10 +77,6 @@ export function refuseUpgrade (wss: () => WebSocketServer) {
     // @fastify/websocket gave the socket to a ServerResponse for the refusal we no longer send.
     tcp._httpMessage?.detachSocket(tcp)
     // A conforming client sends nothing before the 101 answer, so the upgrade's head is empty.
-    wss().handleUpgrade(request.raw, tcp, Buffer.alloc(0), socket => {
-      socket.close(refusal.code, refusal.reason)
-      const cutOff = setTimeout(() => socket.terminate(), REFUSED_SOCKET_GRACE_MS).unref()
-      socket.once('close', () => clearTimeout(cutOff))
-    })
+    wss().handleUpgrade(request.raw, tcp, Buffer.alloc(0), socket => closeRefusedSocket(socket, tcp, refusal))
   }
 }

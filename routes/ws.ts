@@ -12,7 +12,7 @@ import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import { ErrorCode, type CloseCause } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
 import type { RouteOptions } from './index.js'
-import { REFUSED_SOCKET_GRACE_MS, refuseUpgrade } from './ws-refusal.js'
+import { closeRefusedSocket, refuseUpgrade } from './ws-refusal.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -81,12 +81,7 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
 
   function refuseAdmitted (socket: WebSocket, request: FastifyRequest, cause: CloseCause): void {
     socket.on('error', () => {})
-    socket.close(cause.code, cause.reason)
-    const cutOff = setTimeout(() => socket.terminate(), REFUSED_SOCKET_GRACE_MS).unref()
-    socket.once('close', () => {
-      clearTimeout(cutOff)
-      request.realtimeAdmission?.release()
-    })
+    closeRefusedSocket(socket, request.raw.socket, cause, () => request.realtimeAdmission?.release())
     node.stats.count(node.stats.disconnects, cause.code)
     node.log.info({ user: request.realtimeIdentity?.user ?? null, remoteAddress: request.ip, reqId: request.id, code: cause.code, reason: cause.reason }, 'websocket refused while being admitted')
   }

@@ -97,9 +97,9 @@ export interface Config {
   mqttSubscribe: string[]
   /** Realtime topic patterns sent out to MQTT (MQTT_PUBLISH), e.g. `commands.>`. */
   mqttPublish: string[]
-  /** The MQTT 5 shared-subscription group of this deployment (MQTT_SHARE_GROUP); default from REDIS_PREFIX. */
+  /** Names this deployment's MQTT sessions, and marks what it sends (MQTT_SHARE_GROUP); default from REDIS_PREFIX. */
   mqttShareGroup?: string
-  /** Seconds the MQTT broker keeps a node's session after its connection drops (MQTT_SESSION_EXPIRY). */
+  /** Seconds the MQTT broker keeps a partition's session (and queues its messages) while no node holds it (MQTT_SESSION_EXPIRY). */
   mqttSessionExpiry: number
 }
 
@@ -143,7 +143,7 @@ export const defaults = {
   STRICT_TOPICS: false,
   COMPRESSION: false,
   LOG_LEVEL: 'info',
-  MQTT_SESSION_EXPIRY: 0
+  MQTT_SESSION_EXPIRY: 3600
 }
 
 /** Every field: its environment variable, and the check its value passes, from either source. */

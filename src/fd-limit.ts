@@ -44,3 +44,18 @@ export function capConnections (maxConnections: number, limit: number | undefine
   if (maxConnections <= fits) return { maxConnections }
   return { maxConnections: fits, capped: { configured: maxConnections, openFileLimit: limit, headroom } }
 }
+
+/**
+ * Descriptors that no client socket gets (src/socket-shedding.ts): half the headroom, at least 64 (a bare process holds about 20).
+ * Once the server's open sockets reach the limit minus this, a new one is answered 503 and closed,
+ * rather than the limit being reached and new connects reset (EMFILE) until descriptors come free.
+ * What is left below it serves Redis, logs, files, and the shed sockets while they close.
+ */
+export function fdReserve (limit: number): number {
+  return Math.max(64, Math.floor(fdHeadroom(limit) / 2))
+}
+
+/** The open sockets at which new ones are shed, under an open-file limit: at least 1. */
+export function shedThreshold (limit: number): number {
+  return Math.max(1, limit - fdReserve(limit))
+}

@@ -6,7 +6,8 @@ import type { FastifyInstance } from 'fastify'
 import { statSync } from 'node:fs'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { capConnections, openFileLimit } from './fd-limit.js'
+import { capConnections, openFileLimit, shedThreshold } from './fd-limit.js'
+import { shedBeyond } from './socket-shedding.js'
 
 const ENV_FILE = '.env'
 
@@ -84,6 +85,12 @@ if (cap.capped !== undefined) {
     `MAX_CONNECTIONS ${wanted} does not fit under the open-file limit ${fds} (ulimit -n): running with MAX_CONNECTIONS ${cap.maxConnections}, ${headroom} descriptors kept for everything else; raise the limit (LimitNOFILE=, ulimit -n) to allow more`)
 } else {
   app.log.info({ maxConnections: config.maxConnections, openFileLimit: limit ?? null }, 'MAX_CONNECTIONS fits under the open-file limit')
+}
+// Near the open-file limit, new connections are answered 503 instead of reset (src/socket-shedding.ts).
+if (limit !== undefined) {
+  const threshold = shedThreshold(limit)
+  shedBeyond(app.server, threshold)
+  app.log.info({ openFileLimit: limit, shedAt: threshold }, `new connections beyond ${threshold} open ones are answered 503 at once, keeping ${limit - threshold} descriptors of the open-file limit free`)
 }
 
 let shuttingDown = false

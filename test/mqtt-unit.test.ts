@@ -1,10 +1,10 @@
 // The MQTT bridge's small parts on their own: the topic mapping, payload decoding, the recognition of
-// resent messages and the throttled warnings.
+// resent messages, partition names and the throttled warnings.
 import t from 'tap'
 import { decodePayload, encodePayload } from '../src/mqtt/payload.js'
 import { Redeliveries } from '../src/mqtt/redeliveries.js'
 import { ThrottledLog } from '../src/mqtt/throttled-log.js'
-import { defaultShareGroup, isBridgeableFilter, isBridgeablePattern, mqttFromTopic, sharedFilter, topicFromMqtt } from '../src/mqtt/topic-map.js'
+import { defaultShareGroup, isBridgeableFilter, isBridgeablePattern, leaseKey, mqttFromTopic, partitionClientId, topicFromMqtt } from '../src/mqtt/topic-map.js'
 
 t.test('MQTT names map to topics level by level, and those without a valid topic are refused', async t => {
   t.equal(topicFromMqtt('devices/42/telemetry'), 'devices.42.telemetry')
@@ -24,7 +24,12 @@ t.test('filters, patterns and share groups', async t => {
   t.ok(isBridgeablePattern('*.x'))
   t.notOk(isBridgeablePattern('user.{sub}.>'))
   t.notOk(isBridgeablePattern('a.>.b'))
-  t.equal(sharedFilter('g', 'devices/+/telemetry'), '$share/g/devices/+/telemetry')
+  const session = partitionClientId('g', 'devices/+/telemetry')
+  t.match(session, /^g-[0-9a-f]{16}$/, 'a partition session: the group, and a hash of the filter (no / + # in a client id)')
+  t.equal(partitionClientId('g', 'devices/+/telemetry'), session, 'the same on every node')
+  t.not(partitionClientId('g', 'devices/#'), session, 'another filter, another session')
+  t.not(partitionClientId('h', 'devices/+/telemetry'), session, 'another deployment, another session')
+  t.equal(leaseKey('rt:', session), `rt:mqtt:lease:${session}`)
   t.equal(defaultShareGroup('rt:'), 'fastify-realtime-rt')
   t.equal(defaultShareGroup('a/b+c#'), 'fastify-realtime-a_b_c_', 'characters a share name cannot hold are replaced')
 })

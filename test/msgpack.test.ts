@@ -230,3 +230,41 @@ t.test('the message rate and the byte budget take a MessagePack frame before it 
   t.notOk(decoded.some(input => input.equals(big[1])), 'and was never decoded')
   t.equal(sender.ws.readyState, WebSocket.OPEN)
 })
+
+t.test('a MessagePack frame is decoded straight to JSON values: no JSON text of it is parsed, its data is serialized once', async t => {
+  const server = await startServer(t, { defaultPublish: ['chat.>'], maxPayload: 4096 })
+  const node = server.app[kRealtimeNode]
+  const client = await connectMsgpack(t, server.wsUrl)
+  const parsed: string[] = []
+  const stringified: unknown[] = []
+  const { parse, stringify } = JSON
+  JSON.parse = function (text: string, reviver?: Parameters<typeof parse>[1]) {
+    parsed.push(text)
+    return parse(text, reviver)
+  }
+  JSON.stringify = function (value: unknown, ...rest: unknown[]) {
+    stringified.push(value)
+    return (stringify as (...args: unknown[]) => string)(value, ...rest)
+  } as typeof stringify
+  t.teardown(() => { JSON.parse = parse; JSON.stringify = stringify })
+  const data = { marker: 'no-reparse-4f1c', at: new Date(0), list: [1.5, -2, null, true] }
+  const ack = await client.request({ type: 'publish', topic: 'chat.a', data })
+  t.match(ack, { type: 'ack', offset: 1 })
+  t.notOk(parsed.some(text => text.includes('no-reparse-4f1c')), 'JSON.parse never saw the frame')
+  t.equal(stringified.filter(value => (value as { marker?: string } | null)?.marker === 'no-reparse-4f1c').length, 1, 'the data was serialized once, for the limit and the broker alike')
+  JSON.parse = parse
+  JSON.stringify = stringify
+  const [published] = (await node.history('chat.a')).publications
+  t.same(JSON.parse(published.frame).data, { marker: 'no-reparse-4f1c', at: '1970-01-01T00:00:00.000Z', list: [1.5, -2, null, true] })
+
+  // NaN has no JSON form: refused unparsed, and the connection stays up.
+  client.send({ type: 'publish', id: 'nan', topic: 'chat.a', data: { f: NaN } })
+  t.match(await client.next(reply => reply.type === 'error'), { code: 'bad_request', message: /NaN and Infinity/ })
+
+  // Within MAX_PAYLOAD as MessagePack (~2 KB), six times that as JSON (each \u0001 is escaped to six
+  // characters): the JSON form is what would be stored and sent, so MAX_PAYLOAD closes the connection.
+  client.send({ type: 'publish', id: 'escaped', topic: 'chat.a', data: '\u0001'.repeat(2000) })
+  const [code] = await once(client.ws, 'close') as [number]
+  t.equal(code, 1009)
+  t.equal((await node.history('chat.a')).offset, 1, 'nothing more was published')
+})

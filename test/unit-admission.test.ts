@@ -71,3 +71,18 @@ t.test('a client gone while being verified: its identity reserves no user slot t
   t.equal(admissions.reserved, 0)
   t.ok(admissions.begin()?.identify(identity('alice')), 'so alice can still connect')
 })
+
+t.test('a late control message (healed from the control log) refuses only the admissions begun by its time', async t => {
+  const admissions = new Admissions({ maxConnections: 100, maxConnectionsPerUser: 100 })
+  const older = admissions.begin()
+  older?.identify(identity('alice'))
+  const sentAt = (older?.startedAt ?? 0) + 1
+  while (Date.now() <= sentAt) await new Promise(resolve => setTimeout(resolve, 2))
+  const newer = admissions.begin()
+  newer?.identify(identity('alice'))
+  admissions.apply({ type: 'disconnect', user: 'alice' }, sentAt)
+  t.equal(older?.refusal, ServerClose.disconnected, 'begun before the message: refused')
+  t.equal(newer?.refusal, undefined, 'begun after it: admitted')
+  admissions.apply({ type: 'disconnect', user: 'alice' })
+  t.equal(newer?.refusal, ServerClose.disconnected, 'a message on time concerns every admission in progress')
+})

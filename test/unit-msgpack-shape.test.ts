@@ -44,6 +44,20 @@ t.test('timestamps pass in all three forms; other extensions and binary values d
   t.match(msgpackShapeProblem(encode([new ExtData(1, new Uint8Array(300))]), DEPTH), /extension values/)
 })
 
+t.test('finite floats pass in both widths; NaN and the Infinities do not (JSON has no form for them)', async t => {
+  // The largest and smallest magnitudes float32 holds: still finite in both widths.
+  for (const value of [0, -0.5, 1.5, 3.4e38, -1.4e-45]) {
+    t.equal(msgpackShapeProblem(encode({ f: value }), DEPTH), undefined, `float64 ${value}`)
+    t.equal(msgpackShapeProblem(encode({ f: value }, { forceFloat32: true }), DEPTH), undefined, `float32 ${value}`)
+  }
+  for (const value of [NaN, Infinity, -Infinity]) {
+    t.match(msgpackShapeProblem(encode({ f: [value] }), DEPTH), /NaN and Infinity/, `float64 ${value}`)
+    t.match(msgpackShapeProblem(encode({ f: [value] }, { forceFloat32: true }), DEPTH), /NaN and Infinity/, `float32 ${value}`)
+  }
+  // A float cut short is truncated, not read past the end.
+  t.match(msgpackShapeProblem(Uint8Array.from([0xcb, 0x7f, 0xf0]), DEPTH), /truncated/)
+})
+
 t.test('too deep, lying counts, truncation and trailing bytes are refused', async t => {
   t.match(msgpackShapeProblem(encode(nested(DEPTH + 1), DEEP), DEPTH), /nested deeper than 257 levels/)
   t.match(msgpackShapeProblem(Uint8Array.from([0x9f, 1, 2]), DEPTH), /declares more items/)

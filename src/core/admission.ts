@@ -46,9 +46,14 @@ export class Admissions {
     return admission
   }
 
-  /** A control message from any node: refuses the admissions in progress that it concerns. */
-  apply (message: ControlMessage): void {
-    for (const admission of this.admitting) admission.observe(message)
+  /**
+   * A control message from any node: refuses the admissions in progress that it concerns. A late one
+   * (`sentAt` set: healed from a control log) concerns only the admissions begun by then.
+   */
+  apply (message: ControlMessage, sentAt?: number): void {
+    for (const admission of this.admitting) {
+      if (sentAt === undefined || admission.startedAt <= sentAt) admission.observe(message)
+    }
   }
 
   /** @internal */
@@ -84,6 +89,8 @@ export class Admission {
   private released = false
   /** Set when a revoke or disconnect concerning this upgrade arrived while it was being admitted. */
   refusal: CloseCause | undefined
+  /** When the upgrade arrived (ms since the epoch): a late control message concerns it if sent after. */
+  readonly startedAt = Date.now()
 
   constructor (private readonly admissions: Admissions) {}
 

@@ -47,8 +47,12 @@ export interface BrokerListener {
   event: (topic: string, frame: string) => void
   /** The broker lost (false) or regained (true) its connection. */
   status: (up: boolean) => void
-  /** A control message sent by any node, this one included (brokers with a control bus). */
-  control: (message: ControlMessage) => void
+  /**
+   * A control message sent by any node, this one included (brokers with a control bus). `sentAt` (ms
+   * since the epoch) is set when the message comes late (a Redis broker heals what pub/sub lost from
+   * its control log): it then concerns only the connections begun before that time.
+   */
+  control: (message: ControlMessage, sentAt?: number) => void
   /** This node's current figures, announced to the registry (brokers with a node registry). */
   describe: () => NodeInfo
 }

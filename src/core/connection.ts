@@ -45,7 +45,7 @@ export class Connection {
   /** This connection's subscriptions by topic; the hub adds and removes them. */
   readonly subscriptions = new Map<string, Subscription>()
   /** The slots this connection holds (MAX_CONNECTIONS, per user), given back when it closes. */
-  admission?: { release: () => void }
+  admission?: { release: () => void, readonly startedAt?: number }
   /** Made at the first frame: a connection that never sends (most of them) keeps no bucket. */
   private rate?: MessageRateLimit
   /** When it opened (ms since the epoch), for the close log line's duration. */

@@ -4,20 +4,21 @@ import type { RawData } from 'ws'
 import { armExpiry } from './auth/expiry.js'
 import { BrokerUnavailableError, type HistoryResult } from './broker.js'
 import type { Connection } from './connection.js'
-import { msgpackFrameAsJson } from './encoding.js'
+import { decodeMsgpackFrame } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
-import { REFUSED } from './history-budget.js'
+import { historyReplyBytes, REFUSED } from './history-budget.js'
 import { canPublish, canSubscribe, OPEN_IDENTITY } from './identity.js'
 import type { RealtimeNode } from './node.js'
 import {
-  encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, MAX_DATA_DEPTH, parseClientFrame, ProtocolError, ServerClose,
-  type ClientFrame, type RequestId
+  clientFrameOf, encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, MAX_DATA_DEPTH, parseClientFrame, ProtocolError,
+  ServerClose, type ClientFrame, type ParseResult, type RequestId
 } from './protocol.js'
 
 /** A MessagePack frame's deepest nesting: the frame's own map and MAX_DATA_DEPTH levels of `data`, as JSON frames. */
 const MSGPACK_MAX_DEPTH = MAX_DATA_DEPTH + 1
 
 type HistoryFrame = Extract<ClientFrame, { type: 'history' }>
+type PublishFrame = Extract<ClientFrame, { type: 'publish' }>
 
 export class Dispatcher {
   constructor (private readonly node: RealtimeNode) {}
@@ -34,28 +35,41 @@ export class Dispatcher {
     if (bytes > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
     if (!this.withinRate(connection)) return
     if (!this.withinInboundBudget(connection, bytes)) return
-    let text: string
+    let parsed: ParseResult
     if (!isBinary) {
-      text = data.toString()
+      parsed = parseClientFrame(data.toString())
     } else if (connection.encoding === 'msgpack') {
-      // Decoded only now, after the rate and the byte budget took the frame as received.
+      // Decoded only now, after the rate and the byte budget took the frame as received, and straight
+      // to JSON values: no JSON text is made of the frame and parsed again.
       try {
-        text = msgpackFrameAsJson(data, MSGPACK_MAX_DEPTH)
+        parsed = clientFrameOf(decodeMsgpackFrame(data, MSGPACK_MAX_DEPTH))
       } catch (err) {
         return this.fail(connection, err)
       }
-      // The JSON form is what the rest of the server handles: MAX_PAYLOAD applies to it too, and the
-      // budget takes the bytes it has beyond the frame's, so a client's limits do not depend on its encoding.
-      const jsonBytes = Buffer.byteLength(text)
-      if (jsonBytes > maxPayload) return connection.close(ServerClose.frameTooLarge(maxPayload))
-      if (jsonBytes > bytes && !this.withinInboundBudget(connection, jsonBytes - bytes)) return
+      if (parsed.ok && parsed.frame.type === 'publish' && !this.withinJsonLimits(connection, parsed.frame, bytes)) return
     } else {
       return this.fail(connection, new ProtocolError(ErrorCode.badRequest, 'frames must be text frames holding JSON'))
     }
-    const parsed = parseClientFrame(text)
     if (!parsed.ok) return this.fail(connection, parsed.error, parsed.id)
     const frame = parsed.frame
     this.dispatch(connection, frame).catch(err => this.fail(connection, err, frame.id))
+  }
+
+  /**
+   * A MessagePack publish's data as JSON is what is stored and sent to every subscriber, and can be
+   * several times the frame (escaped control characters, long float digits): MAX_PAYLOAD applies to it
+   * (over it: close 1009), and the byte budget takes the bytes it has beyond the frame's, so a client's
+   * limits do not depend on its encoding. The text is kept on the frame and not serialized again.
+   */
+  private withinJsonLimits (connection: Connection, frame: PublishFrame, frameBytes: number): boolean {
+    frame.dataJson = JSON.stringify(frame.data)
+    const jsonBytes = Buffer.byteLength(frame.dataJson)
+    const { maxPayload } = this.node.config
+    if (jsonBytes > maxPayload) {
+      connection.close(ServerClose.frameTooLarge(maxPayload))
+      return false
+    }
+    return jsonBytes <= frameBytes || this.withinInboundBudget(connection, jsonBytes - frameBytes)
   }
 
   private withinRate (connection: Connection): boolean {
@@ -94,13 +108,14 @@ export class Dispatcher {
       case 'subscribe':
         this.authorize(canSubscribe(connection.identity, frame.topic), 'subscribe to', frame.topic)
         this.node.topicSchemas?.requireDeclared(frame.topic) // STRICT_TOPICS: bad_request for an undeclared topic
-        return hub.subscribe(connection, frame.id, frame.topic, frame.since)
+        // A replay (`since`) is paid from the caller's history budget, like a `history` reply.
+        return await hub.subscribe(connection, frame.id, frame.topic, frame.since, budgetKey(connection))
       case 'unsubscribe':
         hub.unsubscribe(connection, frame.topic)
         return connection.send(encodeAck(frame.id, { topic: frame.topic }))
       case 'publish': {
         this.authorize(canPublish(connection.identity, frame.topic), 'publish to', frame.topic)
-        const result = await this.node.publish(frame.topic, frame.data, { source: 'ws', from: connection.user ?? undefined })
+        const result = await this.node.publish(frame.topic, frame.data, { source: 'ws', from: connection.user ?? undefined, dataJson: frame.dataJson })
         return connection.send(encodeAck(frame.id, result))
       }
       case 'history':
@@ -137,7 +152,7 @@ export class Dispatcher {
       return connection.open ? history : undefined
     }
     const key = budgetKey(connection)
-    const history = key === undefined ? await read() : await this.node.historyBudget.serve(key, read, replyBytes)
+    const history = key === undefined ? await read() : await this.node.historyBudget.serve(key, read, historyReplyBytes)
     if (history === REFUSED) {
       this.node.stats.rateLimited.bytes++
       throw new ProtocolError(ErrorCode.rateLimited, `history replies over ${this.node.historyBudget.rate} bytes per second for this user: try again shortly`)
@@ -168,13 +183,6 @@ function budgetKey (connection: Connection): string | undefined {
   const { identity } = connection
   if (identity.admin && identity !== OPEN_IDENTITY) return undefined
   return connection.user === null ? `connection:${connection.id}` : `user:${connection.user}`
-}
-
-/** What a history reply costs: the bytes of the stored frames it will read and encode. */
-function replyBytes (history: HistoryResult): number {
-  let bytes = 0
-  for (const publication of history.publications) bytes += Buffer.byteLength(publication.frame)
-  return bytes
 }
 
 function byteLength (data: RawData): number {

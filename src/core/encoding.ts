@@ -1,12 +1,13 @@
 // The two ways a connection's frames travel: JSON text (the default) or MessagePack binary, chosen by
 // the client through the websocket subprotocol `realtime.msgpack`. The frames and their meaning are the
 // same either way; the server builds every frame as JSON text and, for a MessagePack connection,
-// re-encodes it (once per publication for the fan-out: see frame.ts).
+// re-encodes it (once per publication for the fan-out: see frame.ts). A client's MessagePack frame is
+// decoded straight to JSON values (no detour through JSON text) and handled like a parsed JSON frame.
 //
 // `@msgpack/msgpack` is an optional dependency: loadMsgpack() imports it once, when the websocket
 // plugin registers, and the subprotocol is offered only when it is installed. The encode and decode
 // calls below are then plain synchronous calls on the hot path.
-import type { Decoder, Encoder } from '@msgpack/msgpack'
+import type { Decoder, Encoder, ExtensionCodec } from '@msgpack/msgpack'
 import type { RawData } from 'ws'
 import { importOptional } from './optional-package.js'
 import { msgpackShapeProblem } from './msgpack-shape.js'
@@ -29,7 +30,7 @@ let loading: Promise<boolean> | undefined
  */
 export async function loadMsgpack (): Promise<boolean> {
   loading ??= importOptional('@msgpack/msgpack', async () => await import('@msgpack/msgpack')).then(msgpack => {
-    if (msgpack !== undefined) codec = { encoder: new msgpack.Encoder(), decoder: new msgpack.Decoder() }
+    if (msgpack !== undefined) codec = { encoder: new msgpack.Encoder(), decoder: new msgpack.Decoder({ extensionCodec: timestampsAsText(msgpack) }) }
     return codec !== undefined
   }, err => {
     loading = undefined
@@ -81,20 +82,37 @@ export function jsonToMsgpack (json: string): Buffer {
 }
 
 /**
- * A client's MessagePack frame (from a MessagePack connection) as the JSON text it stands for, so that
- * everything after the wire (the dispatcher) is the same for both encodings. Its shape is checked
- * before it is decoded (msgpack-shape.ts: at most `maxDepth` levels, no count larger than the frame,
- * no binary values); throws a `bad_request` ProtocolError when it is refused or is not MessagePack.
- * A timestamp becomes its ISO string.
+ * The decoder's extensions: MessagePack's timestamp (the one extension msgpack-shape.ts lets through)
+ * becomes the ISO string JSON.stringify would make of the Date, so decoded frames hold JSON values only.
  */
-export function msgpackFrameAsJson (data: RawData, maxDepth: number): string {
+function timestampsAsText (msgpack: typeof import('@msgpack/msgpack')): ExtensionCodec {
+  const codec: ExtensionCodec = new msgpack.ExtensionCodec()
+  codec.register({
+    type: msgpack.EXT_TIMESTAMP,
+    encode: () => null, // the server encodes no Date: its frames are built as JSON text
+    decode: data => {
+      const date = msgpack.decodeTimestampExtension(data)
+      return Number.isNaN(date.getTime()) ? null : date.toISOString()
+    }
+  })
+  return codec
+}
+
+/**
+ * A client's MessagePack frame (from a MessagePack connection) decoded to the JSON values it stands
+ * for, so that everything after the wire (protocol.clientFrameOf, the dispatcher) is the same for both
+ * encodings. Its shape is checked before it is decoded (msgpack-shape.ts: at most `maxDepth` levels,
+ * no count larger than the frame, no binary values, no NaN or Infinity); throws a `bad_request`
+ * ProtocolError when it is refused or is not MessagePack. A timestamp becomes its ISO string.
+ */
+export function decodeMsgpackFrame (data: RawData, maxDepth: number): unknown {
   const bytes = toBytes(data)
   const problem = msgpackShapeProblem(bytes, maxDepth)
   if (problem !== undefined) throw new ProtocolError(ErrorCode.badRequest, problem)
   try {
-    return JSON.stringify(loaded().decoder.decode(bytes))
+    return loaded().decoder.decode(bytes)
   } catch {
-    // E.g. a map key that is neither a string nor a number.
+    // E.g. a map key that is neither a string nor a number, or `__proto__`.
     throw new ProtocolError(ErrorCode.badRequest, 'a binary frame must be a MessagePack map with a JSON form')
   }
 }

@@ -10,6 +10,11 @@
 // served one after the other, so that requests sent together cannot all pass the check before the
 // first one is charged. Over time a caller gets at most USER_INBOUND_RATE bytes of replies per
 // second, plus the burst and one reply.
+//
+// The same budget pays for every way history leaves the node: the websocket `history` frame
+// (dispatcher.ts), `GET /api/topics/:topic/history` (routes/topics.ts, keyed by user, else by IP) and
+// the publications a subscribe with `since` replays (hub.ts).
+import type { HistoryResult } from './broker.js'
 import { InboundBudget } from './inbound-budget.js'
 
 /** What HistoryBudget.serve resolves with for a request refused over the budget. */
@@ -56,8 +61,25 @@ export class HistoryBudget {
     return result
   }
 
+  /** Whether `key` may be served now (its budget is not in deficit): a refusal before any other work. */
+  hasCredit (key: string): boolean {
+    return this.buckets.hasCredit(key)
+  }
+
+  /** Whole seconds until `key` may be served again (an HTTP refusal's Retry-After); 0 when it may now. */
+  retryAfter (key: string): number {
+    return this.buckets.secondsToCredit(key)
+  }
+
   /** Callers with a bucket now (the ones that asked for history recently). */
   get size (): number {
     return this.buckets.size
   }
+}
+
+/** What a history read costs: the bytes of the stored frames it read, which the reply will encode. */
+export function historyReplyBytes (history: HistoryResult): number {
+  let bytes = 0
+  for (const publication of history.publications) bytes += Buffer.byteLength(publication.frame)
+  return bytes
 }

@@ -2,10 +2,11 @@
 // topic at the broker when the first local client subscribes and unsubscribes after the last one
 // leaves, and fans each publication out by writing the same, already-serialized frame to every
 // local subscriber.
-import type { Broker } from './broker.js'
+import type { Broker, HistoryResult } from './broker.js'
 import { resolveSince } from './brokers/history.js'
 import type { Connection } from './connection.js'
 import { OutgoingFrame } from './frame.js'
+import { historyReplyBytes, REFUSED, type HistoryBudget } from './history-budget.js'
 import type { Presence } from './presence.js'
 import { encodeAck, ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
 import type { Stats } from './stats.js'
@@ -17,6 +18,8 @@ export interface HubOptions {
   maxRecovery: number
   /** Presence and join/leave; absent when both are off, so nothing of it runs. */
   presence?: Presence
+  /** Pays for recovery replays (docs/protocol.md §2, "History bytes"); absent: replays are free. */
+  historyBudget?: HistoryBudget
 }
 
 export class Hub {
@@ -58,12 +61,18 @@ export class Hub {
   /**
    * Subscribes, replies with the ack and, when `since` allows recovery, replays the missed
    * publications; live publications that race with all this are held back and delivered after.
+   * A `since` reads up to HISTORY_SIZE publications: that read is paid from `budgetKey`'s history
+   * budget (none for admins), and refused with `rate_limited` while it is in deficit. The client
+   * then subscribes again later from the same position, so nothing is lost (docs/protocol.md §2).
    */
-  async subscribe (connection: Connection, id: RequestId, topic: string, since?: StreamPosition): Promise<void> {
+  async subscribe (connection: Connection, id: RequestId, topic: string, since?: StreamPosition, budgetKey?: string): Promise<void> {
     if (connection.subscriptions.has(topic)) throw new ProtocolError(ErrorCode.badRequest, `already subscribed to "${topic}"`)
     if (connection.subscriptions.size >= this.options.maxSubscriptions) {
       throw new ProtocolError(ErrorCode.limitExceeded, `at most ${this.options.maxSubscriptions} subscriptions per connection`)
     }
+    const budget = since === undefined || budgetKey === undefined ? undefined : this.options.historyBudget
+    // Refused before the broker subscription and presence are set up for nothing.
+    if (budget !== undefined && !budget.hasCredit(budgetKey as string)) this.refuseReplay(budget)
     const subscription = new Subscription(connection, topic)
     connection.subscriptions.set(topic, subscription)
     this.index(subscription)
@@ -71,10 +80,14 @@ export class Hub {
       await this.syncBrokerSubscription(topic)
       if (!this.brokerTopics.has(topic)) throw new ProtocolError(ErrorCode.unavailable, 'the broker could not subscribe')
       // Read the stream only now that live publications are flowing, so none falls in between.
+      const read = async (): Promise<HistoryResult> => await this.broker.history(topic, since === undefined ? { limit: 0 } : { since, limit: this.options.maxRecovery })
       const [history] = await Promise.all([
-        this.broker.history(topic, since === undefined ? { limit: 0 } : { since, limit: this.options.maxRecovery }),
+        // The caller's earlier history requests go first; a subscription removed meanwhile reads nothing.
+        budget === undefined ? read() : budget.serve(budgetKey as string, async () => subscription.removed ? undefined : await read(), historyReplyBytes),
         this.options.presence?.enter(subscription)
       ])
+      if (history === REFUSED) this.refuseReplay(budget as HistoryBudget)
+      if (history === undefined) return
       const recovered = since === undefined ? undefined : this.canRecover(since, history, history.publications)
       if (recovered !== undefined) this.stats.recoveries[recovered ? 'recovered' : 'failed']++
       const ack: Record<string, unknown> = { topic, epoch: history.epoch, offset: history.offset }
@@ -126,6 +139,11 @@ export class Hub {
 
   get counts (): { connections: number, subscriptions: number, topics: number } {
     return { connections: this.connections.size, subscriptions: this.subscriptionCount, topics: this.topics.size }
+  }
+
+  private refuseReplay (budget: HistoryBudget): never {
+    this.stats.rateLimited.bytes++
+    throw new ProtocolError(ErrorCode.rateLimited, `history replies over ${budget.rate} bytes per second for this user: subscribe again shortly with the same since`)
   }
 
   /** Recovery is possible when the epoch is the same and history still holds every missed offset. */

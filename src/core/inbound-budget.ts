@@ -47,6 +47,12 @@ export class InboundBudget {
     return this.refilled(key).tokens > 0
   }
 
+  /** Seconds until `key`'s bucket is out of deficit (hasCredit again): 0 when it is not in deficit. */
+  secondsToCredit (key: string): number {
+    const tokens = this.refilled(key).tokens
+    return tokens > 0 ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.rate))
+  }
+
   /** Takes all of `bytes` from `key`'s bucket, below zero if need be: a deficit refills at `rate`. */
   charge (key: string, bytes: number): void {
     this.refilled(key).tokens -= bytes

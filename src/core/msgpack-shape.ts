@@ -2,14 +2,15 @@
 // (docs/protocol.md §2, "MessagePack"). The decoder builds every value it meets, and a 60 KB frame can
 // declare 60,000 nested arrays or an array of four billion items: this walk allocates nothing, and
 // refuses such a frame at the first level too deep or the first count larger than the bytes left.
-// It also refuses binary values (bin, and ext but timestamps), which have no JSON form.
+// It also refuses what has no JSON form: binary values (bin, and ext but timestamps), NaN and Infinity.
 
 /** The ext type of MessagePack's own timestamps, the one extension with a JSON form (its ISO string). */
 const TIMESTAMP_EXT = 0xff // -1 as a byte
 
 /**
- * Why `bytes` is not one MessagePack value with at most `maxDepth` levels of maps and arrays and no
- * binary values, or undefined when it is (it may still fail to decode, e.g. a map key that is a map).
+ * Why `bytes` is not one MessagePack value with at most `maxDepth` levels of maps and arrays, no binary
+ * values and no non-finite floats, or undefined when it is (it may still fail to decode, e.g. a map
+ * key that is a map).
  */
 export function msgpackShapeProblem (bytes: Uint8Array, maxDepth: number): string | undefined {
   const end = bytes.length
@@ -43,8 +44,13 @@ export function msgpackShapeProblem (bytes: Uint8Array, maxDepth: number): strin
           skip = size + 1 + readUint(bytes, pos, size)
           break
         }
-        case 0xca: case 0xce: case 0xd2: skip = 4; break
-        case 0xcb: case 0xcf: case 0xd3: skip = 8; break
+        case 0xca: case 0xcb: // float 32/64
+          skip = head === 0xca ? 4 : 8
+          if (pos + skip > end) return 'truncated MessagePack'
+          if (nonFinite(bytes, pos, head === 0xca)) return 'NaN and Infinity are not allowed (they have no JSON form)'
+          break
+        case 0xce: case 0xd2: skip = 4; break
+        case 0xcf: case 0xd3: skip = 8; break
         case 0xcc: case 0xd0: skip = 1; break
         case 0xcd: case 0xd1: skip = 2; break
         case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: // fixext 1/2/4/8/16: type, data
@@ -91,4 +97,10 @@ function readUint (bytes: Uint8Array, pos: number, size: number): number {
   if (size === 1) return bytes[pos]
   if (size === 2) return (bytes[pos] << 8) | bytes[pos + 1]
   return bytes[pos] * 0x1000000 + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3])
+}
+
+/** An IEEE 754 float (big-endian at `pos`) with every exponent bit set: NaN or an Infinity. */
+function nonFinite (bytes: Uint8Array, pos: number, single: boolean): boolean {
+  if ((bytes[pos] & 0x7f) !== 0x7f) return false
+  return single ? (bytes[pos + 1] & 0x80) === 0x80 : (bytes[pos + 1] & 0xf0) === 0xf0
 }

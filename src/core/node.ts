@@ -37,7 +37,7 @@ export interface UpgradeInfo {
   /** The upgrade request's id, the `reqId` of its HTTP log lines. */
   reqId?: string
   /** The upgrade's connection slots (src/core/admission.ts): released when the connection closes. */
-  admission?: { release: () => void }
+  admission?: { release: () => void, readonly startedAt?: number }
 }
 
 /** Where the shared socket listeners (RealtimeNode.socketListeners) find a socket's connection. */
@@ -66,6 +66,8 @@ export interface NodePublishOptions {
   idempotencyKey?: string
   /** Where the data sits in the request, named by a declared topic's validation error: 'data' (default), 'body/data' (HTTP). */
   dataPath?: string
+  /** `data` as JSON text, when the caller has it already (PublicationInput.dataJson). */
+  dataJson?: string
 }
 
 export interface RevokeOptions {
@@ -159,9 +161,9 @@ export class RealtimeNode {
     if (config.presence || config.joinLeave) {
       this.presenceTracker = new Presence(broker, this.id, { store, joinLeave: config.joinLeave, joinLeaveRate: config.joinLeaveRate }, log)
     }
-    this.hub = new Hub(broker, this.stats, { maxSubscriptions: config.maxSubscriptions, maxRecovery: config.historySize, presence: this.presenceTracker })
+    this.hub = new Hub(broker, this.stats, { maxSubscriptions: config.maxSubscriptions, maxRecovery: config.historySize, presence: this.presenceTracker, historyBudget: this.historyBudget })
     this.admissions = new Admissions(config)
-    this.control = new ConnectionControl(broker.controlBus, this.hub, this.admissions)
+    this.control = new ConnectionControl(broker.controlBus, this.hub, this.admissions, this.stats)
     this.heartbeat = new Heartbeat(this.hub.connections, config.heartbeatInterval, config.heartbeatTimeout)
   }
 
@@ -170,7 +172,7 @@ export class RealtimeNode {
       publication: publication => this.handlePublication(publication),
       event: (topic, frame) => this.hub.deliverEvent(topic, frame),
       status: up => this.reportBrokerStatus(up),
-      control: message => this.control.apply(message),
+      control: (message, sentAt) => this.control.apply(message, sentAt),
       describe: () => this.describe()
     })
     this.heartbeat.start()
@@ -195,11 +197,11 @@ export class RealtimeNode {
   /** publish() once the data has passed its topic's declaration. */
   private async publishChecked (topic: string, data: unknown, options: NodePublishOptions): Promise<PublishResult> {
     if (!this.broker.up) throw new BrokerUnavailableError('the broker is unavailable')
-    const { source = 'api', from, idempotencyKey } = options
+    const { source = 'api', from, idempotencyKey, dataJson } = options
     const started = performance.now()
     // Keys are per topic (a topic has no spaces, so the joined key is unambiguous): the same key on
     // another topic is another publication, and a repeat always answers with its own topic's position.
-    const position = await this.broker.publish({ topic, data, from }, idempotencyKey === undefined
+    const position = await this.broker.publish({ topic, data, from, dataJson }, idempotencyKey === undefined
       ? undefined
       : { idempotencyKey: `${topic} ${idempotencyKey}`, idempotencyTtlMs: IDEMPOTENCY_TTL_MS })
     this.stats.publishDuration.observe((performance.now() - started) / 1000)
@@ -321,13 +323,14 @@ export class RealtimeNode {
     connection.admission?.release()
     this.hub.remove(connection)
     const closeCode = connection.closeCode ?? code
+    const closeReason = connection.closeReason ?? reason.toString()
     this.stats.count(this.stats.disconnects, closeCode)
     this.log.info({
       connectionId: connection.id,
       user: connection.user,
       remoteAddress: connection.remoteAddress,
       code: closeCode,
-      reason: connection.closeReason ?? reason.toString(),
+      reason: closeReason,
       durationMs: Date.now() - connection.openedAt
     }, 'websocket closed')
   }

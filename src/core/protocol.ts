@@ -121,7 +121,8 @@ export interface StreamPosition {
 export type ClientFrame =
   | { type: 'subscribe', id: RequestId, topic: string, since?: StreamPosition }
   | { type: 'unsubscribe', id: RequestId, topic: string }
-  | { type: 'publish', id: RequestId, topic: string, data: unknown }
+  // dataJson: `data` as JSON text when the frame came as MessagePack (the dispatcher measures it).
+  | { type: 'publish', id: RequestId, topic: string, data: unknown, dataJson?: string }
   | { type: 'history', id: RequestId, topic: string, since?: StreamPosition, limit?: number }
   | { type: 'presence', id: RequestId, topic: string }
   | { type: 'refresh', id: RequestId, token: string }
@@ -219,6 +220,14 @@ export function parseClientFrame (text: string): ParseResult {
   } catch {
     return { ok: false, error: bad('malformed JSON') }
   }
+  return clientFrameOf(raw)
+}
+
+/**
+ * The frame a decoded value stands for: what parseClientFrame does after JSON.parse, and what a
+ * MessagePack frame goes through once decoded to JSON values (encoding.ts). Never throws.
+ */
+export function clientFrameOf (raw: unknown): ParseResult {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     return { ok: false, error: bad('a frame must be a JSON object') }
   }
@@ -269,6 +278,8 @@ export interface PublicationInput {
   data: unknown
   /** The publishing user, when a client (not the server API) published. */
   from?: string
+  /** `data` already serialized, when the caller had to (a MessagePack publish measures it): not serialized again. */
+  dataJson?: string
 }
 
 /**

@@ -40,6 +40,8 @@ export class Stats {
   readonly publications: Record<PublishSource, number> = { http: 0, ws: 0, api: 0, mqtt: 0 }
   readonly rateLimited: Record<RateLimitScope, number> = { http: 0, message: 0, connect: 0, bytes: 0 }
   readonly recoveries = { recovered: 0, failed: 0 }
+  /** Control messages (revoke, disconnect) applied late, healed from a Redis broker's control log: pub/sub lost them. */
+  controlHealed = 0
   readonly errors = new Map<string, number>()
   readonly disconnects = new Map<number, number>()
   /** From accepting a publish to the broker's confirmation. */

@@ -1,30 +1,34 @@
-// The MQTT bridge of one node (docs/scaling.md, "MQTT bridge"): one MQTT 5 connection that brings the
-// messages of MQTT_SUBSCRIBE in as publications and sends the publications on MQTT_PUBLISH out.
+// The MQTT bridge of one node (docs/scaling.md, "MQTT bridge"): brings the messages of MQTT_SUBSCRIBE in
+// as publications and sends the publications on MQTT_PUBLISH out.
 //
-// In, exactly once across nodes: every node subscribes through the same shared subscription
-// (`$share/<group>/<filter>`), so the MQTT broker hands each message to one node only, which publishes
-// it through node.publish (offsets, history, fan-out on every node like any other publication). The
-// PUBACK goes back only once that publish is done: a message the node could not take is redelivered
-// by the broker if the connection drops first (at-least-once), and the redelivery is recognised on
-// the same session (redeliveries.ts).
+// In, in order and exactly once across nodes: each MQTT_SUBSCRIBE filter is a partition (partition.ts)
+// that one node at a time consumes, the holder of its lease in Redis (lease.ts), on an MQTT session of
+// the partition's own; its messages are published one after another through node.publish (offsets,
+// history, fan-out on every node like any other publication), each PUBACK after its publish. A message
+// the MQTT broker sends again (a lost PUBACK, a holder that died) is recognised by the ledger
+// (delivery-ledger.ts). With the in-memory broker there is one node and no lease.
 //
 // Out, exactly once: the node that accepted a publication (HTTP, websocket, app.realtime) tells its own
-// bridge (node.publishedListeners); the nodes that merely fan it out do not. QoS 1.
+// bridge (node.publishedListeners); the nodes that merely fan it out do not. QoS 1, on the node's own
+// MQTT connection, which every node keeps (readiness and realtime_mqtt_connected follow it).
 //
 // No loops: a publication that came from MQTT is never sent out again (source 'mqtt'), and what we
 // send carries a user property naming our share group, so when it matches one of our own filters the
-// node that receives it drops it (noLocal is not allowed on shared subscriptions).
-import type { connect, IConnackPacket, IPublishPacket, MqttClient } from 'mqtt'
+// partition's holder drops it (noLocal would not do: we send and receive on different connections).
+import type { connect, IPublishPacket, MqttClient } from 'mqtt'
 import { redactUrl } from '../core/brokers/redis-client.js'
 import { importOptional, MissingPackageError } from '../core/optional-package.js'
 import { ProtocolError } from '../core/protocol.js'
 import type { PublishSource } from '../core/stats.js'
 import { matchesAny } from '../core/topics.js'
 import type { Logger, RealtimeNode } from '../core/node.js'
+import { LocalLedger, RedisLedger, type DeliveryLedger, type LedgerRedis } from './delivery-ledger.js'
+import { LocalLease, RedisLease, type LeaseRedis } from './lease.js'
+import { Partition, type HandleOutcome } from './partition.js'
 import { decodePayload, encodePayload } from './payload.js'
 import { Redeliveries } from './redeliveries.js'
 import { ThrottledLog } from './throttled-log.js'
-import { mqttFromTopic, sharedFilter, topicFromMqtt } from './topic-map.js'
+import { leaseKey, mqttFromTopic, partitionClientId, topicFromMqtt } from './topic-map.js'
 
 /** The MQTT 5 user property our outgoing messages carry; its value is the share group. */
 export const ORIGIN_PROPERTY = 'realtime-origin'
@@ -42,11 +46,17 @@ export interface MqttBridgeSettings {
   subscribe: readonly string[]
   /** Realtime topic patterns sent out (MQTT_PUBLISH). */
   publish: readonly string[]
+  /** Names this deployment's MQTT sessions (and marks what it sends): MQTT_SHARE_GROUP. */
   shareGroup: string
-  /** Seconds the broker keeps this node's session after a disconnect (MQTT_SESSION_EXPIRY). */
+  /** Seconds the broker keeps a partition's session while no node holds it (MQTT_SESSION_EXPIRY). */
   sessionExpiry: number
   /** Bytes; a bigger MQTT payload is refused (MAX_PAYLOAD). */
   maxPayload: number
+  /**
+   * The Redis broker's command connection and REDIS_PREFIX: partitions then go by leases between the
+   * nodes. Undefined (the in-memory broker, one node): this node consumes every partition.
+   */
+  redis?: { client: LeaseRedis & LedgerRedis, prefix: string }
 }
 
 export type InboundResult = 'published' | 'refused' | 'failed' | 'duplicate' | 'own'
@@ -69,12 +79,13 @@ export class MqttBridge {
 
   /** Connections made after the first one: realtime_mqtt_reconnects_total. */
   reconnects = 0
+  /** The client id of this node's own connection (messages out, and whether the broker is reachable). */
   readonly clientId: string
+  /** One per MQTT_SUBSCRIBE filter. */
+  private readonly partitions: Partition[]
   private client?: MqttClient
-  private subscribed = false
   private connectedOnce = false
   private pendingOut = 0
-  private readonly redeliveries = new Redeliveries()
   private readonly warnings: ThrottledLog
   private readonly onPublished = (topic: string, data: unknown, source: PublishSource): void => this.sendOut(topic, data, source)
 
@@ -92,59 +103,77 @@ export class MqttBridge {
   // decorator's type) then never names 'mqtt', which an install without it could not resolve.
   private constructor (private readonly node: RealtimeNode, private readonly settings: MqttBridgeSettings, private readonly log: Logger, private readonly connect: Connect) {
     this.warnings = new ThrottledLog(log)
-    // One session per node and deployment: a node that reconnects resumes its own session (and gets its
-    // unacknowledged messages again), and two deployments on one broker never take over each other's.
+    // Per node and deployment: two deployments on one broker never take over each other's connections.
     this.clientId = `${settings.shareGroup}-${node.id}`
+    this.partitions = settings.subscribe.map(filter => this.partition(filter, connect))
   }
 
-  /** Connected to the MQTT broker, with every subscription in place. */
+  private partition (filter: string, connect: Connect): Partition {
+    const { url, shareGroup, sessionExpiry, redis } = this.settings
+    const clientId = partitionClientId(shareGroup, filter)
+    const lease = redis === undefined ? new LocalLease() : new RedisLease(redis.client, leaseKey(redis.prefix, clientId), this.node.id)
+    const ledger: DeliveryLedger = redis === undefined ? new LocalLedger() : new RedisLedger(redis.client, redis.prefix, clientId)
+    const handle = async (packet: IPublishPacket, ledger: DeliveryLedger, retry: boolean): Promise<HandleOutcome> => await this.receive(packet, ledger, retry)
+    return new Partition({ url, shownUrl: redactedUrl(url), filter, clientId, sessionExpiry }, lease, ledger, handle, connect, this.log, this.warnings)
+  }
+
+  /** Connected to the MQTT broker, and subscribed for every partition this node holds. */
   get connected (): boolean {
-    return this.client?.connected === true && this.subscribed
+    return this.client?.connected === true && this.partitions.every(partition => partition.ready)
+  }
+
+  /** The partitions this node consumes now: realtime_mqtt_partitions_held. */
+  get partitionsHeld (): number {
+    return this.partitions.filter(partition => partition.held).length
+  }
+
+  /** Times this node took a partition: realtime_mqtt_partition_takeovers_total. */
+  get partitionTakeovers (): number {
+    return this.partitions.reduce((sum, partition) => sum + partition.takeovers, 0)
   }
 
   /** Connects (and keeps reconnecting); does not wait for the broker, which may well be down now. */
   start (): void {
-    const { url, sessionExpiry } = this.settings
+    const { url } = this.settings
     const client = this.connect(url, {
       protocolVersion: 5,
       clientId: this.clientId,
-      // Resume our session when the broker kept one (MQTT_SESSION_EXPIRY > 0): it then resends what we
-      // had not acknowledged. With expiry 0 the session ends with the connection, so a node that dies
-      // leaves nothing behind that the broker would keep handing messages to (docs/scaling.md).
+      // This connection subscribes to nothing: its session holds nothing worth keeping after it ends.
+      // mqtt.js keeps the QoS 1 messages not yet acknowledged and sends them again on reconnect.
       clean: false,
-      properties: { sessionExpiryInterval: sessionExpiry },
+      properties: { sessionExpiryInterval: 0 },
       reconnectPeriod: RECONNECT_PERIOD_MS,
       connectTimeout: 10_000,
-      // We subscribe on every connect ourselves (subscribe()), and only then report connected.
       resubscribe: false
     })
     this.client = client
-    // Called by mqtt.js for every incoming PUBLISH, one at a time, in order; a QoS 1 PUBACK is sent
-    // when the callback runs, i.e. once the node published the message (or refused it for good).
-    client.handleMessage = (packet, callback) => {
-      this.receive(packet).then(() => callback(), () => callback())
-    }
-    client.on('connect', connack => { void this.onConnect(connack) })
+    let wasConnected = false
+    client.on('connect', () => {
+      if (this.connectedOnce) this.reconnects++
+      this.connectedOnce = true
+      wasConnected = true
+      this.log.info({ mqtt: redactedUrl(url), clientId: this.clientId, subscribe: this.settings.subscribe, publish: this.settings.publish }, 'mqtt bridge connected')
+    })
     client.on('close', () => {
-      if (this.subscribed) this.log.warn({ mqtt: redactedUrl(url) }, 'mqtt bridge disconnected; reconnecting')
-      this.subscribed = false
+      if (wasConnected) this.log.warn({ mqtt: redactedUrl(url) }, 'mqtt bridge disconnected; reconnecting')
+      wasConnected = false
     })
     client.on('error', err => this.warnings.warn('connection', { err, mqtt: redactedUrl(url) }, 'mqtt bridge connection error'))
     this.node.publishedListeners.add(this.onPublished)
+    for (const partition of this.partitions) partition.start()
   }
 
   async close (): Promise<void> {
     this.node.publishedListeners.delete(this.onPublished)
+    // Before the broker closes: the message in hand is published and acknowledged, the lease given back.
+    await Promise.all(this.partitions.map(async partition => await partition.close()))
     const client = this.client
     if (client === undefined) return
-    this.subscribed = false
     if (!client.connected) {
       await client.endAsync(true)
       this.log.info({ mqtt: redactedUrl(this.settings.url), clientId: this.clientId, pendingOut: this.pendingOut }, 'mqtt bridge closed while disconnected; messages not yet sent are dropped')
       return
     }
-    // A clean goodbye ends the session (expiry 0): the broker must not keep routing this node's share
-    // of the messages to a session nobody will resume.
     const ended = client.endAsync(false, { properties: { sessionExpiryInterval: 0 } })
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<'late'>(resolve => { timer = setTimeout(() => resolve('late'), CLOSE_TIMEOUT_MS) })
@@ -154,39 +183,17 @@ export class MqttBridge {
     this.log.info({ mqtt: redactedUrl(this.settings.url), clientId: this.clientId, sessionEnded: outcome === 'ended' }, 'mqtt bridge closed')
   }
 
-  private async onConnect (connack: IConnackPacket): Promise<void> {
-    const client = this.client as MqttClient
-    if (this.connectedOnce) this.reconnects++
-    this.connectedOnce = true
-    // No session kept (first connect, expired, or a broker restarted without persistence): the packet
-    // ids of the old one mean nothing now.
-    if (connack.sessionPresent !== true) this.redeliveries.forget()
-    const filters = this.settings.subscribe.map(filter => sharedFilter(this.settings.shareGroup, filter))
-    try {
-      if (filters.length > 0) {
-        const granted = await client.subscribeAsync(filters, { qos: 1 })
-        const refused = granted.filter(grant => grant.qos >= 0x80)
-        if (refused.length > 0) {
-          this.log.error({ refused: refused.map(grant => ({ filter: grant.topic, reasonCode: grant.qos })) },
-            'the MQTT broker refused the bridge\'s subscriptions (shared subscriptions unsupported, or not authorized); nothing comes in until it accepts them on a later connect')
-          return
-        }
-      }
-      this.subscribed = true
-      this.log.info({ mqtt: redactedUrl(this.settings.url), clientId: this.clientId, subscribe: filters, publish: this.settings.publish, sessionPresent: connack.sessionPresent },
-        'mqtt bridge connected')
-    } catch (err) {
-      this.warnings.warn('subscribe', { err }, 'mqtt bridge could not subscribe; retrying on the next connect')
-    }
-  }
-
-  /** One MQTT message -> at most one publication. Never throws: every outcome is counted. */
-  private async receive (packet: IPublishPacket): Promise<void> {
+  /**
+   * One MQTT message of a partition this node holds -> at most one publication. Never throws:
+   * 'settled' when it is published, a repeat, ours or refused for good (acknowledge it), 'retry' when
+   * publishing it failed (Redis away): the partition tries again while it holds the lease.
+   */
+  private async receive (packet: IPublishPacket, ledger: DeliveryLedger, retry: boolean): Promise<HandleOutcome> {
     const { counts } = this
     const userProperties = packet.properties?.userProperties
     if (userProperties?.[ORIGIN_PROPERTY] === this.settings.shareGroup) {
       counts.in.own++
-      return
+      return 'settled'
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
     const name = packet.topic
@@ -199,28 +206,35 @@ export class MqttBridge {
     }
     const decoded = decodePayload(payload)
     if (!decoded.ok) return this.refuse(name, decoded.reason)
-    const digest = Redeliveries.digest(name, payload)
-    if (this.redeliveries.isRepeat(packet.messageId, packet.dup, digest)) {
-      counts.in.duplicate++
-      return
-    }
-    const key = userProperties?.[IDEMPOTENCY_PROPERTY]
+    const deviceKey = userProperties?.[IDEMPOTENCY_PROPERTY]
+    const delivery = { topic, packetId: packet.qos > 0 ? packet.messageId : undefined, dup: packet.dup, digest: Redeliveries.digest(name, payload) }
     try {
-      await this.node.publish(topic, decoded.data, { source: 'mqtt', idempotencyKey: typeof key === 'string' && key !== '' ? key : undefined })
-      this.redeliveries.remember(packet.messageId, digest)
+      // A device's own key makes any repeat one publication already; otherwise the ledger's.
+      const verdict = typeof deviceKey === 'string' && deviceKey !== ''
+        ? { repeat: false as const, idempotencyKey: deviceKey }
+        : await ledger.check(delivery, retry)
+      if (verdict.repeat) {
+        counts.in.duplicate++
+        return 'settled'
+      }
+      await Promise.all([verdict.sentAhead, this.node.publish(topic, decoded.data, { source: 'mqtt', idempotencyKey: verdict.idempotencyKey })])
+      ledger.published(delivery)
       counts.in.published++
+      return 'settled'
     } catch (err) {
       // The node refuses the message itself (e.g. data that the topic's declared schema rejects): as
-      // final as a bad name. Anything else (the broker down) is a failure of ours.
+      // final as a bad name. Anything else (the broker down) is a failure of ours: tried again.
       if (err instanceof ProtocolError) return this.refuse(name, err.message)
       counts.in.failed++
-      this.warnings.warn('failed', { err, mqttTopic: name }, 'mqtt bridge could not publish an incoming message; it is dropped')
+      this.warnings.warn('failed', { err, mqttTopic: name }, 'mqtt bridge could not publish an incoming message; trying again while this node holds its partition')
+      return 'retry'
     }
   }
 
-  private refuse (mqttTopic: string, reason: string): void {
+  private refuse (mqttTopic: string, reason: string): 'settled' {
     this.counts.in.refused++
     this.warnings.warn('refused', { mqttTopic: mqttTopic.slice(0, 300), reason }, 'mqtt bridge refused an incoming message')
+    return 'settled'
   }
 
   /** The seam's listener: a publication this node accepted goes out when MQTT_PUBLISH matches it. */

@@ -23,7 +23,7 @@ export const mqttFilters: Check<string[]> = (value, field) => {
   if (!isTextList(value)) refuse(field, `must be a list of MQTT topic filters, got ${shown(value)}`)
   for (const filter of value) {
     if (!isBridgeableFilter(filter)) {
-      refuse(field, `has "${filter}": an MQTT filter here is levels separated by / made of [A-Za-z0-9_-:@], + for one level, # last (no $share: the bridge shares itself)`)
+      refuse(field, `has "${filter}": an MQTT filter here is levels separated by / made of [A-Za-z0-9_-:@], + for one level, # last (no $share: the bridge divides the work between nodes itself)`)
     }
   }
   return value

@@ -1,14 +1,15 @@
-// Recognises an MQTT QoS 1 redelivery of a message this bridge already published. The bridge acks a
-// message (PUBACK) only after the node published it; when the connection breaks between the two, the
-// broker resends the message on the same session with the DUP flag and the same packet id. Without
-// this, that message would become a second publication.
+// Recognises an MQTT QoS 1 redelivery of a message this process already published (the in-memory
+// broker's ledger, delivery-ledger.ts; one per partition session). The bridge acks a message (PUBACK)
+// only after the node published it; when the connection breaks between the two, the broker resends the
+// message on the same session with the DUP flag and the same packet id. Without this, that message
+// would become a second publication.
 //
 // The broker reuses a packet id only after it got our PUBACK for it, so a DUP message whose packet id
 // last carried the same topic and payload is that message again. The one case this misreads: the
 // broker got our ack, sent a new message on the same id that never reached us, and resends it with DUP
 // with the very same topic and payload as the previous one; it is then dropped as a repeat.
-// It needs a session that outlives the connection (MQTT_SESSION_EXPIRY > 0); redeliveries to another
-// process are not recognised: that remains at-least-once (docs/scaling.md, "MQTT bridge").
+// It needs a session that outlives the connection (MQTT_SESSION_EXPIRY > 0). With Redis, RedisLedger
+// does this across nodes instead (docs/scaling.md, "MQTT bridge").
 import { createHash } from 'node:crypto'
 
 export class Redeliveries {

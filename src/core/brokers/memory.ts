@@ -122,7 +122,7 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
       epoch: position.epoch,
       offset: position.offset,
       ts,
-      frame: encodeMessageFrame(input.topic, JSON.stringify(input.data), position, ts, input.from)
+      frame: encodeMessageFrame(input.topic, input.dataJson ?? JSON.stringify(input.data), position, ts, input.from)
     }
     if (this.options.historySize > 0) {
       stream.history.push(publication)

@@ -19,6 +19,7 @@ import type { PublicationInput } from '../protocol.js'
 import { EMPTY_EPOCH } from './history.js'
 import { checkRedisClient, commandTimeoutOf, isClusterClient, type RedisClientLike } from './redis-client-like.js'
 import { COMMAND_TIMEOUT_MS, quit, toBrokerError } from './redis-client.js'
+import { ControlLog, type LogEntry } from './redis-control-log.js'
 import { decodeEntry, decodePosition, encodeEventPayload, messageFrameParts, type StreamEntry } from './redis-codec.js'
 import { TopicFeed } from './redis-feed.js'
 import { RedisKeys } from './redis-keys.js'
@@ -31,6 +32,9 @@ export type { RedisBrokerSettings }
 const DEFAULT_IDEMPOTENCY_TTL_MS = 300_000
 /** Topics whose gaps are filled at the same time after a reconnect. */
 const FILL_CONCURRENCY = 64
+/** The control log keeps (about) the newest this many messages of the last CONTROL_LOG_RETENTION_MS. */
+const CONTROL_LOG_MAX_ENTRIES = 10_000
+const CONTROL_LOG_RETENTION_MS = 3_600_000
 
 export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlBus, NodeRegistry {
   readonly presenceStore: PresenceStore = this
@@ -53,6 +57,8 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
   protected isUp = false
   protected heartbeat?: NodeJS.Timeout
   protected readonly feed = new TopicFeed(() => this.listener)
+  /** Heals the control messages pub/sub lost: each subclass starts it, and reconciles after (re)subscribing the control channel. */
+  protected readonly controlLog: ControlLog
   /** The presence entries added through this broker, written back after Redis comes back. */
   private readonly localPresence = new Map<string, Map<string, PresenceEntry>>()
   /** Whether close() closes the command connection: the broker opened it and did not release it. */
@@ -69,6 +75,11 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
     this.keys = new RedisKeys(settings.prefix)
     this.heartbeatInterval = settings.heartbeatInterval ?? 1000
     this.nodeTtl = settings.nodeTtl ?? 5000
+    this.controlLog = new ControlLog({
+      read: async (after, count) => await this.command(undefined, () => this.commands.xrange(this.keys.controlLog, `(${after}`, '+', 'COUNT', count)) as LogEntry[],
+      apply: (message, sentAt) => this.listener?.control(message, sentAt),
+      interval: settings.controlReconcileInterval
+    })
   }
 
   abstract start (listener: BrokerListener): Promise<void>
@@ -109,6 +120,7 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
     this.closing = true
     this.isUp = false
     clearInterval(this.heartbeat)
+    this.controlLog.stop()
     if (this.commands.status === 'ready') await this.bounded(this.registry.depart()).catch(() => {})
     await Promise.all([...(this.ownsCommands ? [this.commands] : []), ...this.subscribers()].map(quit))
     for (const detach of this.detachers.splice(0)) detach()
@@ -166,7 +178,7 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
   async publish (input: PublicationInput, options: BrokerPublishOptions = {}): Promise<PublishOutcome> {
     const { topic } = input
     const ts = Date.now()
-    const { head, tail } = messageFrameParts(topic, JSON.stringify(input.data), ts, input.from)
+    const { head, tail } = messageFrameParts(topic, input.dataJson ?? JSON.stringify(input.data), ts, input.from)
     const keys = [this.keys.meta(topic), this.keys.stream(topic)]
     if (options.idempotencyKey !== undefined) keys.push(this.keys.idempotency(topic, options.idempotencyKey))
     const reply = await this.command(topic, () => this.run(this.publishScript, keys, [
@@ -194,13 +206,15 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
   /** Everything a subscriber connection receives: control messages, publications, events. */
   protected receive (channel: string, payload: string): void {
     if (channel === this.keys.control) {
-      let message: ControlMessage
+      let parsed: ControlMessage & { logId?: unknown }
       try {
-        message = JSON.parse(payload)
+        parsed = JSON.parse(payload)
       } catch {
         return
       }
-      this.listener?.control(message)
+      if (this.listener === undefined || typeof parsed !== 'object' || parsed === null) return
+      const { logId, ...message } = parsed
+      this.controlLog.received(message, typeof logId === 'string' ? logId : undefined)
       return
     }
     const topic = this.keys.topicOf(channel)
@@ -216,9 +230,16 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
 
   // ---- ControlBus: control messages and revocation ----
 
-  /** Plain PUBLISH on the control channel (a Cluster sends it to the node its subscription is on). */
+  /**
+   * Appends the message to the control log and PUBLISHes it on the control channel, in one script
+   * (redis-scripts.ts CONTROL): a node whose subscription misses the PUBLISH applies it from the log.
+   * On a Cluster the script runs on the log's master, whose plain PUBLISH reaches every node; all
+   * control messages then take the same path and arrive in the log's order.
+   */
   async sendControl (message: ControlMessage): Promise<void> {
-    await this.command(undefined, () => this.commands.publish(this.keys.control, JSON.stringify(message)))
+    await this.command(undefined, () => this.run('control', [this.keys.controlLog], [
+      this.keys.control, JSON.stringify(message), CONTROL_LOG_MAX_ENTRIES, CONTROL_LOG_RETENTION_MS
+    ]))
   }
 
   async revoke (jti: string, untilMs: number): Promise<void> {

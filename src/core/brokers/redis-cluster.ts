@@ -12,15 +12,17 @@
 //   one Redis does after an outage. `up` (readiness) stays true while the cluster answers and the
 //   control channel is subscribed; `unavailableShards` names the shards that are down.
 // - control messages use plain PUBLISH, which a cluster forwards to every node, so the control channel
-//   is SUBSCRIBEd on one shard connection (any live one, moving when it drops). This node PUBLISHes on
-//   that same master: messages from one node then take one path (the cluster bus between two masters
-//   is one ordered link) and arrive in the order they were sent.
+//   is SUBSCRIBEd on one shard connection (any live one, moving when it drops). Every node sends them
+//   with the control script on the master of the control log's slot (redis-base.ts sendControl): they
+//   then take one path (the cluster bus between two masters is one ordered link) and arrive in the
+//   log's order. A message missed while the control subscription moves is read from the log
+//   (redis-control-log.ts), every few seconds and as soon as the subscription is made again.
 // - presence and the registry: SlotSafeRegistry (redis-cluster-registry.ts).
 // - the Cluster client is its own (from the seed list) or one handed over (a host's app.redis), never
 //   closed then (redis-base.ts); the shard subscribers are always its own, made from the Cluster
 //   client's options for its node connections (redisOptions: login, TLS) with our options on top.
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
-import { BrokerUnavailableError, type BrokerListener, type ControlMessage } from '../broker.js'
+import { BrokerUnavailableError, type BrokerListener } from '../broker.js'
 import { RedisBrokerBase, type RedisBrokerSettings } from './redis-base.js'
 import { slotsRefreshIntervalOf, type RedisClientLike } from './redis-client-like.js'
 import { connectionOptions, createClient, isRefusal, ownConnection, parseClusterSeeds, probe, quit, toBrokerError } from './redis-client.js'
@@ -163,6 +165,7 @@ export class RedisClusterBroker extends RedisBrokerBase {
     }
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
     this.heartbeat.unref()
+    this.controlLog.start()
     // Our own client rereads the slot map every SLOTS_REFRESH_MS (its slotsRefreshInterval), to notice
     // a failover or a migration nobody told us about; a handed one that does not, is made to.
     const interval = slotsRefreshIntervalOf(this.commands)
@@ -380,18 +383,6 @@ export class RedisClusterBroker extends RedisBrokerBase {
     }))
   }
 
-  /** Sends on the master holding this node's control subscription (see the top of this file). */
-  override async sendControl (message: ControlMessage): Promise<void> {
-    await this.command(undefined, async () => {
-      const home = this.controlHome
-      const master = home === undefined ? undefined : this.commands.nodes('master').find(node => nodeKey(node.options as ClusterNodeAddress) === home.key)
-      if (master === undefined) throw new BrokerUnavailableError('the Redis Cluster node of the control channel is unreachable')
-      // The Cluster client opens its node connections on first use.
-      if (master.status === 'wait') await master.connect()
-      return await master.publish(this.keys.control, JSON.stringify(message))
-    })
-  }
-
   /** SUBSCRIBEs the control channel on a live shard (a plain PUBLISH reaches every node). */
   private homeControl (): Promise<void> {
     this.homing ??= this.findControlHome().finally(() => { this.homing = undefined })
@@ -409,6 +400,8 @@ export class RedisClusterBroker extends RedisBrokerBase {
       }
       if (shard.client.status !== 'ready') continue
       this.controlHome = shard
+      // Control messages sent while no shard held the control subscription: from the control log.
+      void this.controlLog.reconcile()
       break
     }
     this.updateUp()

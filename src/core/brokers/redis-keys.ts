@@ -10,6 +10,11 @@
 export class RedisKeys {
   /** Pub/sub channel of control messages (disconnect, revoke) to every node. */
   readonly control: string
+  /**
+   * Stream of the control messages of the last hour, the control log: what a node whose subscription
+   * missed one reads to heal (redis-control-log.ts). One key, so one slot on a Cluster.
+   */
+  readonly controlLog: string
   /** Set of the ids of the nodes that announced themselves (dead ones are swept out). */
   readonly nodes: string
   /** `node` + id: one node's heartbeat key, its NodeInfo as JSON, expiring unless refreshed. */
@@ -22,6 +27,7 @@ export class RedisKeys {
 
   constructor (readonly prefix: string) {
     this.control = `${prefix}control`
+    this.controlLog = `${prefix}control-log`
     this.nodes = `${prefix}{registry}:nodes`
     this.node = `${prefix}{registry}:node:`
     this.nodePresence = `${prefix}{registry}:node-presence:`

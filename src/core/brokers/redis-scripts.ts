@@ -5,7 +5,7 @@
 // ioredis sends them with EVALSHA and falls back to EVAL on NOSCRIPT (a restarted Redis has an empty
 // script cache). Key names for other keys than KEYS[] (presence sweep) are built from prefixes
 // passed in ARGV, mirroring redis-keys.ts; fine on one Redis. On a Redis Cluster only `publish`,
-// `history` and `nodes` run (each touches one slot); the presence and registry steps that span slots
+// `history`, `nodes` and `control` run (each touches one slot); the presence and registry steps that span slots
 // are done one slot at a time instead (redis-cluster-registry.ts).
 //
 // Scripts that add data start with the shebang `#!lua` (Redis 7): Redis then knows them as writing
@@ -221,6 +221,33 @@ redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 `
 
+/**
+ * A control message (revoke, disconnect) to every node, at least once: appended to the control log
+ * (a stream, one key: one slot on a Cluster) and PUBLISHed with its log id, atomically, so that a node
+ * whose subscription missed the PUBLISH finds it in the log (redis-control-log.ts). A plain PUBLISH
+ * reaches every node of a Cluster too, from whichever master runs this. The log keeps the newest
+ * ARGV[3] entries (approximately) of the last ARGV[4] ms, and is dropped after ARGV[4] ms without one.
+ * Without the shebang, on purpose: at maxmemory under noeviction the XADD is refused (its error caught,
+ * nothing grows) and the message is still PUBLISHed, without a log id, at most once as before the log
+ * existed: a disconnect keeps working on a full Redis.
+ * KEYS: the control log
+ * ARGV: control channel, the message as a JSON object, max entries, retention ms
+ * Returns the entry's id, or false when it could not be logged. The payload is the message with
+ * `"logId":"<id>"` put first.
+ */
+export const CONTROL = `
+local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[2])
+if type(id) ~= 'string' then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+  return false
+end
+local ms = tonumber(string.match(id, '^(%d+)'))
+redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', ms - tonumber(ARGV[4])))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[1], '{"logId":"' .. id .. '",' .. string.sub(ARGV[2], 2))
+return id
+`
+
 const SCRIPTS = {
   publish: PUBLISH,
   spublish: publishScript('SPUBLISH'),
@@ -232,7 +259,8 @@ const SCRIPTS = {
   announceListingDead: ANNOUNCE_LISTING_DEAD,
   nodes: NODES,
   clearPresence: CLEAR_PRESENCE,
-  depart: DEPART
+  depart: DEPART,
+  control: CONTROL
 }
 
 export type ScriptName = keyof typeof SCRIPTS

@@ -13,6 +13,11 @@ export interface RedisBrokerSettings {
   heartbeatInterval?: number
   /** Milliseconds a node stays listed (and its presence counted) after its last heartbeat. Default 5000. */
   nodeTtl?: number
+  /**
+   * Milliseconds between two reads of the control log, which apply the control messages pub/sub lost
+   * (redis-control-log.ts). Default 5000: the documented heal bound (docs/protocol.md §3) rests on it.
+   */
+  controlReconcileInterval?: number
   /** Milliseconds start() waits for Redis before failing. Default 5000. */
   connectTimeout?: number
 }

@@ -9,8 +9,10 @@
 //   readiness is 503). When both are back, the node re-announces itself, writes its presence back,
 //   resubscribes every topic and fills each topic's gap from history, and only then turns `up` again.
 //   Redis out of reach at start is the same outage: the node starts with `up` false.
-// - control messages (revoke, disconnect) travel on one control channel; revocations are keys that
-//   expire when the token would have.
+// - control messages (revoke, disconnect) travel on one control channel, and are also appended to the
+//   control log, read every few seconds and after each resubscription, so that one the subscriber
+//   missed is applied late instead of never (redis-control-log.ts); revocations are keys that expire
+//   when the token would have.
 // - a heartbeat key per node (NodeInfo, expiring) is the node registry; presence entries of a node
 //   whose key expired are ignored and swept.
 // It is every part of the broker seam (src/core/broker.ts): Broker, PresenceStore, ControlBus and
@@ -108,6 +110,7 @@ export class RedisBroker extends RedisBrokerBase {
     if (!this.isUp) this.wasUp = true
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatInterval)
     this.heartbeat.unref()
+    this.controlLog.start()
   }
 
   /** Where Redis was looked for and why it was last out of reach, for the start-up log. */
@@ -234,6 +237,8 @@ export class RedisBroker extends RedisBrokerBase {
     for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) {
       await this.subscriber.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH))
     }
+    // Control messages sent while the control channel was not subscribed: from the control log.
+    void this.controlLog.reconcile()
     // A topic unsubscribed while the batch was on its way was subscribed again by it.
     const dropped = topics.filter(topic => !this.feed.topics.has(topic)).map(topic => this.keys.channel(topic))
     if (dropped.length > 0) await this.subscriber.unsubscribe(...dropped)
