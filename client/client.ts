@@ -8,6 +8,7 @@ import { ClientErrorCode, RealtimeError } from './errors.js'
 import type { HistoryResult, Message, PresenceResult, PublishResult, ServerFrame, StreamPosition, Welcome } from './frames.js'
 import { decodeFrame, encodeFrame, openSocket, resolveConstructor, type MsgpackCodec, type WebSocketConstructor, type WebSocketLike } from './socket.js'
 import { Subscription } from './subscription.js'
+import type { RpcMap, RpcParams, RpcResult } from '../src/core/rpc-types.js'
 import type { TopicMap, TopicPayload } from '../src/core/topic-schemas-types.js'
 
 /** An explicit `Data` type argument wins; without one (never), the topic map's type for the topic. */
@@ -26,7 +27,7 @@ export interface ClientOptions {
   minReconnectDelay?: number
   /** ms; the longest reconnect delay. Default 20000. */
   maxReconnectDelay?: number
-  /** ms for each request (subscribe, publish, history, presence, refresh, ping). Default 5000. */
+  /** ms for each request (subscribe, publish, history, presence, refresh, ping, rpc). Default 5000. */
   timeout?: number
   /**
    * Speak MessagePack instead of JSON (subprotocol `realtime.msgpack`) with this codec, e.g.
@@ -84,9 +85,10 @@ const ignore = (): void => {}
 /**
  * `Topics` (optional) maps declared topic patterns to their data types, e.g.
  * `new RealtimeClient<{ 'orders.{id}': Order }>(url)`: subscribe('orders.42') then gives Message<Order>,
- * and publish('orders.42', data) takes an Order only (docs/topics.md).
+ * and publish('orders.42', data) takes an Order only (docs/topics.md). `Methods` (optional) types the
+ * RPC methods the same way, name -> { params, result } (docs/hooks.md).
  */
-export class RealtimeClient<Topics extends TopicMap = TopicMap> extends Emitter<ClientEvents> {
+export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends RpcMap = RpcMap> extends Emitter<ClientEvents> {
   state: ClientState = 'disconnected'
   /** The current connection's welcome frame (null before the first). */
   welcome: Welcome | null = null
@@ -160,6 +162,18 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap> extends Emitter<
     return { connections: ack.connections, users: ack.users }
   }
 
+  /**
+   * Calls the server's RPC method `method` with `data` and resolves with its result; rejects with a
+   * RealtimeError whose `code` is the server's (`not_found`, `bad_request`, `forbidden`, `internal`...)
+   * or `timeout` after `options.timeout` ms (default: the client's `timeout`). Like every request, one
+   * made while disconnected is sent once connected; one whose connection drops rejects with
+   * `disconnected`, since the method may or may not have run.
+   */
+  async rpc<K extends string> (method: K, data?: RpcParams<Methods, K>, options: { timeout?: number } = {}): Promise<RpcResult<Methods, K>> {
+    const ack = await this.request({ type: 'rpc', method, data }, options.timeout)
+    return ack.data
+  }
+
   /** Closes for good (until connect() is called again): no reconnect, no timer left behind. */
   close (): void {
     if (this.state === 'closed') return
@@ -182,21 +196,21 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap> extends Emitter<
   // ---- requests ----
 
   /** Sends `frame` with a fresh id now, or on the next connection; settles on its ack or error. */
-  private async request (frame: Record<string, unknown>): Promise<ServerFrame> {
-    return await new Promise((resolve, reject) => this.ask(frame, resolve, reject))
+  private async request (frame: Record<string, unknown>, timeout = this.timeout): Promise<ServerFrame> {
+    return await new Promise((resolve, reject) => this.ask(frame, resolve, reject, timeout))
   }
 
   /**
    * The callback form of request(). The subscribe ack must be handled the moment it arrives: the
    * replay that follows it often comes in the same TCP read, before any promise callback would run.
    */
-  private ask (frame: Record<string, unknown>, resolve: (ack: ServerFrame) => void, reject: (error: RealtimeError) => void): void {
+  private ask (frame: Record<string, unknown>, resolve: (ack: ServerFrame) => void, reject: (error: RealtimeError) => void, timeout = this.timeout): void {
     if (this.state === 'closed') return reject(new RealtimeError(ClientErrorCode.closed, 'the client is closed'))
     const id = this.nextId++
     const timer = setTimeout(() => {
       this.pending.delete(id)
-      reject(new RealtimeError(ClientErrorCode.timeout, `no reply to ${String(frame.type)} within ${this.timeout} ms`))
-    }, this.timeout)
+      reject(new RealtimeError(ClientErrorCode.timeout, `no reply to ${String(frame.type)} within ${timeout} ms`))
+    }, timeout)
     const request: PendingRequest = { frame: { ...frame, id }, sent: false, timer, resolve, reject }
     this.pending.set(id, request)
     if (this.state === 'connected') this.sendRequest(request)

@@ -3,7 +3,7 @@
 // the small RealtimeApi that host routes publish through. The node itself is kept under a symbol, for
 // the realtime plugins that need its insides (connections, metrics); the routes get it from the
 // umbrella plugin in their options.
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ConfigError, type Config } from '../src/config.js'
 import { createRealtimeApi, type RealtimeApi } from '../src/core/api.js'
@@ -23,8 +23,10 @@ export const kRealtimeNode = Symbol('fastify-realtime.node')
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** publish, broadcast, history, presence, disconnect, revoke, info (see RealtimeApi). */
-    realtime: RealtimeApi
+    /** publish, broadcast, history, presence, disconnect, revoke, info, addHook, rpc (see RealtimeApi). */
+    // Spelled as an import type: an imported name used only inside this augmentation is left out of
+    // the emitted .d.ts, which then fails in a host's strict type check.
+    realtime: RealtimeApi<import('fastify').FastifyRequest>
     /** The node behind `realtime`, for the realtime plugins only. */
     [kRealtimeNode]: RealtimeNode
   }
@@ -96,8 +98,13 @@ async function broadcast (app: FastifyInstance, options: BroadcastOptions): Prom
   // connection still down here stays the broker's, which closes it in node.close().
   const released = broker instanceof RedisBrokerBase && broker.commands.status === 'ready' ? broker.releaseCommands() : undefined
   if (released !== undefined) await app.register(redisConnection, { client: released })
-  app.decorate('realtime', createRealtimeApi(node))
+  app.decorate('realtime', createRealtimeApi<FastifyRequest>(node))
   app.decorate(kRealtimeNode, node)
+  // Hooks and RPC methods are added before the app is ready, as Fastify's own are.
+  app.addHook('onReady', async () => {
+    node.hooks.seal()
+    node.rpcMethods.seal()
+  })
   // Added after @fastify/redis's: onClose hooks run last-added first, so the node leaves the registry
   // (commands on that connection) before @fastify/redis quits it.
   app.addHook('onClose', async () => {

@@ -1,8 +1,9 @@
 // GET <prefix>/asyncapi.json: the websocket API as an AsyncAPI 3.0 document (docs/topics.md): the
-// connection with every client and server frame (docs/protocol.md §2), and one channel per declared
-// topic pattern with its payload schema. Built once at the first request and kept, but for the server's
+// connection with every client and server frame (docs/protocol.md §2), one channel per declared
+// topic pattern with its payload schema, and one per RPC method with its data and result schemas. Built once at the first request and kept, but for the server's
 // host, which is the request's.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { RpcMethodInfo } from '../src/core/rpc.js'
 import type { DeclaredTopic } from '../src/core/topic-schemas.js'
 import type { RouteOptions } from './index.js'
 import { packageVersion } from './openapi.js'
@@ -29,8 +30,19 @@ function clientFrames (data: Schema = anyData): Record<string, Schema> {
     history: frame('history', { id, topic, since: position, limit: { type: 'integer', minimum: 1 } }, ['id', 'topic']),
     presence: frame('presence', { id, topic }, ['id', 'topic']),
     refresh: frame('refresh', { id, token: { type: 'string', description: 'a fresh JWT for the same sub' } }, ['id', 'token']),
+    rpc: rpcFrame({ type: 'string', minLength: 1, maxLength: 128, description: 'the RPC method' }),
     ping: frame('ping', { id }, [])
   }
+}
+
+/** An `rpc` request: its method, and `data` as the method's schema says (docs/hooks.md). */
+function rpcFrame (method: Schema, data: Schema | boolean = anyData): Schema {
+  return frame('rpc', { id, method, data }, ['id', 'method'])
+}
+
+/** The `ack` answering an `rpc` request: `data` is the method's result. */
+function rpcResultFrame (data: Schema | boolean = anyData): Schema {
+  return frame('ack', { id, data }, ['id', 'data'])
 }
 
 /** A `message` frame: one publication on a topic, as subscribers (and history acks) receive it. */
@@ -69,8 +81,8 @@ function serverFrames (): Record<string, Schema> {
 }
 
 /** A component or channel key from a pattern: AsyncAPI keys are [\w.-]; `{id}` -> `id`, `*` -> `any`, `>` -> `rest`. */
-function channelKey (pattern: string, taken: Set<string>): string {
-  const base = `topic.${pattern.replace(/[{}]/g, '').replaceAll('*', 'any').replaceAll('>', 'rest').replace(/[^\w.-]/g, '_')}`
+function channelKey (pattern: string, taken: Set<string>, kind = 'topic'): string {
+  const base = `${kind}.${pattern.replace(/[{}]/g, '').replaceAll('*', 'any').replaceAll('>', 'rest').replace(/[^\w.-]/g, '_')}`
   let key = base
   for (let n = 2; taken.has(key); n++) key = `${base}-${n}`
   taken.add(key)
@@ -78,7 +90,7 @@ function channelKey (pattern: string, taken: Set<string>): string {
 }
 
 /** The document without its servers (those depend on the request's host). */
-function buildDocument (declared: readonly DeclaredTopic[], wsPath: string, options: RouteOptions): Schema {
+function buildDocument (declared: readonly DeclaredTopic[], methods: readonly RpcMethodInfo[], wsPath: string, options: RouteOptions): Schema {
   const { config } = options
   const clientMessages = Object.fromEntries(Object.entries(clientFrames()).map(([type, payload]) => [type, { name: type, title: `${type} frame`, payload }]))
   const serverMessages = Object.fromEntries(Object.entries(serverFrames()).map(([type, payload]) => [type, { name: type, title: `${type} frame`, payload }]))
@@ -138,6 +150,26 @@ function buildDocument (declared: readonly DeclaredTopic[], wsPath: string, opti
       messages: [{ $ref: `#/channels/${key}/messages/publish` }]
     }
   }
+  for (const method of methods) {
+    const key = channelKey(method.name, taken, 'rpc')
+    channels[key] = {
+      address: method.name,
+      title: `RPC ${method.name}`,
+      description: `${method.description ?? 'An RPC method.'} Called with an \`rpc\` frame on the connection; answered with an \`ack\` holding the result, or an \`error\`.`,
+      messages: {
+        request: { name: 'rpc', title: `rpc frame calling ${method.name}`, payload: rpcFrame({ const: method.name }, (method.schema ?? anyData) as Schema) },
+        result: { name: 'ack', title: `the result of ${method.name}`, payload: rpcResultFrame((method.result ?? anyData) as Schema) }
+      }
+    }
+    operations[`${key}.receive`] = {
+      action: 'receive',
+      title: `Calls of ${method.name}`,
+      summary: method.schema === undefined ? 'any data' : 'data checked against the schema before the handler runs (else `bad_request`)',
+      channel: { $ref: `#/channels/${key}` },
+      messages: [{ $ref: `#/channels/${key}/messages/request` }],
+      reply: { channel: { $ref: `#/channels/${key}` }, messages: [{ $ref: `#/channels/${key}/messages/result` }] }
+    }
+  }
   return {
     asyncapi: '3.0.0',
     info: {
@@ -180,7 +212,7 @@ export default async function asyncapiRoutes (app: FastifyInstance, options: Rou
     response: { 200: { description: 'an AsyncAPI 3.0.0 document (docs/topics.md)', type: 'object', additionalProperties: true } }
   }
   app.get('/asyncapi.json', { schema, config: { rateLimit: false } }, async (request) => {
-    document ??= buildDocument(options.node.topicSchemas?.declared ?? [], wsPath, options)
+    document ??= buildDocument(options.node.topicSchemas?.declared ?? [], options.node.rpcMethods.list(), wsPath, options)
     return { ...document, servers: { realtime: serverOf(request) } }
   })
 }

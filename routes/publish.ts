@@ -66,8 +66,9 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
     const { topic, data, idempotencyKey } = request.body
     assertTopic('body/topic', topic)
     assertShallow(data)
-    assertCanPublish(await app.realtimeAuth.authenticate(request), topic)
-    return node.publish(topic, data, { source: 'http', idempotencyKey, dataPath: 'body/data' })
+    const identity = await app.realtimeAuth.authenticate(request)
+    assertCanPublish(identity, topic)
+    return node.publish(topic, data, { source: 'http', idempotencyKey, dataPath: 'body/data', identity })
   })
 
   app.post<{ Body: BroadcastBody }>('/api/broadcast', {
@@ -88,6 +89,6 @@ export default async function publishRoutes (app: FastifyInstance, options: Rout
     assertShallow(data)
     const identity = await app.realtimeAuth.authenticate(request)
     for (const topic of topics) assertCanPublish(identity, topic)
-    return { results: await node.broadcast(topics, data, { source: 'http', dataPath: 'body/data' }) }
+    return { results: await node.broadcast(topics, data, { source: 'http', dataPath: 'body/data', identity }) }
   })
 }

@@ -47,6 +47,11 @@ export default async function topicRoutes (app: FastifyInstance, options: RouteO
   const { node } = options
   const { historySize } = options.config
 
+  /** The host's `onSubscribe` hooks on a read the ACL allowed (docs/hooks.md); their refusal is the reply. */
+  async function allowedByHooks (identity: Identity, topic: string): Promise<void> {
+    if (node.hooks.has('onSubscribe')) await node.hooks.runSubscribe({ identity, topic, connectionId: undefined })
+  }
+
   app.get<{ Params: { topic: string }, Querystring: HistoryQuerystring }>('/api/topics/:topic/history', {
     config: LIMITED_ROUTE,
     schema: {
@@ -80,6 +85,7 @@ export default async function topicRoutes (app: FastifyInstance, options: RouteO
     assertTopic('params/topic', topic)
     const identity = await app.realtimeAuth.authenticate(request)
     if (!canSubscribe(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to read the history of "${topic}"`)
+    await allowedByHooks(identity, topic)
     const read = async (): Promise<HistoryResult | undefined> => {
       // Requests wait for the caller's earlier ones: a client gone meanwhile gets nothing read.
       if (request.raw.socket?.destroyed === true) return undefined
@@ -129,6 +135,7 @@ export default async function topicRoutes (app: FastifyInstance, options: RouteO
     node.requirePresence()
     const identity = await app.realtimeAuth.authenticate(request)
     if (!canSubscribe(identity, topic)) throw httpError(ErrorCode.forbidden, `not allowed to read the presence of "${topic}"`)
+    await allowedByHooks(identity, topic)
     return await node.presence(topic)
   })
 }

@@ -2,12 +2,14 @@
 // (401/403/429/503) and never a working socket; with `?refusal=close`, a close code instead
 // (routes/ws-refusal.ts).
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import type { Admission } from '../src/core/admission.js'
 import { armExpiry } from '../src/core/auth/expiry.js'
+import { codeOfStatus, statusOf } from '../src/core/hooks.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import { ErrorCode, type CloseCause } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
@@ -20,7 +22,20 @@ declare module 'fastify' {
     realtimeIdentity: Identity | null
     /** The /ws upgrade's reserved slots, from its admission check to its connection's close. */
     realtimeAdmission: Admission | null
+    /** The connection id the `onConnect` hooks were told (null: no hook ran; the node makes one). */
+    realtimeConnectionId: string | null
   }
+}
+
+/** The statuses an `onConnect` hook's error may refuse with; any other refuses with 403 (docs/hooks.md). */
+const CONNECT_REFUSALS: ReadonlySet<number> = new Set([401, 403, 429, 503])
+
+/** The HTTP refusal for what an `onConnect` hook threw: its status (401/403/429/503, else 403) and message. */
+function connectRefusal (err: unknown): HttpError {
+  const given = statusOf(err)
+  const status = given !== undefined && CONNECT_REFUSALS.has(given) ? given : 403
+  const message = err instanceof Error && err.message !== '' ? err.message.slice(0, 1000) : 'refused by the application'
+  return new HttpError(status, codeOfStatus(status) ?? ErrorCode.forbidden, message)
 }
 
 /** Whether `log` writes info lines; a host's logger without isLevelEnabled is assumed to. */
@@ -33,6 +48,7 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
   const { config, node } = options
   app.decorateRequest('realtimeIdentity', null)
   app.decorateRequest('realtimeAdmission', null)
+  app.decorateRequest('realtimeConnectionId', null)
 
   // Browsers send Origin on every websocket; a page on another site must not ride on its visitors'
   // credentials (cookies, ?token= in its own URL). Clients without Origin are not browsers: allowed.
@@ -63,6 +79,18 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
       throw new HttpError(429, ErrorCode.rateLimited, `at most ${config.maxConnectionsPerUser} connections per user`)
     }
     request.realtimeIdentity = identity
+    if (node.hooks.has('onConnect')) await runConnectHooks(request, identity)
+  }
+
+  /** The host's `onConnect` hooks, last before the upgrade is accepted; a refusal is an HTTP error. */
+  async function runConnectHooks (request: FastifyRequest, identity: Identity): Promise<void> {
+    const connectionId = randomUUID()
+    try {
+      await node.hooks.runConnect({ identity, request, connectionId })
+    } catch (err) {
+      throw connectRefusal(err)
+    }
+    request.realtimeConnectionId = connectionId
   }
 
   /**
@@ -104,7 +132,7 @@ export default async function wsRoutes (app: FastifyInstance, options: RouteOpti
     // only for those lines: below info level it is one getpeername() call per connect for nothing.
     const remoteAddress = logsInfo(app.log) ? request.ip : undefined
     // The connection gives the admission's slots back, and stops its token's expiry timer, when it closes.
-    const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY, { remoteAddress, reqId: request.id, admission })
+    const connection = node.accept(socket, request.realtimeIdentity ?? OPEN_IDENTITY, { remoteAddress, reqId: request.id, admission, connectionId: request.realtimeConnectionId ?? undefined })
     // In the same tick as Hub.add: from here on a control message finds the connection in the hub.
     admission.accepted()
     // Closes with 4001 at the token's expiry unless a refresh re-arms it (disarmed by node.accept's close).

@@ -9,6 +9,12 @@ export { default as mqttBridge, type MqttBridgeOptions } from '../plugins/mqtt-b
 export { buildApp } from './app.js'
 export { loadConfig, configWith, ConfigError, type Config } from './config.js'
 export type { RealtimeApi, PublishOptions } from './core/api.js'
+export {
+  HookRegistrationError, type ConnectContext, type DisconnectContext, type HookFunctions, type HookName, type PublishContext,
+  type SubscribeContext
+} from './core/hooks.js'
+export type { RpcContext, RpcHandler, RpcMethodInfo, RpcOptions } from './core/rpc.js'
+export type { RpcMap, RpcParams, RpcResult } from './core/rpc-types.js'
 export type { PublishResult, RevokeOptions, NodesInfo } from './core/node.js'
 export type { TopicPresence } from './core/presence.js'
 export {

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { statSync } from 'node:fs'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
+import { registerDemoRpc } from './demo-rpc.js'
 import { capConnections, openFileLimit, shedThreshold } from './fd-limit.js'
 import { shedBeyond } from './socket-shedding.js'
 
@@ -48,6 +49,7 @@ function readConfig (): Config {
 async function build (config: Config): Promise<FastifyInstance> {
   try {
     const app = await buildApp(config)
+    if (config.demo) registerDemoRpc(app)
     // Some refusals come when the plugins get ready (open mode in production: the plugin waits for a
     // host @fastify/jwt until then): they are start-up failures too, not listen failures.
     await app.ready()

@@ -1,6 +1,6 @@
 // Types of the Fastify plugin as an embedding app sees them (src/index.ts): the options of
 // app.register(realtime, …) and the `app.realtime` decorator.
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import {
   MemoryBroker, realtime,
@@ -45,12 +45,33 @@ describe('app.register(realtime, options)', () => {
 describe('app.realtime', () => {
   test('is the RealtimeApi on every instance once the plugin is imported, not any', () => {
     expect(app.realtime).type.not.toBe<any>()
-    expect(app.realtime).type.toBe<RealtimeApi>()
+    expect(app.realtime).type.toBe<RealtimeApi<FastifyRequest>>()
     expect<FastifyInstance>().type.toHaveProperty('realtime')
   })
 
-  test('has exactly the seven calls: nothing of the node behind it (hub, broker, stats, config)', () => {
-    expect<keyof RealtimeApi>().type.toBe<'publish' | 'broadcast' | 'history' | 'presence' | 'disconnect' | 'revoke' | 'info'>()
+  test('has exactly the seven calls and the two extensions: nothing of the node behind it (hub, broker, stats, config)', () => {
+    expect<keyof RealtimeApi>().type.toBe<'publish' | 'broadcast' | 'history' | 'presence' | 'disconnect' | 'revoke' | 'info' | 'addHook' | 'rpc'>()
+  })
+
+  test('addHook: the four names, each with its context; onConnect gets the Fastify request', () => {
+    app.realtime.addHook('onConnect', ctx => {
+      expect(ctx.request).type.toBe<FastifyRequest>()
+      expect(ctx.connectionId).type.toBe<string>()
+    })
+    app.realtime.addHook('onSubscribe', ctx => { expect(ctx.connectionId).type.toBe<string | undefined>() })
+    app.realtime.addHook('onPublish', ctx => {
+      expect(ctx.source).type.toBe<'ws' | 'http'>()
+      return { data: 1 }
+    })
+    app.realtime.addHook('onDisconnect', ctx => { expect(ctx.code).type.toBe<number>() })
+    expect(app.realtime.addHook).type.not.toBeCallableWith('onMessage', () => {})
+    expect(app.realtime.addHook).type.not.toBeCallableWith('onPublish', () => ({ nope: 1 }))
+  })
+
+  test('rpc(name, [options], handler)', () => {
+    expect(app.realtime.rpc).type.toBeCallableWith('orders.create', () => 1)
+    expect(app.realtime.rpc).type.toBeCallableWith('orders.create', { schema: { type: 'object' } }, async () => ({ id: 1 }))
+    expect(app.realtime.rpc).type.not.toBeCallableWith('orders.create', { schema: {} })
   })
 
   test('is typed after app.register(realtime), in the app and in child plugins', async () => {

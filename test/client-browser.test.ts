@@ -158,6 +158,21 @@ t.test('the demo page connects, subscribes, shows messages, publishes and shows 
   await page.click('#publish')
   await waitFor(page, 'a refused publish', '#publish-result[data-status=error]:has-text("bad_request")')
 
+  // The RPC form calls client.rpc in the browser: the standalone demo's demo.echo, then a method that
+  // does not exist.
+  await page.fill('#rpc-data', '{"ping": 1}')
+  await page.click('#rpc')
+  await waitFor(page, 'the RPC result', '#rpc-result[data-status=ok]')
+  const echoed = JSON.parse((await page.textContent('#rpc-result') ?? '').replace(/^result: /, ''))
+  t.match(echoed, { echo: { ping: 1 }, user: null, at: /^\d{4}-/ }, 'demo.echo answered through client.rpc in Chromium')
+  t.match(await page.textContent('#welcome'), echoed.connectionId, 'from this page\'s connection')
+  t.pass(`screenshot: ${await screenshot(page, 'demo-rpc.png')}`)
+  await page.fill('#rpc-method', 'no.such.method')
+  await page.click('#rpc')
+  await waitFor(page, 'the RPC refusal', '#rpc-result[data-status=error]')
+  t.equal(await page.textContent('#rpc-result'), 'error: not_found: no RPC method "no.such.method"')
+  await page.fill('#rpc-method', 'demo.echo')
+
   // Presence, then live: a second subscriber (a plain websocket from here) joins.
   await page.click(`#subscriptions li[data-topic="${topic}"] [data-action=presence]`)
   await waitFor(page, 'presence', '#presence[data-status=ok][data-connections="1"]')

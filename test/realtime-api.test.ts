@@ -4,9 +4,9 @@ import t from 'tap'
 import { bearer, mint } from './auth-tokens.js'
 import { connect, startServer } from './helpers.js'
 
-t.test('app.realtime has exactly the seven calls, and no way to the node', async t => {
+t.test('app.realtime has exactly the seven calls and the two extensions (addHook, rpc), and no way to the node', async t => {
   const server = await startServer(t)
-  t.same(Object.keys(server.app.realtime).sort(), ['broadcast', 'disconnect', 'history', 'info', 'presence', 'publish', 'revoke'])
+  t.same(Object.keys(server.app.realtime).sort(), ['addHook', 'broadcast', 'disconnect', 'history', 'info', 'presence', 'publish', 'revoke', 'rpc'])
   t.ok(Object.isFrozen(server.app.realtime), 'frozen: nothing can be patched in')
 })
 

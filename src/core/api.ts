@@ -1,11 +1,13 @@
 // What host code gets as `fastify.realtime`: seven calls, each with one options object where it has
-// options. The node behind it stays internal (its hub, broker and stats are not part of the contract),
+// options, and two that extend the server with the host's own code (addHook, rpc: docs/hooks.md). The node behind it stays internal (its hub, broker and stats are not part of the contract),
 // and this object holds no property that leads to it. Host input is checked here, once: the HTTP
 // routes and the websocket dispatcher check theirs before they call the node.
 import type { HistoryQuery, HistoryResult } from './broker.js'
+import type { HookFunctions, HookName } from './hooks.js'
 import type { NodesInfo, PublishResult, RealtimeNode, RevokeOptions } from './node.js'
 import type { TopicPresence } from './presence.js'
 import { ErrorCode, ProtocolError } from './protocol.js'
+import type { RpcHandler, RpcOptions } from './rpc.js'
 import { isValidTopic } from './topics.js'
 
 export interface PublishOptions {
@@ -17,7 +19,7 @@ export interface PublishOptions {
  * `fastify.realtime`. Every call rejects with ProtocolError `bad_request` for an invalid topic or
  * value, and with BrokerUnavailableError (code BROKER_UNAVAILABLE) while the broker is unreachable.
  */
-export interface RealtimeApi {
+export interface RealtimeApi<Request = unknown> {
   /** Publishes `data` (any JSON value) to `topic` on every node; resolves with its position. */
   publish: (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
   /** Publishes the same `data` to each topic; the positions come in the order of `topics`. */
@@ -32,9 +34,19 @@ export interface RealtimeApi {
   revoke: (jti: string, options?: RevokeOptions) => Promise<void>
   /** This node's id and every live node with its load, as GET /api/info answers. */
   info: () => Promise<NodesInfo>
+  /**
+   * Adds a hook (onConnect, onSubscribe, onPublish, onDisconnect), before the app is ready; several
+   * per name run in the order added. Throws for an unknown name or once the app is ready.
+   */
+  addHook: <Name extends HookName>(name: Name, fn: HookFunctions<Request>[Name]) => void
+  /** Registers an RPC method, like `app.post(url, [options], handler)`; before the app is ready. */
+  rpc: {
+    <Result>(name: string, handler: RpcHandler<Result>): void
+    <Result>(name: string, options: RpcOptions, handler: RpcHandler<Result>): void
+  }
 }
 
-export function createRealtimeApi (node: RealtimeNode): RealtimeApi {
+export function createRealtimeApi<Request = unknown> (node: RealtimeNode): RealtimeApi<Request> {
   return Object.freeze({
     publish: async (topic: string, data: unknown, options: PublishOptions = {}) =>
       await node.publish(checkTopic(topic), data, { idempotencyKey: options.idempotencyKey }),
@@ -43,7 +55,10 @@ export function createRealtimeApi (node: RealtimeNode): RealtimeApi {
     presence: async (topic: string) => await node.presence(checkTopic(topic)),
     disconnect: async (user: string) => await node.disconnect(checkText('user', user)),
     revoke: async (jti: string, options: RevokeOptions = {}) => await node.revoke(checkText('jti', jti), options),
-    info: async () => await node.info()
+    info: async () => await node.info(),
+    // The node's hooks take any request: the plugin gives them Fastify's (RealtimeApi<FastifyRequest>).
+    addHook: (name: HookName, fn: HookFunctions<Request>[HookName]) => { node.hooks.add(name, fn as never) },
+    rpc: (name: string, optionsOrHandler: RpcOptions | RpcHandler, handler?: RpcHandler) => { node.rpcMethods.register(name, optionsOrHandler, handler) }
   })
 }
 

@@ -108,6 +108,7 @@ export class Dispatcher {
       case 'subscribe':
         this.authorize(canSubscribe(connection.identity, frame.topic), 'subscribe to', frame.topic)
         this.node.topicSchemas?.requireDeclared(frame.topic) // STRICT_TOPICS: bad_request for an undeclared topic
+        if (this.node.hooks.has('onSubscribe') && !(await this.hooksAllowRead(connection, frame.topic))) return
         // A replay (`since`) is paid from the caller's history budget, like a `history` reply.
         return await hub.subscribe(connection, frame.id, frame.topic, frame.since, budgetKey(connection))
       case 'unsubscribe':
@@ -115,16 +116,24 @@ export class Dispatcher {
         return connection.send(encodeAck(frame.id, { topic: frame.topic }))
       case 'publish': {
         this.authorize(canPublish(connection.identity, frame.topic), 'publish to', frame.topic)
-        const result = await this.node.publish(frame.topic, frame.data, { source: 'ws', from: connection.user ?? undefined, dataJson: frame.dataJson })
+        const result = await this.node.publish(frame.topic, frame.data, {
+          source: 'ws', from: connection.user ?? undefined, dataJson: frame.dataJson, identity: connection.identity
+        })
         return connection.send(encodeAck(frame.id, result))
       }
       case 'history':
         this.authorize(canSubscribe(connection.identity, frame.topic), 'read the history of', frame.topic)
+        if (this.node.hooks.has('onSubscribe') && !(await this.hooksAllowRead(connection, frame.topic))) return
         return await this.history(connection, frame)
       case 'presence': {
         this.node.requirePresence()
         this.authorize(canSubscribe(connection.identity, frame.topic), 'read the presence of', frame.topic)
+        if (this.node.hooks.has('onSubscribe') && !(await this.hooksAllowRead(connection, frame.topic))) return
         return connection.send(encodeAck(frame.id, await this.node.presence(frame.topic)))
+      }
+      case 'rpc': {
+        const data = await this.node.rpcMethods.call(frame.method, { identity: connection.identity, data: frame.data, connectionId: connection.id })
+        return connection.send(encodeAck(frame.id, { data }))
       }
       case 'refresh': {
         if (this.node.refreshIdentity === undefined) throw new ProtocolError(ErrorCode.badRequest, 'this server verifies no tokens (no JWT key configured): nothing to refresh')
@@ -160,6 +169,15 @@ export class Dispatcher {
     if (history === undefined) return
     const fields = { type: 'ack', id: frame.id, topic: frame.topic, epoch: history.epoch, offset: history.offset }
     connection.send(encodeWithMessages(fields, history.publications.map(p => p.frame)))
+  }
+
+  /**
+   * The host's `onSubscribe` hooks on a read the ACL allowed (hooks.ts): rejects with their refusal;
+   * false when the connection began closing while they ran (nothing more to do for it).
+   */
+  private async hooksAllowRead (connection: Connection, topic: string): Promise<boolean> {
+    await this.node.hooks.runSubscribe({ identity: connection.identity, topic, connectionId: connection.id })
+    return connection.open
   }
 
   private authorize (allowed: boolean, action: string, topic: string): void {

@@ -15,11 +15,13 @@ import { Dispatcher } from './dispatcher.js'
 import { msgpackAvailable, MSGPACK_UNAVAILABLE } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
 import { HistoryBudget } from './history-budget.js'
+import { Hooks } from './hooks.js'
 import { Hub } from './hub.js'
 import { InboundBudget } from './inbound-budget.js'
 import type { Identity } from './identity.js'
 import { Presence, type TopicPresence } from './presence.js'
 import { encodeWelcome, ErrorCode, ProtocolError, ServerClose, type Publication, type StreamPosition } from './protocol.js'
+import { RpcMethods } from './rpc.js'
 import { Stats, type PublishSource } from './stats.js'
 import { TopicSchemas } from './topic-schemas.js'
 
@@ -38,6 +40,8 @@ export interface UpgradeInfo {
   reqId?: string
   /** The upgrade's connection slots (src/core/admission.ts): released when the connection closes. */
   admission?: { release: () => void, readonly startedAt?: number }
+  /** The id the `onConnect` hooks were told; a new one when none ran. */
+  connectionId?: string
 }
 
 /** Where the shared socket listeners (RealtimeNode.socketListeners) find a socket's connection. */
@@ -68,6 +72,8 @@ export interface NodePublishOptions {
   dataPath?: string
   /** `data` as JSON text, when the caller has it already (PublicationInput.dataJson). */
   dataJson?: string
+  /** The client publishing (websocket or HTTP, with `source`): the `onPublish` hooks run. Host code has none. */
+  identity?: Identity
 }
 
 export interface RevokeOptions {
@@ -144,6 +150,10 @@ export class RealtimeNode {
   readonly topicSchemas?: TopicSchemas
   /** See PublishedListener. */
   readonly publishedListeners = new Set<PublishedListener>()
+  /** The host's hooks (app.realtime.addHook; hooks.ts). */
+  readonly hooks: Hooks
+  /** The host's RPC methods (app.realtime.rpc; rpc.ts). */
+  readonly rpcMethods: RpcMethods
 
   constructor ({ config, broker, log, refreshIdentity }: NodeCollaborators) {
     this.id = config.nodeId
@@ -153,6 +163,8 @@ export class RealtimeNode {
     this.refreshIdentity = refreshIdentity
     this.inbound = new InboundBudget(config.userInboundRate, config.userInboundBurst, config.messageBurst)
     this.historyBudget = new HistoryBudget(config.userInboundRate, config.userInboundBurst)
+    this.hooks = new Hooks((err, message) => log.error({ err }, message))
+    this.rpcMethods = new RpcMethods((err, fields, message) => log.error({ err, ...fields }, message))
     if (config.topics !== undefined && Object.keys(config.topics).length > 0) this.topicSchemas = new TopicSchemas(config.topics, config.strictTopics)
     const store = config.presence ? broker.presenceStore : undefined
     if (config.presence && store === undefined) {
@@ -191,7 +203,24 @@ export class RealtimeNode {
     } catch (err) {
       return Promise.reject(err)
     }
+    if (options.identity !== undefined && this.hooks.has('onPublish')) return this.publishThroughHooks(topic, data, options, options.identity)
     return this.publishChecked(topic, data, options)
+  }
+
+  /**
+   * A client's publication through the host's `onPublish` hooks: one may refuse it (it reaches no
+   * one) or replace its data, which must then pass the topic's schema again.
+   */
+  private async publishThroughHooks (topic: string, data: unknown, options: NodePublishOptions, identity: Identity): Promise<PublishResult> {
+    const hooked = await this.hookedData(topic, data, options, identity)
+    return await this.publishChecked(topic, hooked.data, hooked.replaced ? { ...options, dataJson: undefined } : options)
+  }
+
+  /** The data once the `onPublish` hooks ran; data a hook put in place passed the topic's schema. */
+  private async hookedData (topic: string, data: unknown, options: NodePublishOptions, identity: Identity): Promise<{ data: unknown, replaced: boolean }> {
+    const hooked = await this.hooks.runPublish({ identity, topic, data, source: options.source === 'http' ? 'http' : 'ws' })
+    if (hooked.replaced) this.topicSchemas?.check(topic, hooked.data, options.dataPath)
+    return hooked
   }
 
   /** publish() once the data has passed its topic's declaration. */
@@ -213,10 +242,16 @@ export class RealtimeNode {
   }
 
   /** The same data to several topics, one publication each; positions in the order of `topics`. */
-  async broadcast (topics: readonly string[], data: unknown, options: Pick<NodePublishOptions, 'source' | 'dataPath'> = {}): Promise<PublishResult[]> {
+  async broadcast (topics: readonly string[], data: unknown, options: Pick<NodePublishOptions, 'source' | 'dataPath' | 'identity'> = {}): Promise<PublishResult[]> {
     // Every topic's declaration first: data refused by one topic's schema publishes to none of them.
     if (this.topicSchemas !== undefined) for (const topic of topics) this.topicSchemas.check(topic, data, options.dataPath)
-    return await Promise.all(topics.map(topic => this.publishChecked(topic, data, options)))
+    const { identity } = options
+    if (identity === undefined || !this.hooks.has('onPublish')) return await Promise.all(topics.map(topic => this.publishChecked(topic, data, options)))
+    // A client's broadcast: each topic's publication through the onPublish hooks, all of them before
+    // any is published, so that one refused publishes to none (as the schemas do).
+    const hooked: unknown[] = []
+    for (const topic of topics) hooked.push((await this.hookedData(topic, data, options, identity)).data)
+    return await Promise.all(topics.map((topic, i) => this.publishChecked(topic, hooked[i], options)))
   }
 
   async history (topic: string, query: HistoryQuery = {}): Promise<HistoryResult> {
@@ -273,7 +308,7 @@ export class RealtimeNode {
    * is logged or allocated per message.
    */
   accept (socket: WebSocket, identity: Identity, upgrade: UpgradeInfo = {}): Connection {
-    const connection = new Connection(randomUUID(), socket, identity, this.config, upgrade.remoteAddress)
+    const connection = new Connection(upgrade.connectionId ?? randomUUID(), socket, identity, this.config, upgrade.remoteAddress)
     connection.admission = upgrade.admission
     attachConnection(socket, connection)
     const listeners = this.socketListeners
@@ -333,6 +368,9 @@ export class RealtimeNode {
       reason: closeReason,
       durationMs: Date.now() - connection.openedAt
     }, 'websocket closed')
+    if (this.hooks.has('onDisconnect')) {
+      void this.hooks.runDisconnect({ identity: connection.identity, connectionId: connection.id, code: closeCode, reason: closeReason })
+    }
   }
 
   /**

@@ -123,6 +123,7 @@ export type ClientFrame =
   | { type: 'unsubscribe', id: RequestId, topic: string }
   // dataJson: `data` as JSON text when the frame came as MessagePack (the dispatcher measures it).
   | { type: 'publish', id: RequestId, topic: string, data: unknown, dataJson?: string }
+  | { type: 'rpc', id: RequestId, method: string, data: unknown }
   | { type: 'history', id: RequestId, topic: string, since?: StreamPosition, limit?: number }
   | { type: 'presence', id: RequestId, topic: string }
   | { type: 'refresh', id: RequestId, token: string }
@@ -184,6 +185,9 @@ export function tooDeepMessage (field: string): string {
   return `${field} is nested deeper than ${MAX_DATA_DEPTH} levels of arrays and objects`
 }
 
+/** An RPC method name's longest (rpc.ts registers none longer). */
+const MAX_METHOD_LENGTH = 128
+
 function optionalLimit (raw: Json): number | undefined {
   const limit = raw.limit
   if (limit === undefined) return undefined
@@ -208,6 +212,12 @@ function toFrame (raw: Json, id: RequestId | undefined): ClientFrame {
     case 'refresh':
       if (typeof raw.token !== 'string' || raw.token === '') throw bad('"token" must be a non-empty string')
       return { type, id, token: raw.token }
+    case 'rpc':
+      if (typeof raw.method !== 'string' || raw.method === '' || raw.method.length > MAX_METHOD_LENGTH) {
+        throw bad(`"method" must be a non-empty string of at most ${MAX_METHOD_LENGTH} characters`)
+      }
+      if (nestedDeeperThan(raw.data)) throw bad(tooDeepMessage('"data"'))
+      return { type, id, method: raw.method, data: raw.data ?? null }
     default: throw bad(`unknown type "${type.slice(0, 64)}"`)
   }
 }

@@ -145,8 +145,11 @@ function declaredTopic (pattern: string, declaration: unknown, ajv: Ajv): Declar
   return { pattern, description, schema, parameters: segments.flatMap(s => s.name === undefined ? [] : [s.name]), validate, segments }
 }
 
-/** One Ajv per set of declarations: strict (a typo in a schema is an error, not a keyword ignored), no coercion. */
-function newAjv (): Ajv {
+/**
+ * One Ajv per set of declarations (and one for RPC methods, rpc.ts): strict (a typo in a schema is an
+ * error, not a keyword ignored), no coercion.
+ */
+export function newAjv (): Ajv {
   const ajv = new Ajv({ strict: true, allowUnionTypes: true, allErrors: false, coerceTypes: false, useDefaults: false, removeAdditional: false })
   // ajv-formats is CommonJS and sets `exports.default` to the plugin: the same function under either loader.
   const addFormats = (formats as unknown as { default: FormatsPlugin }).default
@@ -207,7 +210,7 @@ export class TopicSchemas {
 }
 
 /** Ajv's message, with the property it is about where Ajv leaves it in `params` (Fastify does the same). */
-function explain (error: ErrorObject | undefined): string {
+export function explain (error: ErrorObject | undefined): string {
   if (error === undefined) return 'does not match the declared schema'
   const message = error.message ?? 'does not match the declared schema'
   if (error.keyword === 'additionalProperties') return `${message} '${String(error.params.additionalProperty).slice(0, 50)}'`
