@@ -75,6 +75,16 @@ function ipKey (request: FastifyRequest): string {
   return ip === undefined ? 'ip:unknown' : `ip:${normalizeIP(ip)}`
 }
 
+/**
+ * Whose HTTP budgets a request counts against (this limiter, the inbound bytes, history replies):
+ * `user:<sub>`, else `ip:<address>`; undefined for real admins, who are exempt. Open mode makes
+ * everybody "admin": only real admins (API key, admin token) are exempt.
+ */
+export function callerKey (caller: Identity, request: FastifyRequest): string | undefined {
+  if (caller.admin && caller !== OPEN_IDENTITY) return undefined
+  return caller.user !== null ? `user:${caller.user}` : ipKey(request)
+}
+
 async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): Promise<void> {
   const { config, node } = options
   const auth = app.realtimeAuth
@@ -82,12 +92,7 @@ async function httpRateLimit (app: FastifyInstance, options: RateLimitOptions): 
   /** `user:<sub>`, else `ip:<address>`, or EXEMPT. Bad credentials count against the IP. */
   function keyOf (request: FastifyRequest): Promise<string> {
     // The auth plugin keeps one identity promise per request: the route's own lookup reuses it.
-    return auth.authenticate(request).then(callerKey, () => ipKey(request))
-    function callerKey (caller: Identity): string {
-      // Open mode makes everybody "admin"; only real admins (API key, admin token) are exempt.
-      if (caller.admin && caller !== OPEN_IDENTITY) return EXEMPT
-      return caller.user !== null ? `user:${caller.user}` : ipKey(request)
-    }
+    return auth.authenticate(request).then(caller => callerKey(caller, request) ?? EXEMPT, () => ipKey(request))
   }
 
   // Before our registration's own onRoute hook (hooks run in the order they are added): see the top.

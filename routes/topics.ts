@@ -2,29 +2,17 @@
 // subscribed to it, both under the subscribe ACL. A history reply is paid from the caller's history
 // budget before it is sent (src/core/history-budget.ts), like the websocket `history` frame: the same
 // budget for a user on both, an anonymous caller's kept by IP.
-import { normalizeIP } from '@fastify/rate-limit'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
+import type { FastifyInstance } from 'fastify'
+import { callerKey, LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import type { HistoryResult } from '../src/core/broker.js'
 import { historyReplyBytes, REFUSED } from '../src/core/history-budget.js'
-import { canSubscribe, OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
+import { canSubscribe, type Identity } from '../src/core/identity.js'
 import { encodeWithMessages, ErrorCode } from '../src/core/protocol.js'
 import { httpError } from './errors.js'
 import type { RouteOptions } from './index.js'
 import { assertTopic, errorResponses, topicSchema } from './schemas.js'
 
 interface HistoryQuerystring { since?: number, epoch?: string, limit?: number }
-
-/**
- * Whose history budget pays for a request: the user, else the client address (an IPv6 /64 being
- * one, as in the rate limit); undefined for real admins, who are exempt (as on the websocket).
- */
-function historyBudgetKey (identity: Identity, request: FastifyRequest): string | undefined {
-  if (identity.admin && identity !== OPEN_IDENTITY) return undefined
-  if (identity.user !== null) return `user:${identity.user}`
-  const ip = request.ip as string | undefined
-  return `ip:${ip === undefined ? 'unknown' : normalizeIP(ip)}`
-}
 
 const topicParams = { type: 'object', required: ['topic'], properties: { topic: topicSchema } } as const
 
@@ -94,7 +82,8 @@ export default async function topicRoutes (app: FastifyInstance, options: RouteO
         limit: Math.min(limit ?? historySize, historySize)
       })
     }
-    const key = historyBudgetKey(identity, request)
+    // The caller's key in the rate limit: the user, else the client address; none for real admins.
+    const key = callerKey(identity, request)
     const history = key === undefined ? await read() : await node.historyBudget.serve(key, read, historyReplyBytes)
     if (history === REFUSED) {
       node.stats.rateLimited.bytes++

@@ -9,7 +9,7 @@ import type { WebSocket } from 'ws'
 import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import type { Admission } from '../src/core/admission.js'
 import { armExpiry } from '../src/core/auth/expiry.js'
-import { codeOfStatus, statusOf } from '../src/core/hooks.js'
+import { codeOfStatus, refusalMessage, statusOf } from '../src/core/hooks.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import { ErrorCode, type CloseCause } from '../src/core/protocol.js'
 import { httpError, HttpError } from './errors.js'
@@ -34,8 +34,7 @@ const CONNECT_REFUSALS: ReadonlySet<number> = new Set([401, 403, 429, 503])
 function connectRefusal (err: unknown): HttpError {
   const given = statusOf(err)
   const status = given !== undefined && CONNECT_REFUSALS.has(given) ? given : 403
-  const message = err instanceof Error && err.message !== '' ? err.message.slice(0, 1000) : 'refused by the application'
-  return new HttpError(status, codeOfStatus(status) ?? ErrorCode.forbidden, message)
+  return new HttpError(status, codeOfStatus(status) ?? ErrorCode.forbidden, refusalMessage(err))
 }
 
 /** Whether `log` writes info lines; a host's logger without isLevelEnabled is assumed to. */

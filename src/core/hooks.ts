@@ -87,8 +87,12 @@ export function codeOfStatus (status: number | undefined): ErrorCode | undefined
  */
 export function hookRefusal (err: unknown): ProtocolError {
   if (err instanceof ProtocolError) return err
-  const message = err instanceof Error && err.message !== '' ? err.message : 'refused by the application'
-  return new ProtocolError(codeOfStatus(statusOf(err)) ?? ErrorCode.forbidden, message.slice(0, 1000))
+  return new ProtocolError(codeOfStatus(statusOf(err)) ?? ErrorCode.forbidden, refusalMessage(err))
+}
+
+/** The message a hook's refusal carries to the caller: the error's own (bounded), else a generic one. */
+export function refusalMessage (err: unknown): string {
+  return err instanceof Error && err.message !== '' ? err.message.slice(0, 1000) : 'refused by the application'
 }
 
 export class Hooks<Request = unknown> {
@@ -115,10 +119,6 @@ export class Hooks<Request = unknown> {
   /** No hook can be added from now on (the app is ready). */
   seal (): void {
     this.sealed = true
-  }
-
-  get isSealed (): boolean {
-    return this.sealed
   }
 
   /** Whether any hook of `name` was added: callers skip building a context when none was. */

@@ -83,10 +83,6 @@ export class RpcMethods {
     this.sealed = true
   }
 
-  get size (): number {
-    return this.methods.size
-  }
-
   /** The methods in registration order, for /asyncapi.json. */
   list (): RpcMethodInfo[] {
     return [...this.methods.values()].map(({ name, description, schema, result }) => ({ name, description, schema, result }))
