@@ -112,6 +112,8 @@ t.test('messages sent while no node runs wait in the partition\'s MQTT session; 
   const env = { REDIS_URL, REDIS_PREFIX: prefix, MQTT_URL: mosquitto.url, MQTT_SUBSCRIBE: 'devices/+/telemetry' }
   const [only] = await startCluster(t, 1, env, 'mw')
   await holders([only], 1)
+  // Held is not yet subscribed: the MQTT session queues messages only once its subscription exists.
+  await allConnected([only])
   only.process.kill('SIGKILL')
   await only.exited
   const device = await mqttClient(t, mosquitto.url)
