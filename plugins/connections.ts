@@ -9,6 +9,7 @@ import { perMessageDeflate } from '../src/core/compression.js'
 import { loadMsgpack, MSGPACK_SUBPROTOCOL, selectSubprotocol } from '../src/core/encoding.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { ServerClose } from '../src/core/protocol.js'
+import { WebSocketConnection } from '../src/core/ws-connection.js'
 import { kRealtimeNode } from './broadcast.js'
 
 export interface ConnectionsOptions {
@@ -58,7 +59,8 @@ async function connections (app: FastifyInstance, options: ConnectionsOptions): 
  * would wait for them for ever; so they get the same drain as ours.
  */
 function hostSockets (app: FastifyInstance, node: RealtimeNode): WebSocket[] {
-  const ours = new Set<WebSocket>([...node.hub.connections].map(connection => connection.socket))
+  const ours = new Set<WebSocket>()
+  for (const connection of node.hub.connections) if (connection instanceof WebSocketConnection) ours.add(connection.socket)
   // `clients` is undefined when the host turned ws' clientTracking off: then there is nothing to see.
   return [...(app.websocketServer.clients ?? [])].filter(socket => !ours.has(socket) && socket.readyState !== WebSocket.CLOSED)
 }

@@ -25,6 +25,7 @@ import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { closeCodeLabel } from '../src/core/protocol.js'
 import type { LatencyHistogram } from '../src/core/stats.js'
+import { TRANSPORTS, type TransportName } from '../src/core/connection.js'
 import { kRealtimeNode } from './broadcast.js'
 import { findHostMetrics, OWN_DECORATOR, type HostMetrics } from './host-metrics.js'
 
@@ -75,20 +76,40 @@ function mirroredCounter (registry: Registry, name: string, help: string, read: 
 
 /** A labelled counter copied from a record or map of plain numbers at scrape time. */
 function mirroredLabelledCounter (registry: Registry, name: string, help: string, label: string, read: () => Iterable<[string | number, number]>): void {
+  mirroredMultiLabelledCounter(registry, name, help, [label], function * () {
+    for (const [value, count] of read()) yield [{ [label]: String(value) }, count]
+  })
+}
+
+/** A counter with several labels, copied from plain numbers at scrape time. */
+function mirroredMultiLabelledCounter (registry: Registry, name: string, help: string, labelNames: string[], read: () => Iterable<[Record<string, string>, number]>): void {
   registry.registerMetric(new Counter({
     name,
     help,
-    labelNames: [label],
+    labelNames,
     registers: [],
     collect () {
       this.reset()
-      for (const [value, count] of read()) this.inc({ [label]: String(value) }, count)
+      for (const [labels, count] of read()) this.inc(labels, count)
     }
   }))
 }
 
 function gauge (registry: Registry, name: string, help: string, read: () => number): void {
   registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
+}
+
+/** A gauge per value of one label, read at scrape time. */
+function labelledGauge (registry: Registry, name: string, help: string, label: string, read: () => Iterable<[string, number]>): void {
+  registry.registerMetric(new Gauge({
+    name,
+    help,
+    labelNames: [label],
+    registers: [],
+    collect () {
+      for (const [value, count] of read()) this.set({ [label]: value }, count)
+    }
+  }))
 }
 
 /**
@@ -120,19 +141,21 @@ function mirroredHistogram (registry: Registry, name: string, help: string, sour
   registry.registerMetric(metric as unknown as Metric)
 }
 
-/** Close counts summed per closeCodeLabel: a bounded set of series, whatever codes peers close with. */
-function byCloseCodeLabel (disconnects: ReadonlyMap<number, number>): Map<string, number> {
-  const labelled = new Map<string, number>()
-  for (const [code, count] of disconnects) {
-    const label = closeCodeLabel(code)
-    labelled.set(label, (labelled.get(label) ?? 0) + count)
+/** Close counts summed per transport and closeCodeLabel: a bounded set of series, whatever codes peers close with. */
+function * byTransportAndCloseCodeLabel (disconnects: Record<TransportName, ReadonlyMap<number, number>>): Iterable<[Record<string, string>, number]> {
+  for (const transport of TRANSPORTS) {
+    const labelled = new Map<string, number>()
+    for (const [code, count] of disconnects[transport]) {
+      const label = closeCodeLabel(code)
+      labelled.set(label, (labelled.get(label) ?? 0) + count)
+    }
+    for (const [code, count] of labelled) yield [{ transport, code }, count]
   }
-  return labelled
 }
 
 function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   const { stats, hub } = node
-  gauge(registry, 'realtime_connections', 'open websocket connections on this node', () => hub.counts.connections)
+  labelledGauge(registry, 'realtime_connections', 'open connections on this node, by transport (websocket, sse)', 'transport', () => Object.entries(hub.transportCounts))
   gauge(registry, 'realtime_subscriptions', 'subscriptions on this node', () => hub.counts.subscriptions)
   gauge(registry, 'realtime_topics', 'topics with at least one local subscriber', () => hub.counts.topics)
   gauge(registry, 'realtime_broker_up', '1 when the broker is reachable', () => node.broker.up ? 1 : 0)
@@ -142,7 +165,7 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   gauge(registry, 'realtime_history_bytes', 'approximate bytes of history held in this process (in-memory broker; 0 with Redis)', () => node.broker.heldBytes ?? 0)
   mirroredLabelledCounter(registry, 'realtime_publications_total', 'publications accepted on this node', 'source', () => Object.entries(stats.publications))
   mirroredCounter(registry, 'realtime_deliveries_total', 'message frames written to sockets', () => stats.deliveries)
-  mirroredLabelledCounter(registry, 'realtime_disconnects_total', 'connections closed, by close code (peer-chosen codes by class)', 'code', () => byCloseCodeLabel(stats.disconnects))
+  mirroredMultiLabelledCounter(registry, 'realtime_disconnects_total', 'connections closed, by transport and close code (peer-chosen codes by class)', ['transport', 'code'], () => byTransportAndCloseCodeLabel(stats.disconnects))
   mirroredLabelledCounter(registry, 'realtime_errors_total', 'error frames sent, by error code', 'code', () => stats.errors)
   mirroredLabelledCounter(registry, 'realtime_rate_limited_total', 'requests refused by a limit', 'scope', () => Object.entries(stats.rateLimited))
   mirroredLabelledCounter(registry, 'realtime_recoveries_total', 'subscribes with since', 'result', () => Object.entries(stats.recoveries))

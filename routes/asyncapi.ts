@@ -1,5 +1,5 @@
 // GET <prefix>/asyncapi.json: the websocket API as an AsyncAPI 3.0 document (docs/topics.md): the
-// connection with every client and server frame (docs/protocol.md §2), one channel per declared
+// connection with every client and server frame (docs/protocol.md §2), the event stream's events, one channel per declared
 // topic pattern with its payload schema, and one per RPC method with its data and result schemas. Built once at the first request and kept, but for the server's
 // host, which is the request's.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
@@ -80,6 +80,32 @@ function serverFrames (): Record<string, Schema> {
   }
 }
 
+/**
+ * What a server-sent events stream carries (docs/protocol.md §2, "Server-sent events"): the websocket's
+ * frames as `data`, under these event names, plus `subscribed` and `close` of its own.
+ */
+function streamEvents (server: Record<string, Schema>): Record<string, Schema> {
+  const cursor = 'its SSE `id` is the cursor of every topic\'s position: Last-Event-ID (or ?lastEventId=) resumes them all'
+  return {
+    welcome: { ...server.welcome, description: 'event `welcome`: the first event' },
+    subscribed: {
+      type: 'object',
+      required: ['topic', 'epoch', 'offset'],
+      properties: { topic, epoch: { type: 'string' }, offset: { type: 'integer', minimum: 0 }, recovered: { type: 'boolean', description: 'present when the stream resumed this topic' } },
+      description: `event \`subscribed\`, one per topic; ${cursor}`
+    },
+    message: { ...server.message, description: `event \`message\`: one publication; ${cursor}` },
+    join: { ...server.join, description: 'event `join`, where JOIN_LEAVE is on' },
+    leave: { ...server.leave, description: 'event `leave`, where JOIN_LEAVE is on' },
+    close: {
+      type: 'object',
+      required: ['code', 'reason'],
+      properties: { code: { type: 'integer', description: 'the close code a websocket would get (1001, 4001, 4003, 4010)' }, reason: { type: 'string' } },
+      description: 'event `close`: the last event when the server ends the stream'
+    }
+  }
+}
+
 /** A component or channel key from a pattern: AsyncAPI keys are [\w.-]; `{id}` -> `id`, `*` -> `any`, `>` -> `rest`. */
 function channelKey (pattern: string, taken: Set<string>, kind = 'topic'): string {
   const base = `${kind}.${pattern.replace(/[{}]/g, '').replaceAll('*', 'any').replaceAll('>', 'rest').replace(/[^\w.-]/g, '_')}`
@@ -94,15 +120,25 @@ function buildDocument (declared: readonly DeclaredTopic[], methods: readonly Rp
   const { config } = options
   const clientMessages = Object.fromEntries(Object.entries(clientFrames()).map(([type, payload]) => [type, { name: type, title: `${type} frame`, payload }]))
   const serverMessages = Object.fromEntries(Object.entries(serverFrames()).map(([type, payload]) => [type, { name: type, title: `${type} frame`, payload }]))
+  const streamMessages = Object.fromEntries(Object.entries(streamEvents(serverFrames())).map(([type, payload]) => [type, { name: type, title: `${type} event`, payload }]))
+  const ssePath = wsPath.replace(/\/ws$/, '/sse')
   const channels: Record<string, Schema> = {
     connection: {
       address: '/ws',
+      servers: [{ $ref: '#/servers/realtime' }],
       title: `The websocket, GET ${wsPath}`,
       description: 'One websocket per client: JSON text frames both ways (docs/protocol.md §2). Requests carry an `id`; the `ack` or `error` that answers one carries it too.',
       messages: {
         ...Object.fromEntries(Object.entries(clientMessages).map(([type, message]) => [`client.${type}`, message])),
         ...Object.fromEntries(Object.entries(serverMessages).map(([type, message]) => [`server.${type}`, message]))
       }
+    },
+    events: {
+      address: '/sse',
+      servers: [{ $ref: '#/servers/stream' }],
+      title: `The event stream, GET ${ssePath}?topic=a&topic=b`,
+      description: 'Server-sent events where a websocket cannot go (docs/protocol.md §2, "Server-sent events"): the topics are the `topic` query parameters; each event is `event: <name>` and the frame as one `data:` line. Publishing, history, presence and RPC go through the HTTP API (openapi.json).',
+      messages: streamMessages
     }
   }
   const operations: Record<string, Schema> = {
@@ -117,9 +153,15 @@ function buildDocument (declared: readonly DeclaredTopic[], methods: readonly Rp
       title: 'Replies, publications and events',
       channel: { $ref: '#/channels/connection' },
       messages: Object.keys(serverMessages).map(type => ({ $ref: `#/channels/connection/messages/server.${type}` }))
+    },
+    sendStreamEvents: {
+      action: 'send',
+      title: 'Events on a stream',
+      channel: { $ref: '#/channels/events' },
+      messages: Object.keys(streamMessages).map(type => ({ $ref: `#/channels/events/messages/${type}` }))
     }
   }
-  const taken = new Set(['connection'])
+  const taken = new Set(['connection', 'events'])
   for (const topicDeclaration of declared) {
     const key = channelKey(topicDeclaration.pattern, taken)
     const data = topicDeclaration.schema ?? anyData
@@ -176,7 +218,7 @@ function buildDocument (declared: readonly DeclaredTopic[], methods: readonly Rp
       title: 'fastify-realtime websocket API',
       version: packageVersion(),
       description: [
-        `Subscribe and publish over the websocket \`${wsPath}\`; the HTTP API is in \`openapi.json\` beside this document.`,
+        `Subscribe and publish over the websocket \`${wsPath}\`, or receive over the event stream \`${ssePath}\`; the HTTP API is in \`openapi.json\` beside this document.`,
         `Frames are at most MAX_PAYLOAD bytes (here ${config.maxPayload}).`,
         config.strictTopics ? 'STRICT_TOPICS is on: publish and subscribe on a topic that matches no channel below is refused (`bad_request`).' : 'Topics that match no channel below carry any JSON value.'
       ].join('\n')
@@ -196,12 +238,12 @@ function buildDocument (declared: readonly DeclaredTopic[], methods: readonly Rp
 export default async function asyncapiRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const wsPath = `${app.prefix}/ws`
   let document: Schema | undefined
-  const serverOf = (request: FastifyRequest): Schema => ({
+  const serverOf = (request: FastifyRequest, protocol: 'ws' | 'http'): Schema => ({
     host: request.host,
-    protocol: request.protocol === 'https' ? 'wss' : 'ws',
-    // The channel `connection` is the path under it: `${pathname}/ws`.
+    protocol: request.protocol === 'https' ? `${protocol}s` : protocol,
+    // The channels are paths under it: `${pathname}/ws`, `${pathname}/sse`.
     ...(app.prefix === '' ? {} : { pathname: app.prefix }),
-    description: 'this server',
+    description: protocol === 'ws' ? 'this server, its websocket' : 'this server, its event stream (server-sent events)',
     security: [{ $ref: '#/components/securitySchemes/tokenQuery' }, { $ref: '#/components/securitySchemes/bearerAuth' }]
   })
   // Like /openapi.json: no credentials, not rate limited. The OpenAPI document lists it (tag `docs`,
@@ -213,6 +255,6 @@ export default async function asyncapiRoutes (app: FastifyInstance, options: Rou
   }
   app.get('/asyncapi.json', { schema, config: { rateLimit: false } }, async (request) => {
     document ??= buildDocument(options.node.topicSchemas?.declared ?? [], options.node.rpcMethods.list(), wsPath, options)
-    return { ...document, servers: { realtime: serverOf(request) } }
+    return { ...document, servers: { realtime: serverOf(request, 'ws'), stream: serverOf(request, 'http') } }
   })
 }

@@ -11,6 +11,8 @@ import healthRoutes from './health.js'
 import { registerOpenapi } from './openapi.js'
 import publishRoutes from './publish.js'
 import topicRoutes from './topics.js'
+import rpcRoutes from './rpc.js'
+import sseRoutes from './sse.js'
 import wsRoutes from './ws.js'
 
 /** What every route plugin gets: the config, and the node it serves (the umbrella plugin hands it over). */
@@ -31,7 +33,9 @@ export default async function routes (app: FastifyInstance, options: RouteOption
   // Before the routes: it documents the routes registered after it in this context (GET /openapi.json).
   await registerOpenapi(app, options.config)
   await app.register(wsRoutes, children)
+  await app.register(sseRoutes, children)
   await app.register(publishRoutes, children)
+  await app.register(rpcRoutes, children)
   await app.register(topicRoutes, children)
   await app.register(adminRoutes, children)
   await app.register(healthRoutes, children)

@@ -106,6 +106,7 @@ function documentOptions (app: FastifyInstance, config: Config): FastifyDynamicS
     'Publish over HTTP, subscribe over the websocket.',
     '',
     `The websocket is \`GET ${prefix}/ws\` (an upgrade, not an operation of this document): its frames, close codes and recovery are in docs/protocol.md §2.`,
+    `Where websockets cannot go, \`GET ${prefix}/sse?topic=a&topic=b\` streams the same frames as server-sent events (an event stream, not an operation of this document): docs/protocol.md, "Server-sent events".`,
     '',
     `Request bodies are \`${JSON_CONTENT_TYPE}\` (anything else: 415), at most MAX_PAYLOAD bytes for publishes (here ${config.maxPayload}; over it: 413).`,
     'Fields are taken as sent: an unknown field or a field of the wrong JSON type is a 400 naming the field, and nothing is published.',

@@ -57,7 +57,7 @@ t.test('offline: no reconnect attempt; online: reconnects at once, without waiti
   await context.setOffline(true)
   t.equal(await page.evaluate(() => navigator.onLine), false, 'the page sees itself offline')
   // The server drops the connection (as a node going away would).
-  for (const connection of server.app[kRealtimeNode].hub.connections) connection.socket.terminate()
+  for (const connection of server.app[kRealtimeNode].hub.connections) connection.terminate('the test drops it')
   await page.waitForFunction(() => (window as any).client.state === 'disconnected', undefined, { timeout: 10000 })
   // Ten backoff periods and more: enough for many attempts, had the client not paused.
   await page.waitForTimeout(1500)

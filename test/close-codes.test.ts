@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module'
 import type { Writable } from 'node:stream'
 import t from 'tap'
-import { wsCloseStatus } from '../src/core/connection.js'
+import { wsCloseStatus } from '../src/core/ws-connection.js'
 import { CloseCode, MAX_CLOSE_REASON_BYTES, ServerClose, type CloseCause } from '../src/core/protocol.js'
 import { MAX_TOPIC_LENGTH } from '../src/core/topics.js'
 

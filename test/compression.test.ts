@@ -6,7 +6,7 @@ import { constants, inflateRawSync } from 'node:zlib'
 import t from 'tap'
 import WebSocket from 'ws'
 import { kRealtimeNode } from '../plugins/broadcast.js'
-import type { Connection } from '../src/core/connection.js'
+import type { WebSocketConnection as Connection } from '../src/core/ws-connection.js'
 import { internals } from '../src/core/ws-internals.js'
 import { connect, eventually, postJson, startServer, type Client } from './helpers.js'
 

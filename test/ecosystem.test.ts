@@ -50,7 +50,7 @@ t.test('the host app with every plugin of the design card, and the realtime plug
   t.equal(ours.headers.get('x-ratelimit-limit'), '600', "the realtime routes carry only the plugin's limit")
   // fastify-metrics: one /metrics, the host's, with the realtime series in its registry.
   const metrics = await (await fetch(`${url}/metrics`)).text()
-  t.match(metrics, /^realtime_connections 1$/m)
+  t.match(metrics, /^realtime_connections\{transport="websocket"\} 1$/m)
   t.match(metrics, /http_request_duration_seconds_count\{[^}]*route="\/realtime\/api\/publish"/)
   t.equal((await fetch(`${url}/realtime/metrics`)).status, 404, 'no second metrics endpoint')
 

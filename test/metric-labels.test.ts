@@ -33,7 +33,7 @@ t.test('200 clients closing with 200 codes make at most a few series', async t =
     return series(text, 'realtime_disconnects_total').reduce((sum, line) => sum + Number(line.split(' ')[1]), 0) === codes.length
   })
   const disconnects = series(text, 'realtime_disconnects_total')
-  t.same(disconnects.sort(), ['realtime_disconnects_total{code="3xxx"} 100', 'realtime_disconnects_total{code="4xxx"} 100'], 'two series for 200 codes')
+  t.same(disconnects.sort(), ['realtime_disconnects_total{transport="websocket",code="3xxx"} 100', 'realtime_disconnects_total{transport="websocket",code="4xxx"} 100'], 'two series for 200 codes')
   for (const name of ['realtime_errors_total', 'realtime_rate_limited_total', 'realtime_publications_total', 'realtime_recoveries_total']) {
     t.ok(series(text, name).length <= 10, `${name}: a bounded set of series`)
   }

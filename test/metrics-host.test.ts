@@ -64,7 +64,7 @@ t.test('host fastify-metrics first, plugin without a prefix: it starts, one /met
 
   const { status, text } = await scrape(`${url}/metrics`)
   t.equal(status, 200)
-  t.equal(sample(text, 'realtime_connections'), 1)
+  t.equal(sample(text, 'realtime_connections{transport="websocket"}'), 1)
   t.equal(sample(text, 'realtime_subscriptions'), 1)
   t.equal(sample(text, 'realtime_publications_total{source="http"}'), 1)
   t.equal(sample(text, 'http_request_duration_seconds_count{method="POST",route="/api/publish",status_code="200"}'), 1, "the host's histogram times our route")
@@ -88,7 +88,7 @@ t.test('host fastify-metrics registered under another decorator name is found to
   const { app, url } = await hostFirst(t, { prefix: '/rt' }, { name: 'prom', endpoint: '/prom' })
   t.equal(app.realtimeMetrics, (app as unknown as { prom: typeof app.metrics }).prom.client.register)
   t.equal((await scrape(`${url}/rt/metrics`)).status, 404)
-  t.match((await scrape(`${url}/prom`)).text, /^realtime_connections 0$/m)
+  t.match((await scrape(`${url}/prom`)).text, /^realtime_connections\{transport="websocket"\} 0$/m)
 })
 
 t.test('sharing, METRICS_AUTH and metricsRoutes are the host\'s business: each says so at start', async t => {
@@ -156,5 +156,5 @@ t.test("without a host fastify-metrics, metricsRoutes: 'all': our own is not tak
   t.notOk(app.hasDecorator('metrics'), "the host's decorator name stays free")
   t.ok(app.hasPlugin('fastify-metrics'))
   t.same(log.messages(WARN).filter(message => message.includes('fastify-metrics')), [])
-  t.match((await scrape(`${url}/metrics`)).text, /^realtime_connections 0$/m)
+  t.match((await scrape(`${url}/metrics`)).text, /^realtime_connections\{transport="websocket"\} 0$/m)
 })

@@ -31,7 +31,8 @@ t.test('GET /metrics reports the realtime metrics from real traffic', async t =>
   await a.request({ type: 'subscribe', topic: 'm.three', since: { epoch: 'gone', offset: 3 } })
 
   const text = await scrape(server.url)
-  t.equal(sample(text, 'realtime_connections'), 2)
+  t.equal(sample(text, 'realtime_connections{transport="websocket"}'), 2)
+  t.equal(sample(text, 'realtime_connections{transport="sse"}'), 0)
   t.equal(sample(text, 'realtime_subscriptions'), 4)
   t.equal(sample(text, 'realtime_topics'), 3)
   t.equal(sample(text, 'realtime_broker_up'), 1)
@@ -48,8 +49,8 @@ t.test('GET /metrics reports the realtime metrics from real traffic', async t =>
   a.close()
   await a.closed
   const after = await scrape(server.url)
-  t.equal(sample(after, 'realtime_connections'), 1)
-  t.equal(sample(after, 'realtime_disconnects_total{code="1005"}'), 1, 'a client close without a code')
+  t.equal(sample(after, 'realtime_connections{transport="websocket"}'), 1)
+  t.equal(sample(after, 'realtime_disconnects_total{transport="websocket",code="1005"}'), 1, 'a client close without a code')
 })
 
 t.test('two apps in one process keep separate registries', async t => {

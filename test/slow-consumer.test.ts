@@ -5,6 +5,7 @@ import type { Socket } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
 import { kRealtimeNode } from '../plugins/broadcast.js'
+import type { WebSocketConnection } from '../src/core/ws-connection.js'
 import { connect, eventually, startServer, type Client } from './helpers.js'
 
 const SEND_BUFFER_LIMIT = 16384
@@ -25,7 +26,7 @@ t.test('a client that stops reading is closed with 4009; the others keep receivi
   slow.ws.on('error', () => {})
   await slow.request({ type: 'subscribe', topic: 'firehose' })
   await fast.request({ type: 'subscribe', topic: 'firehose' })
-  const slowOnServer = [...node.hub.connections].find(connection => connection.id === slow.welcome.connectionId)
+  const slowOnServer = [...node.hub.connections].find(connection => connection.id === slow.welcome.connectionId) as WebSocketConnection | undefined
   if (slowOnServer === undefined) throw new Error('the slow connection is not in the hub')
 
   rawSocket(slow).pause()
@@ -57,7 +58,7 @@ t.test('a client that stops reading is closed with 4009; the others keep receivi
 
   await eventually('the condition', () => node.hub.counts.connections === 1)
   t.same(node.hub.counts, { connections: 1, subscriptions: 1, topics: 1 }, 'the slow client is gone from the hub')
-  t.equal(node.stats.disconnects.get(4009), 1, 'counted as a 4009 disconnect')
+  t.equal(node.stats.disconnects.websocket.get(4009), 1, 'counted as a 4009 disconnect')
 
   await fast.next(frame => frame.type === 'message' && frame.data.n === published, 10000)
   t.equal(fast.messages('firehose').length, published, 'the reading client got every publication')
@@ -75,5 +76,5 @@ t.test('a client that reads keeps up under the same load and is not closed', asy
   }
   t.equal(client.messages('steady').length, 100)
   t.equal(client.ws.readyState, WebSocket.OPEN)
-  t.equal(server.app[kRealtimeNode].stats.disconnects.get(4009), undefined, 'no slow-consumer close')
+  t.equal(server.app[kRealtimeNode].stats.disconnects.websocket.get(4009), undefined, 'no slow-consumer close')
 })

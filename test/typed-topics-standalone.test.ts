@@ -128,6 +128,9 @@ t.test('GET /asyncapi.json: the websocket frames and one channel per declared to
   t.equal(doc.servers.realtime.host, new URL(url).host, "the server is the request's host")
   t.equal(doc.servers.realtime.protocol, 'ws')
   t.equal(doc.channels.connection.address, '/ws')
+  t.equal(doc.channels.events.address, '/sse', 'the event stream (server-sent events) has a channel')
+  t.same(Object.keys(doc.channels.events.messages).sort(), ['close', 'join', 'leave', 'message', 'subscribed', 'welcome'])
+  t.equal(doc.servers.stream.protocol, 'http', 'served over plain HTTP')
   t.same(Object.keys(doc.channels.connection.messages).sort(), [
     'client.history', 'client.ping', 'client.presence', 'client.publish', 'client.refresh', 'client.rpc', 'client.subscribe', 'client.unsubscribe',
     'server.ack', 'server.error', 'server.join', 'server.leave', 'server.message', 'server.pong', 'server.welcome'
@@ -140,7 +143,7 @@ t.test('GET /asyncapi.json: the websocket frames and one channel per declared to
   t.same(orders.messages.message.payload.properties.data, TOPICS['orders.{id}'].schema, 'the message frame carries the declared schema as data')
   t.same(orders.messages.publish.payload.properties.data, TOPICS['orders.{id}'].schema, 'so does the publish frame')
   // The topics in declaration order, then the RPC methods: the demo's own (DEMO is on by default outside production).
-  t.same(Object.values(doc.channels as Record<string, any>).map(channel => channel.address), ['/ws', 'orders.{id}', 'orders.special', 'chat.*.>', 'public.news', 'demo.echo'])
+  t.same(Object.values(doc.channels as Record<string, any>).map(channel => channel.address), ['/ws', '/sse', 'orders.{id}', 'orders.special', 'chat.*.>', 'public.news', 'demo.echo'])
 
   // Every $ref points at something in the document.
   const refs = JSON.stringify(doc).match(/"\$ref":"#\/[^"]+"/g) ?? []

@@ -17,7 +17,7 @@ t.test('a frame over MAX_PAYLOAD closes the connection with 1009', async t => {
   await eventually('the condition', () => server.app[kRealtimeNode].hub.counts.connections === 0)
   t.same(server.app[kRealtimeNode].hub.counts, { connections: 0, subscriptions: 0, topics: 0 }, 'the connection is gone')
   t.equal((await server.app.realtime.history('big', { limit: 10 })).offset, 0, 'nothing was published')
-  t.equal(server.app[kRealtimeNode].stats.disconnects.get(1009), 1, 'counted under its real close code, not 1006')
+  t.equal(server.app[kRealtimeNode].stats.disconnects.websocket.get(1009), 1, 'counted under its real close code, not 1006')
 })
 
 t.test('a text frame that is not valid UTF-8 closes with 1007, counted as 1007', async t => {
@@ -28,7 +28,7 @@ t.test('a text frame that is not valid UTF-8 closes with 1007, counted as 1007',
   client.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false })
   t.equal((await client.closed).code, 1007)
   await eventually('the condition', () => server.app[kRealtimeNode].hub.counts.connections === 0)
-  t.equal(server.app[kRealtimeNode].stats.disconnects.get(1007), 1)
+  t.equal(server.app[kRealtimeNode].stats.disconnects.websocket.get(1007), 1)
 })
 
 t.test('a message in more fragments than ws takes closes with 1008, counted as 1008', async t => {
@@ -44,7 +44,7 @@ t.test('a message in more fragments than ws takes closes with 1008, counted as 1
   client.ws.send('x', { fin: true })
   t.equal((await client.closed).code, 1008, 'ws closes with 1008 (policy violation)')
   await eventually('the connection is gone', () => server.app[kRealtimeNode].hub.counts.connections === 0)
-  t.same([...server.app[kRealtimeNode].stats.disconnects], [[1008, 1]], 'counted under 1008, the code ws sent')
+  t.same([...server.app[kRealtimeNode].stats.disconnects.websocket], [[1008, 1]], 'counted under 1008, the code ws sent')
 })
 
 t.test('a frame of exactly MAX_PAYLOAD bytes is accepted', async t => {

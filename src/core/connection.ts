@@ -1,39 +1,22 @@
-// One websocket connection as the core sees it: its identity, its subscriptions, and a send() that
-// refuses to let a slow reader grow the server's memory without bound.
+// One client connection as the core sees it, whatever carries it: its identity, its subscriptions,
+// its limits, and how and why it closed. The transport is a subclass: a websocket (ws-connection.ts)
+// or a server-sent events stream (sse-connection.ts); the hub, the dispatcher, the control messages,
+// the heartbeat and token expiry only ever talk to this class.
 //
 // Each piece of its state has one writer. The hub fills `subscriptions`; the dispatcher takes a token
 // from `messageRate` per frame and renews the identity on `refresh`; the heartbeat pings through
 // ping() and hears back through markAlive(); how and why it closed is recorded here only. The token's
 // expiry timer is not here at all: auth/expiry.ts keeps it.
-import { WebSocket } from 'ws'
-import { releaseIdleDeflate } from './compression.js'
-import { encodingOf, jsonToMsgpack, type EncodingName } from './encoding.js'
+import type { EncodingName } from './encoding.js'
 import type { OutgoingFrame } from './frame.js'
 import type { Identity } from './identity.js'
 import { MessageRateLimit } from './message-rate.js'
-import { ServerClose, type CloseCause } from './protocol.js'
+import type { CloseCause, Publication } from './protocol.js'
 import type { Subscription } from './subscription.js'
-import { internals, SENDER_IDLE } from './ws-internals.js'
 
-/** ws would send a Buffer as a binary frame; a JSON frame is text. Shared, not per call. */
-const TEXT_FRAME = Object.freeze({ binary: false })
-/** A MessagePack frame (subprotocol realtime.msgpack) is binary. */
-const BINARY_FRAME = Object.freeze({ binary: true })
-/** zlib's (and permessage-deflate's) window when server_max_window_bits was not negotiated. */
-const DEFAULT_WINDOW_BITS = 15
-
-/**
- * The close code ws sent when it failed the connection over `err` (1002, 1007, 1008, 1009...), or
- * undefined for an error that closed nothing (a socket error). ws tags each frame error with that code
- * under its own symbol (lib/constants.js `kStatusCode`, `Symbol('status-code')`), which it neither
- * exports nor registers with Symbol.for: found by its description, so the value is the one ws used,
- * from whichever copy of ws made the socket.
- */
-export function wsCloseStatus (err: Error): number | undefined {
-  const key = Object.getOwnPropertySymbols(err).find(symbol => symbol.description === 'status-code')
-  const status = key === undefined ? undefined : (err as unknown as Record<symbol, unknown>)[key]
-  return typeof status === 'number' ? status : undefined
-}
+/** What carries a connection: `realtime_connections{transport}` and the log lines say it too. */
+export type TransportName = 'websocket' | 'sse'
+export const TRANSPORTS: readonly TransportName[] = Object.freeze(['websocket', 'sse'])
 
 export interface ConnectionLimits {
   sendBufferLimit: number
@@ -41,7 +24,7 @@ export interface ConnectionLimits {
   messageBurst: number
 }
 
-export class Connection {
+export abstract class Connection {
   /** This connection's subscriptions by topic; the hub adds and removes them. */
   readonly subscriptions = new Map<string, Subscription>()
   /** The slots this connection holds (MAX_CONNECTIONS, per user), given back when it closes. */
@@ -52,17 +35,17 @@ export class Connection {
   readonly openedAt = Date.now()
   private currentIdentity: Identity
   /** When the oldest unanswered heartbeat ping went out (ms), 0 when none is outstanding. */
-  private pingSentAt = 0
-  private closing = false
-  private sentCloseCode?: number
-  private ownCloseReason?: string
+  protected pingSentAt = 0
+  protected closing = false
+  protected sentCloseCode?: number
+  protected ownCloseReason?: string
+  abstract readonly transport: TransportName
 
   constructor (
     readonly id: string,
-    readonly socket: WebSocket,
     identity: Identity,
-    private readonly limits: ConnectionLimits,
-    /** The client's address (the upgrade's request.ip, so TRUST_PROXY applies), for the log lines. */
+    protected readonly limits: ConnectionLimits,
+    /** The client's address (the request's ip, so TRUST_PROXY applies), for the log lines. */
     readonly remoteAddress?: string
   ) {
     this.currentIdentity = identity
@@ -90,11 +73,7 @@ export class Connection {
     this.currentIdentity = identity
   }
 
-  get open (): boolean {
-    return !this.closing && this.socket.readyState === WebSocket.OPEN
-  }
-
-  /** The close code this server or ws sent, kept because a peer that never answers reports 1006. */
+  /** The close code this server (or ws) sent, kept because a peer that never answers reports 1006. */
   get closeCode (): number | undefined {
     return this.sentCloseCode
   }
@@ -104,99 +83,28 @@ export class Connection {
     return this.ownCloseReason
   }
 
-  /** How this connection's frames travel: the subprotocol the client chose (realtime.msgpack) or JSON. */
-  get encoding (): EncodingName {
-    return encodingOf(this.socket.protocol)
-  }
+  /** Whether frames still go out: false from the moment its close began. */
+  abstract get open (): boolean
+
+  /** How this connection's frames travel: JSON, or MessagePack (realtime.msgpack, websockets only). */
+  abstract get encoding (): EncodingName
 
   /**
    * Sends one frame: JSON text as built by protocol.ts, or a fan-out frame built once for every
-   * recipient. Over SEND_BUFFER_LIMIT buffered, the connection is closed with 4009.
+   * recipient. `publication` is set when the frame is that publication's `message` (an event stream
+   * names its position in the event id). Over SEND_BUFFER_LIMIT buffered, the connection is closed
+   * with 4009.
    */
-  send (frame: string | OutgoingFrame): void {
-    if (!this.open) return
-    const encoding = this.encoding
-    if (typeof frame !== 'string') {
-      this.sendPrepared(frame, encoding)
-    } else if (encoding === 'json') {
-      this.sendThroughWs(frame, TEXT_FRAME)
-    } else {
-      this.sendThroughWs(jsonToMsgpack(frame), BINARY_FRAME)
-    }
-    if (this.socket.bufferedAmount > this.limits.sendBufferLimit) this.close(ServerClose.slowConsumer)
-  }
+  abstract send (frame: string | OutgoingFrame, publication?: Publication): void
 
-  /**
-   * The pre-framed path: the frame's bytes, framed once per publication, written as they are to the
-   * TCP socket. Only while ws has nothing of its own in flight (no queue, no deflate pending, not
-   * inside a fragmented message), so the order of frames is the order of send() calls; and
-   * bufferedAmount still counts these bytes (it reads the TCP socket's buffer), so 4009 stays exact.
-   * A compressed connection gets the frame compressed once for all, which is right only because
-   * server_no_context_takeover makes every message stand alone; else ws compresses it itself.
-   */
-  private sendPrepared (frame: OutgoingFrame, encoding: EncodingName): void {
-    const ws = internals(this.socket)
-    const sender = ws._sender
-    const tcp = ws._socket
-    if (tcp !== null && sender._state === SENDER_IDLE && sender._queue.length === 0 && sender._firstFragment) {
-      const deflate = ws._extensions['permessage-deflate']
-      if (deflate === undefined) {
-        tcp.write(frame.framed(encoding))
-        return
-      }
-      if (deflate.params.server_no_context_takeover === true) {
-        tcp.write(frame.framedDeflated(encoding, deflate.params.server_max_window_bits ?? DEFAULT_WINDOW_BITS, deflate._threshold))
-        return
-      }
-    }
-    this.sendThroughWs(frame.payload(encoding), encoding === 'json' ? TEXT_FRAME : BINARY_FRAME)
-  }
+  /** Ends the connection for `cause` (its close code and reason); nothing more is sent after it. */
+  abstract close (cause: CloseCause): void
 
-  private sendThroughWs (payload: string | Buffer, options: { binary: boolean }): void {
-    if (internals(this.socket)._extensions['permessage-deflate'] === undefined) {
-      this.socket.send(payload, options)
-    } else {
-      // ws compresses this one for this connection: let its deflate stream go once that is done.
-      this.socket.send(payload, options, () => releaseIdleDeflate(this.socket))
-    }
-  }
+  /** Ends it at once, without a goodbye (the peer sees 1006); `reason` is for the log. */
+  abstract terminate (reason: string): void
 
-  /**
-   * Starts the closing handshake. Nothing more is sent after it; ws terminates the socket itself if
-   * the peer never answers (30 s), so a reader that stopped reading cannot hold it open for ever.
-   */
-  close (cause: CloseCause): void {
-    if (this.closing) return
-    this.closing = true
-    this.sentCloseCode = cause.code
-    this.ownCloseReason = cause.reason
-    this.socket.close(cause.code, cause.reason)
-  }
-
-  /**
-   * ws has already acted when it emits 'error': a bad frame is answered with the fitting close code
-   * and a failed socket is destroyed, so there is nothing to close here. But the peer's socket ends
-   * without echoing that close frame (ws stops reading), so the 'close' event says 1006: remember
-   * the code ws sent, for the disconnect metrics.
-   */
-  recordError (err: Error): void {
-    this.closing = true
-    this.sentCloseCode ??= wsCloseStatus(err)
-    this.ownCloseReason ??= err.message
-  }
-
-  /** Destroys the socket without a closing handshake (the peer sees 1006); `reason` is for the log. */
-  terminate (reason: string): void {
-    this.closing = true
-    this.ownCloseReason ??= reason
-    this.socket.terminate()
-  }
-
-  /** Sends a heartbeat ping; the oldest unanswered one is remembered, for the heartbeat's reaper. */
-  ping (now: number): void {
-    if (this.pingSentAt === 0) this.pingSentAt = now
-    this.socket.ping()
-  }
+  /** A heartbeat: a websocket ping, or a comment line on an event stream. */
+  abstract ping (now: number): void
 
   /** A sign of life (a pong, any frame) answers the outstanding ping. */
   markAlive (): void {

@@ -197,7 +197,7 @@ export class Dispatcher {
  * the connection itself when anonymous; undefined for admins, who are exempt. Built per frame rather
  * than kept per connection: idle memory per connection is a number we hold.
  */
-function budgetKey (connection: Connection): string | undefined {
+export function budgetKey (connection: Connection): string | undefined {
   const { identity } = connection
   if (identity.admin && identity !== OPEN_IDENTITY) return undefined
   return connection.user === null ? `connection:${connection.id}` : `user:${connection.user}`

@@ -2,8 +2,10 @@
 // text, and turned into each wire form it needs (MessagePack, compressed) at most once, on first use.
 // The pre-framed fan-out writes `framed()` — a complete websocket frame — straight to each TCP socket:
 // one write of a shared Buffer instead of ws framing and writing header and payload per recipient.
+// An event stream gets `sse()`, the same frame as a server-sent event, built once too.
 import { deflateMessage } from './compression.js'
 import { jsonToMsgpack, type EncodingName } from './encoding.js'
+import { frameType, sseEvent } from './sse-events.js'
 
 const OPCODE_TEXT = 0x1
 const OPCODE_BINARY = 0x2
@@ -17,6 +19,7 @@ export class OutgoingFrame {
   private msgpackFrame?: Buffer
   /** Compressed frames by windowBits * 2 + (1 for MessagePack); created for the first compressed recipient. */
   private deflated?: Map<number, Buffer>
+  private event?: Buffer
 
   constructor (readonly text: string) {}
 
@@ -30,6 +33,11 @@ export class OutgoingFrame {
   framed (encoding: EncodingName): Buffer {
     if (encoding === 'msgpack') return (this.msgpackFrame ??= frameBytes(OPCODE_BINARY, this.payload(encoding), false))
     return (this.jsonFrame ??= frameBytes(OPCODE_TEXT, this.payload(encoding), false))
+  }
+
+  /** The frame as a server-sent event (`event: message`, its JSON as `data`), for every event stream. */
+  sse (): Buffer {
+    return (this.event ??= Buffer.from(sseEvent(frameType(this.text), this.text)))
   }
 
   /**

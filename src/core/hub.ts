@@ -4,7 +4,7 @@
 // local subscriber.
 import type { Broker, HistoryResult } from './broker.js'
 import { resolveSince } from './brokers/history.js'
-import type { Connection } from './connection.js'
+import type { Connection, TransportName } from './connection.js'
 import { OutgoingFrame } from './frame.js'
 import { historyReplyBytes, REFUSED, type HistoryBudget } from './history-budget.js'
 import type { Presence } from './presence.js'
@@ -31,11 +31,14 @@ export class Hub {
   /** Per topic, the broker (un)subscribe in progress, so that they run one at a time in order. */
   private readonly brokerOps = new Map<string, Promise<void>>()
   private subscriptionCount = 0
+  /** Open connections per transport (realtime_connections{transport}). */
+  readonly transportCounts: Record<TransportName, number> = { websocket: 0, sse: 0 }
 
   constructor (private readonly broker: Broker, private readonly stats: Stats, private readonly options: HubOptions) {}
 
   add (connection: Connection): void {
     this.connections.add(connection)
+    this.transportCounts[connection.transport]++
     const user = connection.user
     if (user === null) return
     let connections = this.byUser.get(user)
@@ -45,6 +48,7 @@ export class Hub {
 
   remove (connection: Connection): void {
     if (!this.connections.delete(connection)) return
+    this.transportCounts[connection.transport]--
     for (const subscription of connection.subscriptions.values()) this.unindex(subscription)
     connection.subscriptions.clear()
     const user = connection.user

@@ -3,13 +3,14 @@
 // and own its lifecycle, the routes get it from them, and host code sees only the small RealtimeApi
 // (api.ts) as `fastify.realtime`. docs/architecture.md follows a publication through it.
 import { randomUUID } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 import type { RawData, WebSocket } from 'ws'
 import type { Config } from '../config.js'
 import { Admissions } from './admission.js'
 import { disarmExpiry } from './auth/expiry.js'
 import { MIN_EXPIRES_AT_MS, revocationUntil } from './auth/revocation.js'
 import { BrokerUnavailableError, type Broker, type HistoryQuery, type HistoryResult, type NodeInfo } from './broker.js'
-import { Connection } from './connection.js'
+import type { Connection } from './connection.js'
 import { ConnectionControl } from './connection-control.js'
 import { Dispatcher } from './dispatcher.js'
 import { msgpackAvailable, MSGPACK_UNAVAILABLE } from './encoding.js'
@@ -24,6 +25,8 @@ import { encodeWelcome, ErrorCode, ProtocolError, ServerClose, type Publication,
 import { RpcMethods } from './rpc.js'
 import { Stats, type PublishSource } from './stats.js'
 import { TopicSchemas } from './topic-schemas.js'
+import { WebSocketConnection } from './ws-connection.js'
+import { SseConnection } from './sse-connection.js'
 
 /** The subset of pino's logger the core uses, so the core does not depend on Fastify. */
 export interface Logger {
@@ -47,13 +50,13 @@ export interface UpgradeInfo {
 /** Where the shared socket listeners (RealtimeNode.socketListeners) find a socket's connection. */
 const kConnection = Symbol('realtime.connection')
 
-type SocketWithConnection = WebSocket & { [kConnection]: Connection }
+type SocketWithConnection = WebSocket & { [kConnection]: WebSocketConnection }
 
-function attachConnection (socket: WebSocket, connection: Connection): void {
+function attachConnection (socket: WebSocket, connection: WebSocketConnection): void {
   (socket as SocketWithConnection)[kConnection] = connection
 }
 
-function connectionOf (socket: WebSocket): Connection {
+function connectionOf (socket: WebSocket): WebSocketConnection {
   return (socket as SocketWithConnection)[kConnection]
 }
 
@@ -307,8 +310,8 @@ export class RealtimeNode {
    * awaited, so no early frame is lost. One log line when it opens and one when it closes; nothing
    * is logged or allocated per message.
    */
-  accept (socket: WebSocket, identity: Identity, upgrade: UpgradeInfo = {}): Connection {
-    const connection = new Connection(upgrade.connectionId ?? randomUUID(), socket, identity, this.config, upgrade.remoteAddress)
+  accept (socket: WebSocket, identity: Identity, upgrade: UpgradeInfo = {}): WebSocketConnection {
+    const connection = new WebSocketConnection(upgrade.connectionId ?? randomUUID(), socket, identity, this.config, upgrade.remoteAddress)
     connection.admission = upgrade.admission
     attachConnection(socket, connection)
     const listeners = this.socketListeners
@@ -324,6 +327,27 @@ export class RealtimeNode {
       connection.close(MSGPACK_UNAVAILABLE)
       return connection
     }
+    this.welcome(connection)
+    return connection
+  }
+
+  /**
+   * Takes over an event stream's response (GET /sse) for `topics`, resuming each from `since` (the
+   * request's cursor) when given. The stream is welcomed but not started: the route subscribes its
+   * topics, then starts it or, refused meanwhile, answers with an HTTP error (routes/sse.ts).
+   */
+  acceptStream (response: ServerResponse, identity: Identity, topics: readonly string[], since: ReadonlyArray<StreamPosition | undefined>, upgrade: UpgradeInfo = {}): SseConnection {
+    const closed = (connection: SseConnection, code: number, reason: string): void => this.connectionClosed(connection, code, reason)
+    const connection = new SseConnection(upgrade.connectionId ?? randomUUID(), response, identity, this.config, topics, since, closed, upgrade.remoteAddress)
+    connection.admission = upgrade.admission
+    this.hub.add(connection)
+    this.welcome(connection)
+    return connection
+  }
+
+  /** The first frame of every connection. */
+  private welcome (connection: Connection): void {
+    const { identity } = connection
     connection.send(encodeWelcome({
       connectionId: connection.id,
       user: identity.user,
@@ -331,14 +355,13 @@ export class RealtimeNode {
       heartbeat: this.config.heartbeatInterval,
       expiresAt: identity.expiresAt
     }))
-    return connection
   }
 
   private createSocketListeners (): SocketListeners {
     // Arrows keep the node; the listeners below get the socket as `this`.
-    const handle = (connection: Connection, data: RawData, isBinary: boolean): void => this.dispatcher.handle(connection, data, isBinary)
-    const failed = (connection: Connection, err: Error): void => this.socketFailed(connection, err)
-    const closed = (connection: Connection, code: number, reason: Buffer): void => this.socketClosed(connection, code, reason)
+    const handle = (connection: WebSocketConnection, data: RawData, isBinary: boolean): void => this.dispatcher.handle(connection, data, isBinary)
+    const failed = (connection: WebSocketConnection, err: Error): void => this.socketFailed(connection, err)
+    const closed = (connection: WebSocketConnection, code: number, reason: Buffer): void => this.connectionClosed(connection, code, reason.toString())
     return {
       // MessagePack frames too: the dispatcher applies the limits before it decodes them.
       message (this: WebSocket, data: RawData, isBinary: boolean) { handle(connectionOf(this), data, isBinary) },
@@ -348,26 +371,31 @@ export class RealtimeNode {
     }
   }
 
-  private socketFailed (connection: Connection, err: Error): void {
+  private socketFailed (connection: WebSocketConnection, err: Error): void {
     connection.recordError(err)
     this.log.info({ err, connectionId: connection.id, user: connection.user }, 'websocket error')
   }
 
-  private socketClosed (connection: Connection, code: number, reason: Buffer): void {
+  /**
+   * A connection is gone, whoever ended it: its slots, subscriptions and expiry go, and it is counted
+   * and logged once. `code` and `reason` are the peer's; the ones this server sent win.
+   */
+  private connectionClosed (connection: Connection, code: number, reason: string): void {
     disarmExpiry(connection)
     connection.admission?.release()
     this.hub.remove(connection)
     const closeCode = connection.closeCode ?? code
-    const closeReason = connection.closeReason ?? reason.toString()
-    this.stats.count(this.stats.disconnects, closeCode)
+    const closeReason = connection.closeReason ?? reason
+    this.stats.count(this.stats.disconnects[connection.transport], closeCode)
     this.log.info({
+      transport: connection.transport,
       connectionId: connection.id,
       user: connection.user,
       remoteAddress: connection.remoteAddress,
       code: closeCode,
       reason: closeReason,
       durationMs: Date.now() - connection.openedAt
-    }, 'websocket closed')
+    }, connection.transport === 'websocket' ? 'websocket closed' : 'event stream closed')
     if (this.hooks.has('onDisconnect')) {
       void this.hooks.runDisconnect({ identity: connection.identity, connectionId: connection.id, code: closeCode, reason: closeReason })
     }

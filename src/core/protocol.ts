@@ -19,6 +19,8 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
+  /** No close frame (websocket) or no `close` event (event stream): the peer or the network ended it. */
+  abnormal: 1006,
   tooLarge: 1009,
   internal: 1011,
   tokenExpired: 4001,

@@ -17,7 +17,8 @@ export interface RpcContext {
   identity: Identity
   /** The request's `data`, checked against `options.schema` when there is one. */
   data: unknown
-  connectionId: string
+  /** The calling websocket's id; undefined for a call over HTTP (POST /api/rpc). */
+  connectionId: string | undefined
 }
 
 export type RpcHandler<Result = unknown> = (ctx: RpcContext) => Result | Promise<Result>
@@ -109,7 +110,7 @@ export class RpcMethods {
   }
 
   /** The error the client gets for what a handler threw. */
-  private refusal (err: unknown, method: string, connectionId: string): ProtocolError {
+  private refusal (err: unknown, method: string, connectionId: string | undefined): ProtocolError {
     if (err instanceof ProtocolError) return err
     if (err instanceof BrokerUnavailableError) return new ProtocolError(ErrorCode.unavailable, 'the broker is unavailable; try again')
     const code = CLIENT_ERRORS.get(statusOf(err) ?? 0)

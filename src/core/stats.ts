@@ -3,6 +3,8 @@
 // buckets is one counter per bucket, a sum and a count. So the core needs no metrics library, and
 // nothing has to be plugged into it after construction.
 
+import type { TransportName } from './connection.js'
+
 export type PublishSource = 'http' | 'ws' | 'api' | 'mqtt'
 export type RateLimitScope = 'http' | 'message' | 'connect' | 'bytes'
 
@@ -43,7 +45,8 @@ export class Stats {
   /** Control messages (revoke, disconnect) applied late, healed from a Redis broker's control log: pub/sub lost them. */
   controlHealed = 0
   readonly errors = new Map<string, number>()
-  readonly disconnects = new Map<number, number>()
+  /** Connections closed, by transport and close code. */
+  readonly disconnects: Record<TransportName, Map<number, number>> = { websocket: new Map(), sse: new Map() }
   /** From accepting a publish to the broker's confirmation. */
   readonly publishDuration = new LatencyHistogram()
   /** From a publication's timestamp to its local fan-out. */

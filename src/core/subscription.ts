@@ -41,7 +41,7 @@ export class Subscription {
     }
     this.epoch = publication.epoch
     this.offset = publication.offset
-    this.connection.send(payload)
+    this.connection.send(payload, publication)
     return true
   }
 
