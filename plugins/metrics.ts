@@ -21,7 +21,6 @@ import fp from 'fastify-plugin'
 import promClient, { Counter, Gauge, Registry, type Metric } from 'prom-client'
 import type { Config } from '../src/config.js'
 import { ForbiddenError } from '../src/core/auth/errors.js'
-import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { closeCodeLabel } from '../src/core/protocol.js'
 import type { LatencyHistogram } from '../src/core/stats.js'
@@ -161,7 +160,7 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   gauge(registry, 'realtime_broker_up', '1 when the broker is reachable', () => node.broker.up ? 1 : 0)
   // A shard down leaves readiness at 200 (the other shards serve): this is what an alert can watch.
   gauge(registry, 'realtime_broker_unavailable_shards', 'Redis Cluster shards whose subscriber connection is down (their topics answer 503); 0 otherwise',
-    () => node.broker instanceof RedisClusterBroker ? node.broker.unavailableShards.length : 0)
+    () => node.broker.unavailableShards?.length ?? 0)
   gauge(registry, 'realtime_history_bytes', 'approximate bytes of history held in this process (in-memory broker; 0 with Redis)', () => node.broker.heldBytes ?? 0)
   mirroredLabelledCounter(registry, 'realtime_publications_total', 'publications accepted on this node', 'source', () => Object.entries(stats.publications))
   mirroredCounter(registry, 'realtime_deliveries_total', 'message frames written to sockets', () => stats.deliveries)

@@ -10,7 +10,6 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { configWith, type Config } from '../src/config.js'
-import { RedisBrokerBase } from '../src/core/brokers/redis-base.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { MqttBridge, type MqttBridgeSettings } from '../src/mqtt/bridge.js'
 import { defaultShareGroup } from '../src/mqtt/topic-map.js'
@@ -75,8 +74,9 @@ function bridgeMetrics (registry: Registry, bridge: MqttBridge): void {
  * bridge takes for one node.
  */
 function leaseRedis (node: RealtimeNode, config: Config): MqttBridgeSettings['redis'] {
-  if (!(node.broker instanceof RedisBrokerBase)) return undefined
-  return { client: node.broker.commands as unknown as NonNullable<MqttBridgeSettings['redis']>['client'], prefix: config.redisPrefix }
+  const client = node.broker.sharedRedis
+  if (client === undefined) return undefined
+  return { client: client as unknown as NonNullable<MqttBridgeSettings['redis']>['client'], prefix: config.redisPrefix }
 }
 
 async function mqttBridge (app: FastifyInstance, options: MqttBridgeOptions): Promise<void> {

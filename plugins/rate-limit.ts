@@ -25,7 +25,7 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fast
 import fp from 'fastify-plugin'
 import { HttpError } from '../routes/errors.js'
 import type { Config } from '../src/config.js'
-import { RedisBrokerBase } from '../src/core/brokers/redis-base.js'
+import type { Broker } from '../src/core/broker.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { ErrorCode } from '../src/core/protocol.js'
@@ -64,8 +64,8 @@ const EXEMPT = 'admin'
  * Cluster: @fastify/rate-limit's script has one key, so it runs on the key's shard), or none for
  * other brokers (the counters are then this node's, in memory).
  */
-export function counterRedis (node: RealtimeNode): RedisBrokerBase['commands'] | undefined {
-  return node.broker instanceof RedisBrokerBase ? node.broker.commands : undefined
+export function counterRedis (node: RealtimeNode): Broker['sharedRedis'] {
+  return node.broker.sharedRedis
 }
 
 /** `ip:<address>`, an IPv6 /64 being one caller as in @fastify/rate-limit's own key. */

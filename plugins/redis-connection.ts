@@ -19,7 +19,7 @@ import { ended } from '../src/core/brokers/redis-client.js'
 export const REDIS_NAMESPACE = 'realtime'
 
 export interface RedisConnectionOptions {
-  /** The broker's command connection, ready (RedisBrokerBase.releaseCommands). */
+  /** The broker's command connection, ready (Broker.releaseCommands). */
   client: Redis | Cluster
 }
 

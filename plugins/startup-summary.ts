@@ -21,7 +21,7 @@ function redisDetails (config: Config, broker: string, handed: SummaryOptions['r
 
 /** The one start-up line: what an operator checks first (broker, auth mode, prefix, limits). Never a secret. */
 export function startupSummary (config: Config, options: SummaryOptions): Record<string, unknown> & { broker: string, auth: string, prefix: string } {
-  // The same choice as createBroker (plugins/broadcast.ts): a handed client, else REDIS_CLUSTER_NODES over REDIS_URL.
+  // The same choice as createBroker (src/core/brokers/create.ts): a handed client, else REDIS_CLUSTER_NODES over REDIS_URL.
   const { redis: handed } = options
   const broker = options.broker !== undefined
     ? 'custom'

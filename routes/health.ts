@@ -1,6 +1,5 @@
 // Liveness and readiness for load balancers and orchestrators.
 import type { FastifyInstance } from 'fastify'
-import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import type { RouteOptions } from './index.js'
 
 export default async function healthRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
@@ -18,7 +17,7 @@ export default async function healthRoutes (app: FastifyInstance, options: Route
     // load balancer over an outage of the MQTT broker alone (docs/scaling.md, "MQTT bridge").
     // Redis Cluster: one shard down leaves the node serving the other shards' topics (its own answer
     // 503), so the node stays ready and names the shards that are down (docs/scaling.md).
-    const shards = node.broker instanceof RedisClusterBroker ? node.broker.unavailableShards : []
+    const shards = node.broker.unavailableShards ?? []
     const cluster = shards.length === 0 ? {} : { unavailableShards: shards }
     if (app.hasDecorator('realtimeMqtt')) return { status: 'ready', ...cluster, mqtt: app.realtimeMqtt.connected ? 'connected' : 'disconnected' }
     return { status: 'ready', ...cluster }

@@ -3,6 +3,7 @@
 // broker provides when it can, and says so through the matching property (`presenceStore`,
 // `controlBus`, `nodeRegistry`). brokers/memory.ts serves one process, brokers/redis.ts many; each is
 // one class implementing all four.
+import type { Cluster, Redis } from 'ioredis'
 import type { Publication, PublicationInput, StreamPosition } from './protocol.js'
 
 // ---- Broker: publish/subscribe and history ----
@@ -37,6 +38,23 @@ export interface Broker {
   readonly controlBus?: ControlBus
   /** The live nodes; absent: GET /api/info lists this node alone. */
   readonly nodeRegistry?: NodeRegistry
+  /** Why the broker is out of reach (its connection's last error), for the start-up warning; absent: not known. */
+  readonly unreachableReason?: string
+  /**
+   * The parts that are down while the rest serves (a Redis Cluster's shards, `host:port`): readiness
+   * names them and `realtime_broker_unavailable_shards` counts them. Absent or empty: none.
+   */
+  readonly unavailableShards?: readonly string[]
+  /**
+   * A Redis command connection the plugins may share: the HTTP rate limit keeps its counters on it and
+   * the MQTT bridge its partitions' leases. Absent: they keep their state in this process.
+   */
+  readonly sharedRedis?: Redis | Cluster
+  /**
+   * Gives the command connection the broker opened to the caller, who closes it after close() (the
+   * plugin hands it to @fastify/redis); undefined when there is none that is the broker's to give.
+   */
+  releaseCommands?: () => Redis | Cluster | undefined
 }
 
 /** What a broker calls back on the node that started it. */

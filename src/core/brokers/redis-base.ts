@@ -101,12 +101,19 @@ export abstract class RedisBrokerBase implements Broker, PresenceStore, ControlB
     return this.handed
   }
 
+  /** The command connection, shared with the plugins (Broker.sharedRedis). */
+  get sharedRedis (): Redis | Cluster {
+    return this.commands
+  }
+
   /**
    * Gives the close of the command connection the broker opened to the caller, which closes it after
-   * close() (the plugin hands it to @fastify/redis). Undefined when it is not the broker's to give.
+   * close() (the plugin hands it to @fastify/redis). Undefined when it is not the broker's to give, or
+   * not ready yet (@fastify/redis would hold the start until it is; a connection still down stays the
+   * broker's, which closes it in close()).
    */
   releaseCommands (): Redis | Cluster | undefined {
-    if (!this.ownsCommands || this.closing) return undefined
+    if (!this.ownsCommands || this.closing || this.commands.status !== 'ready') return undefined
     this.ownsCommands = false
     return this.commands
   }
