@@ -19,7 +19,7 @@ export default [
     // The per-message and per-request code: V8 (Node 20) builds an object literal with a spread followed
     // by more fields on a slow path, which cost about 10 µs of every HTTP publish (BENCHMARKS.md).
     files: [
-      'src/core/{connection,dispatcher,encoding,compression,frame,hub,protocol,subscription}.ts',
+      'src/core/{connection,ws-connection,sse-connection,dispatcher,encoding,compression,frame,hub,protocol,subscription}.ts',
       'src/core/brokers/{memory,redis-codec}.ts',
       'plugins/rate-limit.ts'
     ],

@@ -13,7 +13,7 @@ import type { RedisClientLike } from '../src/core/brokers/redis-client-like.js'
 import { letQuitEnd } from '../src/core/brokers/redis-client.js'
 import type { Identity } from '../src/core/identity.js'
 import { RealtimeNode } from '../src/core/node.js'
-import redisConnection from './redis-connection.js'
+import redisConnection, { type RedisConnectionOptions } from './redis-connection.js'
 
 export { brokerFor, createBroker } from '../src/core/brokers/create.js'
 
@@ -57,7 +57,8 @@ async function broadcast (app: FastifyInstance, options: BroadcastOptions): Prom
   // The broker's own command connection goes to @fastify/redis, which closes it: only once it is
   // ready, since @fastify/redis would hold the start until it is (plugins/redis-connection.ts). A
   // connection still down here stays the broker's, which closes it in node.close().
-  const released = broker.releaseCommands?.()
+  // An ioredis client (the broker types it by its shape: broker.ts).
+  const released = broker.releaseCommands?.() as RedisConnectionOptions['client'] | undefined
   if (released !== undefined) await app.register(redisConnection, { client: released })
   app.decorate('realtime', createRealtimeApi<FastifyRequest>(node))
   app.decorate(kRealtimeNode, node)

@@ -23,9 +23,9 @@
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Cluster, Redis } from 'ioredis'
 import { HttpError } from '../routes/errors.js'
 import type { Config } from '../src/config.js'
-import type { Broker } from '../src/core/broker.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { ErrorCode } from '../src/core/protocol.js'
@@ -64,8 +64,9 @@ const EXEMPT = 'admin'
  * Cluster: @fastify/rate-limit's script has one key, so it runs on the key's shard), or none for
  * other brokers (the counters are then this node's, in memory).
  */
-export function counterRedis (node: RealtimeNode): Broker['sharedRedis'] {
-  return node.broker.sharedRedis
+export function counterRedis (node: RealtimeNode): Redis | Cluster | undefined {
+  // An ioredis client: the broker types it by its shape (broker.ts), so that our declarations need no ioredis.
+  return node.broker.sharedRedis as Redis | Cluster | undefined
 }
 
 /** `ip:<address>`, an IPv6 /64 being one caller as in @fastify/rate-limit's own key. */

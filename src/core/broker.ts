@@ -3,7 +3,7 @@
 // broker provides when it can, and says so through the matching property (`presenceStore`,
 // `controlBus`, `nodeRegistry`). brokers/memory.ts serves one process, brokers/redis.ts many; each is
 // one class implementing all four.
-import type { Cluster, Redis } from 'ioredis'
+import type { RedisClientLike } from './brokers/redis-client-like.js'
 import type { Publication, PublicationInput, StreamPosition } from './protocol.js'
 
 // ---- Broker: publish/subscribe and history ----
@@ -47,14 +47,15 @@ export interface Broker {
   readonly unavailableShards?: readonly string[]
   /**
    * A Redis command connection the plugins may share: the HTTP rate limit keeps its counters on it and
-   * the MQTT bridge its partitions' leases. Absent: they keep their state in this process.
+   * the MQTT bridge its partitions' leases. Absent: they keep their state in this process. An ioredis
+   * client (Redis or Cluster), typed by its shape so that the package's declarations need no ioredis.
    */
-  readonly sharedRedis?: Redis | Cluster
+  readonly sharedRedis?: RedisClientLike
   /**
    * Gives the command connection the broker opened to the caller, who closes it after close() (the
    * plugin hands it to @fastify/redis); undefined when there is none that is the broker's to give.
    */
-  releaseCommands?: () => Redis | Cluster | undefined
+  releaseCommands?: () => RedisClientLike | undefined
 }
 
 /** What a broker calls back on the node that started it. */

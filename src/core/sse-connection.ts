@@ -5,7 +5,7 @@
 //
 // Until start() the stream is not committed: a refusal while its topics are being subscribed can still
 // be a plain HTTP error. What it is sent meanwhile (the welcome, acks, replays) waits in `pending`.
-import type { ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Connection, type ConnectionLimits, type TransportName } from './connection.js'
 import type { EncodingName } from './encoding.js'
 import type { OutgoingFrame } from './frame.js'
@@ -86,12 +86,12 @@ export class SseConnection extends Connection {
    * Sends the 200 and what was queued; false when the stream ended before it could begin (the client
    * went away, or a control message or the drain closed it): the caller refuses with an HTTP error.
    */
-  start (headers: Record<string, unknown>): boolean {
+  start (headers: Record<string, number | string | string[] | undefined>): boolean {
     if (!this.open) return false
     const pending = this.pending ?? []
     this.pending = null
     this.response.on('close', () => this.responseClosed())
-    this.response.writeHead(200, { ...headers, ...SSE_HEADERS })
+    this.response.writeHead(200, Object.assign({}, headers, SSE_HEADERS) as OutgoingHttpHeaders)
     for (const chunk of pending) this.response.write(chunk)
     this.scheduleCheck()
     return this.open
