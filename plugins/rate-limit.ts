@@ -19,12 +19,12 @@
 //   hook reads it, so ours puts its global limit on the route.
 // A host's registration made after ours never sees our routes (they exist already). A limiter a host
 // adds as a hook of its own (`app.addHook('onRequest', app.rateLimit(...))`) does run on them: its
-// 429 leaves in the API's error shape, with code rate_limited (routes/errors.ts).
+// 429 leaves in the API's error shape, with code rate_limited (src/http-errors.ts).
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Cluster, Redis } from 'ioredis'
-import { HttpError } from '../routes/errors.js'
+import { HttpError } from '../src/http-errors.js'
 import type { Config } from '../src/config.js'
 import { OPEN_IDENTITY, type Identity } from '../src/core/identity.js'
 import type { RealtimeNode } from '../src/core/node.js'

@@ -5,7 +5,7 @@
 // what serves the node: websockets, metrics, routes.
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { realtimeErrorHandler } from '../routes/errors.js'
+import { realtimeErrorHandler } from '../src/http-errors.js'
 import routes from '../routes/index.js'
 import { configWith, refuseUnknownOptions, type Config } from '../src/config.js'
 import type { Broker } from '../src/core/broker.js'
@@ -66,7 +66,7 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
   // Fastify's plain children then, with no factory of ours to call and check on every request.
   const ownSerializers = !hasLogSerializers(app.log)
   await app.register(async function realtimeRoutes (scope) {
-    // The API's error shape for every route here, GET /metrics included (routes/ sets it for its own).
+    // The API's error shape for every route here, GET /metrics and routes/ included: set once, here.
     scope.setErrorHandler(realtimeErrorHandler)
     // Every request's logger here carries logSerializers, also the 404 context's (which Fastify builds
     // without the scope's), and is made without copying them per request (plugins/logging.ts).

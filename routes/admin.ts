@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import { MIN_EXPIRES_AT_MS } from '../src/core/auth/revocation.js'
 import { ErrorCode } from '../src/core/protocol.js'
-import { httpError } from './errors.js'
+import { httpError } from '../src/http-errors.js'
 import type { RouteOptions } from './index.js'
 import { emptySchema, errorResponses, strictBody } from './schemas.js'
 

@@ -7,7 +7,7 @@ import type { Admission } from '../src/core/admission.js'
 import { codeOfStatus, refusalMessage, statusOf } from '../src/core/hooks.js'
 import type { Identity } from '../src/core/identity.js'
 import { ErrorCode } from '../src/core/protocol.js'
-import { httpError, HttpError } from './errors.js'
+import { httpError, HttpError } from '../src/http-errors.js'
 import type { RouteOptions } from './index.js'
 
 declare module 'fastify' {

@@ -1,4 +1,5 @@
-// All of the realtime routes, in one encapsulated context (its own prefix and error handler).
+// All of the realtime routes, in one encapsulated context: plugins/realtime.ts gives it its prefix and
+// the API's error handler (src/http-errors.ts).
 import type { FastifyInstance } from 'fastify'
 import httpRateLimit from '../plugins/rate-limit.js'
 import type { Config } from '../src/config.js'
@@ -6,7 +7,6 @@ import type { RealtimeNode } from '../src/core/node.js'
 import adminRoutes from './admin.js'
 import asyncapiRoutes from './asyncapi.js'
 import clientRoutes from './client.js'
-import { realtimeErrorHandler } from './errors.js'
 import healthRoutes from './health.js'
 import { registerOpenapi } from './openapi.js'
 import publishRoutes from './publish.js'
@@ -22,9 +22,8 @@ export interface RouteOptions {
 }
 
 export default async function routes (app: FastifyInstance, options: RouteOptions): Promise<void> {
-  app.setErrorHandler(realtimeErrorHandler)
   // The API takes JSON only: without Fastify's default text/plain parser, any other body is a 415
-  // that says so (routes/errors.ts), instead of a string the validator refuses as "must be object".
+  // that says so (src/http-errors.ts), instead of a string the validator refuses as "must be object".
   app.removeContentTypeParser('text/plain')
   // Only these two go down: passing our own `prefix` on would apply it a second time (/rt/rt/ws).
   const children: RouteOptions = { config: options.config, node: options.node }

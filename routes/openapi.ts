@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Config } from '../src/config.js'
-import { JSON_CONTENT_TYPE } from './errors.js'
+import { JSON_CONTENT_TYPE } from '../src/http-errors.js'
 
 /**
  * Our own decorator name instead of `swagger`: a host that registered @fastify/swagger itself keeps

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
 import { ErrorCode, nestedDeeperThan, tooDeepMessage } from '../src/core/protocol.js'
-import { httpError } from './errors.js'
+import { httpError } from '../src/http-errors.js'
 import type { RouteOptions } from './index.js'
 import { errorResponses, strictBody } from './schemas.js'
 

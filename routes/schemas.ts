@@ -4,7 +4,7 @@ import { Ajv, type ErrorObject } from 'ajv'
 import type { FastifySchemaCompiler } from 'fastify'
 import { ErrorCode } from '../src/core/protocol.js'
 import { isValidTopic, MAX_TOPIC_LENGTH } from '../src/core/topics.js'
-import { httpError, HttpError } from './errors.js'
+import { httpError, HttpError } from '../src/http-errors.js'
 
 /** The schema checks type and length; the routes check the syntax with a clearer message (assertTopic). */
 export const topicSchema = { type: 'string', minLength: 1, maxLength: MAX_TOPIC_LENGTH } as const

@@ -13,7 +13,7 @@ import { CloseCode, ErrorCode, ProtocolError } from '../src/core/protocol.js'
 import { decodeCursor, type CursorPosition } from '../src/core/sse-cursor.js'
 import type { SseConnection } from '../src/core/sse-connection.js'
 import { connectionAdmission, logsInfo } from './admission.js'
-import { httpError, HttpError } from './errors.js'
+import { httpError, HttpError } from '../src/http-errors.js'
 import type { RouteOptions } from './index.js'
 import { assertTopic } from './schemas.js'
 

@@ -8,7 +8,7 @@ import type { HistoryResult } from '../src/core/broker.js'
 import { historyReplyBytes, REFUSED } from '../src/core/history-budget.js'
 import { canSubscribe, type Identity } from '../src/core/identity.js'
 import { encodeWithMessages, ErrorCode } from '../src/core/protocol.js'
-import { httpError } from './errors.js'
+import { httpError } from '../src/http-errors.js'
 import type { RouteOptions } from './index.js'
 import { assertTopic, errorResponses, topicSchema } from './schemas.js'
 

@@ -8,13 +8,14 @@
 // the socket is destroyed as soon as the kernel has taken both, without waiting for the client's
 // close frame. Waiting for it let a client that never answers hold a descriptor outside every cap
 // (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP) for seconds: 3,000 of them at MAX_CONNECTIONS=6 in
-// issue 21. The client still reads the code and reason: they arrived before the end of the stream.
+// a test of ours (test/ws-refusal-close.test.ts). The client still reads the code and reason: they
+// arrived before the end of the stream.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket, WebSocketServer } from 'ws'
 import { ServerClose } from '../src/core/protocol.js'
-import { realtimeErrorHandler } from './errors.js'
+import { realtimeErrorHandler } from '../src/http-errors.js'
 
 /** A refused socket whose close frame and FIN the kernel has not taken by then is cut off (a safety net). */
 export const REFUSED_SOCKET_GRACE_MS = 2000

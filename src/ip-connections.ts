@@ -1,7 +1,8 @@
 // MAX_CONNECTIONS_PER_IP on the standalone server: the open TCP connections one client address may
 // hold, websockets and HTTP together. Every connection is a file descriptor: without a cap, one
 // anonymous caller opening thousands of requests that never finish (a body trickled in, then silence)
-// held the process at its open-file limit, and new upgrades and /health/live got ECONNRESET (issue 21).
+// held the process at its open-file limit, and new upgrades and /health/live got ECONNRESET
+// (test/ip-connections.test.ts).
 //
 // Counted per TCP peer as each connection is accepted, until it closes; an IPv6 /64 is one address,
 // as in the rate limit. A connection beyond the cap still reaches the HTTP parser, so that its client

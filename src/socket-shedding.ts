@@ -1,4 +1,4 @@
-// Headroom under the open-file limit that answers instead of failing (issue 21, item 8). When every
+// Headroom under the open-file limit that answers instead of failing (test/socket-shedding.test.ts). When every
 // descriptor is taken, accept() fails with EMFILE: libuv then accepts and drops connections, and
 // clients get ECONNRESET for as long as holders (raw TCP connections that never send a request,
 // reopened as fast as they are cut) keep the process there. Node's `server.maxConnections` drops

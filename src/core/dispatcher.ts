@@ -2,7 +2,7 @@
 // an `error` frame on a connection that stays open.
 import type { RawData } from 'ws'
 import { armExpiry } from './auth/expiry.js'
-import { BrokerUnavailableError, type HistoryResult } from './broker.js'
+import type { HistoryResult } from './broker.js'
 import type { Connection } from './connection.js'
 import { decodeMsgpackFrame } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
@@ -13,6 +13,7 @@ import {
   clientFrameOf, encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, MAX_DATA_DEPTH, parseClientFrame, ProtocolError,
   ServerClose, type ClientFrame, type ParseResult, type RequestId
 } from './protocol.js'
+import { toProtocolError } from './protocol-errors.js'
 
 /** A MessagePack frame's deepest nesting: the frame's own map and MAX_DATA_DEPTH levels of `data`, as JSON frames. */
 const MSGPACK_MAX_DEPTH = MAX_DATA_DEPTH + 1
@@ -205,10 +206,4 @@ export function budgetKey (connection: Connection): string | undefined {
 
 function byteLength (data: RawData): number {
   return Array.isArray(data) ? data.reduce((sum, chunk) => sum + chunk.length, 0) : data.byteLength
-}
-
-export function toProtocolError (err: unknown): ProtocolError {
-  if (err instanceof ProtocolError) return err
-  if (err instanceof BrokerUnavailableError) return new ProtocolError(ErrorCode.unavailable, 'the broker is unavailable; try again')
-  return new ProtocolError(ErrorCode.internal, 'internal error')
 }

@@ -12,7 +12,8 @@
 // scripts and, at `maxmemory` under `noeviction`, refuses them whole with `OOM command not allowed`
 // before they run. A script without it is only stopped at its first write of a command that may grow
 // memory, and once it wrote anything it runs to its end: a publish to a new topic, whose first write
-// used to be a DEL (allowed over the limit), grew Redis past its maxmemory without an error (issue 21).
+// used to be a DEL (allowed over the limit), grew Redis past its maxmemory without an error
+// (test/redis-maxmemory.test.ts).
 // Scripts that only read or delete keep the old form: they must go on working over the limit (a
 // departing node's clean-up frees memory).
 import { createHash } from 'node:crypto'

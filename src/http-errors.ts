@@ -1,11 +1,12 @@
-// HTTP side of the errors the core raises: ProtocolError codes map to statuses, and the reply keeps
+// HTTP side of the errors the core raises, for the routes and the plugins alike (one module below both,
+// and one error handler, set once on the realtime routes' context by plugins/realtime.ts): ProtocolError codes map to statuses, and the reply keeps
 // Fastify's error shape {statusCode, code, error, message}. One vocabulary: whatever refused the
 // request (our code, Fastify's body parser or validator, a host's hook or rate limiter), `code` is one
 // of the protocol's error codes (ErrorCode), and the HTTP status stays the one it was raised with.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
-import { toProtocolError } from '../src/core/dispatcher.js'
-import { ErrorCode, type ProtocolError } from '../src/core/protocol.js'
+import { ErrorCode, type ProtocolError } from './core/protocol.js'
+import { toProtocolError } from './core/protocol-errors.js'
 
 const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.badRequest]: 400,
