@@ -3,6 +3,7 @@
 // Fastify's error shape {statusCode, code, error, message}. One vocabulary: whatever refused the
 // request (our code, Fastify's body parser or validator, a host's hook or rate limiter), `code` is one
 // of the protocol's error codes (ErrorCode), and the HTTP status stays the one it was raised with.
+import createError from '@fastify/error'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
 import { ErrorCode, type ProtocolError } from './core/protocol.js'
@@ -20,8 +21,13 @@ const STATUS: Record<ErrorCode, number> = {
   [ErrorCode.internal]: 500
 }
 
-export class HttpError extends Error {
-  constructor (readonly statusCode: number, readonly code: ErrorCode, message: string) {
+/**
+ * The errors our routes raise, in Fastify's own error shape: made by @fastify/error, as Fastify's are.
+ * One class for every code and status (each error carries its own), so a refusal can keep a status
+ * another part chose (a hook's 401/403/429/503, Fastify's 415) with the protocol's code.
+ */
+export class HttpError extends createError<[string]>('internal', '%s', 500) {
+  constructor (override readonly statusCode: number, override readonly code: ErrorCode, message: string) {
     super(message)
   }
 }

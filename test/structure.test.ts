@@ -1,9 +1,15 @@
-// The broker seam (docs/architecture.md, "Interfaces"): outside src/core/brokers/ the code sees the
-// Broker interface and its optional parts only, so that a broker of another kind (NATS, PostgreSQL, a
-// host's own) needs no change anywhere else. The factory (src/core/brokers/create.ts) and the public
-// exports (src/index.ts, src/redis-brokers.ts) are the only places that name the concrete brokers.
-import { readdirSync, readFileSync } from 'node:fs'
+// The structure a change must keep (docs/architecture.md):
+// - the broker seam ("Interfaces"): outside src/core/brokers/ the code sees the Broker interface and its
+//   optional parts only, so that a broker of another kind (NATS, PostgreSQL, a host's own) needs no
+//   change anywhere else. The factory (src/core/brokers/create.ts) and the public exports (src/index.ts,
+//   src/redis-brokers.ts) are the only places that name the concrete brokers;
+// - no import circle at run time ("Layers"), as madge sees them with the repository's .madgerc
+//   (type-only imports do not count: they are gone once compiled).
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import t from 'tap'
 
 const ROOT = new URL('..', import.meta.url).pathname
@@ -26,4 +32,32 @@ t.test('no plugin, route or core module outside src/core/brokers/ imports a conc
 t.test('the check itself sees such an import', async t => {
   t.ok(CONCRETE.test("import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'"))
   t.ok(CONCRETE.test("import { MemoryBroker } from './memory.js'") === false, 'a sibling import inside brokers/ is not its business')
+})
+
+const MADGE = join(ROOT, 'node_modules/madge/bin/cli.js')
+
+/** The import circles madge finds under `dirs` of `cwd`, each a list of files. */
+async function circles (cwd: string, dirs: string[]): Promise<string[][]> {
+  // madge exits with 1 when it finds a circle, and prints them all the same.
+  const { stdout } = await promisify(execFile)(process.execPath, [MADGE, '--circular', '--json', '--no-spinner', ...dirs], { cwd })
+    .catch((err: { code?: number, stdout?: string }) => {
+      if (err.code === 1 && typeof err.stdout === 'string') return { stdout: err.stdout }
+      throw err
+    })
+  return JSON.parse(stdout) as string[][]
+}
+
+t.test('no import circle among the modules of the server and the client', async t => {
+  t.same(await circles(ROOT, ['src', 'routes', 'plugins', 'client']), [])
+})
+
+t.test('madge, so configured, does see a circle', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'circle-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, '.madgerc'), readFileSync(join(ROOT, '.madgerc')))
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext' } }))
+  writeFileSync(join(dir, 'a.ts'), "import { b } from './b.js'\nexport const a = (): number => b + 1\n")
+  writeFileSync(join(dir, 'b.ts'), "import { a } from './a.js'\nexport const b = 1\nexport const c = a\n")
+  writeFileSync(join(dir, 'c.ts'), "import type { a } from './a.js'\nexport type C = typeof a\n")
+  t.same(await circles(dir, ['.']), [['a.ts', 'b.ts']], 'the runtime circle, not the type-only import')
 })

@@ -100,12 +100,14 @@ t.test('GET <prefix>/asyncapi.json documents the TypeBox schemas; the OpenAPI do
   t.equal((await getJson(`${url}/rt/openapi.json`)).body.externalDocs.url, '/rt/asyncapi.json')
 })
 
-t.test('nothing declared: no validator on the publish path, an AsyncAPI document with the connection only', async t => {
+t.test('nothing declared: no validator on the publish path, an AsyncAPI document with the websocket and the event stream only', async t => {
   const { app, url } = await hostApp(t, { topics: undefined })
   t.equal(app[kRealtimeNode].topicSchemas, undefined, 'the node has no topic schemas to consult')
   t.equal((await app.realtime.publish('orders.1', 'anything')).offset, 1)
   const { body: doc } = await getJson(`${url}/rt/asyncapi.json`)
-  t.same(Object.keys(doc.channels), ['connection'])
+  t.same(Object.keys(doc.channels), ['connection', 'events'])
+  t.equal(doc.channels.events.address, '/sse')
+  t.match(doc.channels.events.title, 'GET /rt/sse', 'under the prefix')
 })
 
 t.test('an error message is bounded, however long the failing path', async t => {

@@ -2,6 +2,7 @@
 // with Redis (the conformance tests hold both to the same contract), so a single node can later grow
 // into many without clients noticing. It is every part of the broker seam at once: its own presence
 // store, control bus and node registry.
+import Denque from 'denque'
 import type {
   Broker, BrokerListener, BrokerPublishOptions, ControlBus, ControlMessage, HistoryQuery, HistoryResult, NodeInfo,
   NodeRegistry, PresenceEntry, PresenceStore, PublishOutcome
@@ -9,7 +10,6 @@ import type {
 import { newEpoch } from '../epoch.js'
 import { encodeMessageFrame, type Publication, type PublicationInput, type StreamPosition } from '../protocol.js'
 import { EMPTY_EPOCH, resolveSince, selectHistory } from './history.js'
-import { Retained } from './retained.js'
 
 export interface MemoryBrokerOptions {
   historySize: number
@@ -52,7 +52,8 @@ interface Stream {
   epoch: string
   offset: number
   /** The newest `historySize` publications, oldest first. */
-  history: Retained<Publication>
+  /** Oldest first; a deque, since each publish over HISTORY_SIZE drops the oldest (Array#shift moves every element). */
+  history: Denque<Publication>
   expiresAt: number
   /** Approximate bytes this stream holds (history and overhead), counted in `heldBytes`. */
   bytes: number
@@ -226,7 +227,7 @@ export class MemoryBroker implements Broker, PresenceStore, ControlBus, NodeRegi
     // Otherwise a delete and set, which cost a hash lookup and a table shrink on each publish.
     if (stream !== undefined && stream === this.newest) return stream
     if (stream === undefined) {
-      stream = { epoch: newEpoch(), offset: 0, history: new Retained(), expiresAt: now + this.ttlMs, bytes: 0 }
+      stream = { epoch: newEpoch(), offset: 0, history: new Denque(), expiresAt: now + this.ttlMs, bytes: 0 }
       this.account(stream, STREAM_OVERHEAD + stringBytes(topic))
     } else {
       this.streams.delete(topic)

@@ -1,33 +1,14 @@
 // Which of a Redis Cluster's 16384 hash slots a key (or shard channel) belongs to, computed here as
 // Redis does (CRC16/XMODEM of the key, or of its `{hash tag}`), so the broker knows which shard's
 // subscriber connection carries a topic without asking Redis.
+import calculateSlot from 'cluster-key-slot'
 
-const SLOTS = 16384
-
-const TABLE = (() => {
-  const table = new Uint16Array(256)
-  for (let byte = 0; byte < 256; byte++) {
-    let crc = byte << 8
-    for (let bit = 0; bit < 8; bit++) crc = (crc & 0x8000) !== 0 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
-    table[byte] = crc
-  }
-  return table
-})()
-
-function crc16 (bytes: Uint8Array): number {
-  let crc = 0
-  for (const byte of bytes) crc = ((crc << 8) & 0xffff) ^ TABLE[((crc >> 8) ^ byte) & 0xff]
-  return crc
-}
-
-/** The slot of `key`: only the part between the first `{` and the next `}` counts, when not empty. */
+/**
+ * The slot of `key`: only the part between the first `{` and the next `}` counts, when not empty
+ * (Redis' hash tags). cluster-key-slot is the implementation node-redis and ioredis 5 use.
+ */
 export function keySlot (key: string): number {
-  const open = key.indexOf('{')
-  if (open >= 0) {
-    const close = key.indexOf('}', open + 1)
-    if (close > open + 1) key = key.slice(open + 1, close)
-  }
-  return crc16(Buffer.from(key)) % SLOTS
+  return calculateSlot(key)
 }
 
 export interface ClusterNodeAddress {
