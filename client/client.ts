@@ -1,12 +1,15 @@
-// RealtimeClient: one websocket to a fastify-realtime server, kept alive for the application. It
-// reconnects with backoff, resubscribes every topic from its last position so that nothing is lost or
-// repeated, refreshes the token before it expires, and notices a dead server by itself.
+// RealtimeClient: one connection to a fastify-realtime server, kept alive for the application: a
+// websocket, or a server-sent-events stream with the HTTP API where websockets cannot open
+// (sse-socket.ts). It reconnects with backoff, resubscribes every topic from its last position so that
+// nothing is lost or repeated, refreshes the token before it expires, and notices a dead server by itself.
 // The contract is ../shared/CLIENT.md; what it leaves open is written down in docs/client.md.
 import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { ClientErrorCode, RealtimeError } from './errors.js'
+import type { Fetch } from './http-api.js'
 import type { HistoryResult, Message, PresenceResult, PublishResult, ServerFrame, StreamPosition, Welcome } from './frames.js'
-import { decodeFrame, encodeFrame, openSocket, resolveConstructor, type MsgpackCodec, type WebSocketConstructor, type WebSocketLike } from './socket.js'
+import { decodeFrame, encodeFrame, openSocket, type MsgpackCodec, type WebSocketConstructor, type WebSocketLike } from './socket.js'
+import { SseSocket } from './sse-socket.js'
 import { Subscription } from './subscription.js'
 import type { RpcMap, RpcParams, RpcResult } from '../src/core/rpc-types.js'
 import type { TopicMap, TopicPayload } from '../src/core/topic-schemas-types.js'
@@ -15,6 +18,8 @@ import type { TopicMap, TopicPayload } from '../src/core/topic-schemas-types.js'
 type DataOf<Data, Declared> = [Data] extends [never] ? Declared : Data
 
 export type ClientState = 'disconnected' | 'connecting' | 'connected' | 'closed'
+
+export type Transport = 'websocket' | 'sse'
 
 export interface ClientOptions {
   /** The JWT to connect with. */
@@ -34,6 +39,14 @@ export interface ClientOptions {
    * `{ encode, decode }` from `@msgpack/msgpack`; JSON when the server does not agree. docs/client.md
    */
   msgpack?: MsgpackCodec
+  /**
+   * The transports the client may use: default ['websocket', 'sse'], the websocket first and server-sent
+   * events when websockets cannot open; ['sse'] uses SSE only (no WebSocket needed); ['websocket'] never
+   * falls back. The order does not matter: a listed websocket is always tried first. docs/client.md
+   */
+  transports?: Transport[]
+  /** The `fetch` of the SSE transport; default `globalThis.fetch`. */
+  fetch?: Fetch
 }
 
 export interface DisconnectedEvent {
@@ -60,6 +73,9 @@ const CLOSE = {
   tokenRefused: 4401,
   originRefused: 4403
 } as const
+
+/** Websocket attempts in a row that never opened after which the client falls back to SSE. */
+const FALLBACK_AFTER = 2
 
 /** Subscribe refusals that will not change by asking again: the subscription is removed. */
 const FINAL_SUBSCRIBE_ERRORS = new Set(['bad_request', 'forbidden', 'unauthorized', 'limit_exceeded', 'not_found', 'too_large'])
@@ -93,7 +109,17 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
   /** The current connection's welcome frame (null before the first). */
   welcome: Welcome | null = null
 
-  private readonly WebSocket: WebSocketConstructor
+  private readonly WebSocket: WebSocketConstructor | undefined
+  private readonly fetch: Fetch
+  private readonly canFallBack: boolean
+  /** On SSE: from the start with transports ['sse'] or without a WebSocket, else after a fallback. */
+  private sse: boolean
+  /** The current socket opened (a websocket's `open`): what tells a blocked upgrade from a refusal. */
+  private opened = false
+  /** Websocket attempts in a row that never opened, since connect(). */
+  private failedOpens = 0
+  /** A websocket reached its welcome since connect(): later failures are outages, not a blocked upgrade. */
+  private websocketWorked = false
   private readonly minReconnectDelay: number
   private readonly maxReconnectDelay: number
   private readonly timeout: number
@@ -118,7 +144,15 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
 
   constructor (readonly url: string, private readonly options: ClientOptions = {}) {
     super()
-    this.WebSocket = resolveConstructor(options.WebSocket)
+    const transports = options.transports ?? ['websocket', 'sse']
+    this.WebSocket = transports.includes('websocket') ? options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket : undefined
+    this.canFallBack = transports.includes('sse')
+    if (this.WebSocket === undefined && !this.canFallBack) {
+      throw new TypeError('no WebSocket available: pass the `WebSocket` option (on Node 20: import WebSocket from "ws")')
+    }
+    this.sse = this.WebSocket === undefined
+    // A bound global: a browser's fetch called as another object's method throws "Illegal invocation".
+    this.fetch = options.fetch ?? (async (input, init) => await fetch(input, init))
     this.minReconnectDelay = options.minReconnectDelay ?? 500
     this.maxReconnectDelay = options.maxReconnectDelay ?? 20000
     this.timeout = options.timeout ?? 5000
@@ -131,11 +165,22 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
     // Callers that do not await connect() must not get an unhandled rejection: 'disconnected' tells them.
     connected.catch(() => {})
     if (this.state !== 'connecting') {
-      if (this.state === 'closed') this.setState('disconnected')
+      if (this.state === 'closed') {
+        this.setState('disconnected')
+        // A connect() after close() tries the websocket first again: a fallback lasts until close().
+        this.sse = this.WebSocket === undefined
+        this.failedOpens = 0
+        this.websocketWorked = false
+      }
       network.addEventListener?.('online', this.onOnline)
       this.openNow()
     }
     return connected
+  }
+
+  /** The transport of the current connection; null while not connected. */
+  get transport (): Transport | null {
+    return this.state !== 'connected' ? null : this.sse ? 'sse' : 'websocket'
   }
 
   /** Follows `topic`; `since` resumes from a stored position (e.g. after a page reload). */
@@ -285,15 +330,24 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
 
   private openSocket (token: string | undefined): void {
     let socket: WebSocketLike
+    this.opened = false
     try {
-      socket = openSocket(this.WebSocket, this.url, token, this.options.msgpack)
+      socket = this.sse
+        ? new SseSocket(this.url, token, this.subscriptions, this.fetch)
+        : openSocket(this.WebSocket as WebSocketConstructor, this.url, token, this.options.msgpack)
     } catch (error) {
+      // A constructor that throws (a page's CSP, a stub): SSE may still work.
+      if (!this.sse && this.canFallBack) {
+        this.sse = true
+        return this.openSocket(token)
+      }
       // A malformed URL: reconnecting will not fix it.
       this.emit('error', new RealtimeError('bad_request', (error as Error).message))
       this.stop(new RealtimeError(ClientErrorCode.closed, (error as Error).message))
       return
     }
     this.socket = socket
+    socket.onopen = () => { this.opened = true }
     socket.onmessage = event => { if (socket === this.socket) this.handleFrame(event.data) }
     socket.onclose = event => { if (socket === this.socket) this.handleClose(event.code, event.reason) }
     // A failed socket always closes too; the close says what happened.
@@ -317,6 +371,8 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
       case 'ack': case 'error': this.handleReply(frame); break
       case 'join': case 'leave': this.subscriptions.get(frame.topic)?.handlePresence(frame.type, frame as any); break
       case 'welcome': this.handleWelcome(frame as Welcome & ServerFrame); break
+      // SSE: a subscription carried over into a reopened stream, resumed or not (sse-socket.ts).
+      case 'subscribed': this.subscriptions.get(frame.topic)?.handleAck(frame, frame.since); break
       // 'pong' (and anything newer) only proves that the server is alive: lastSeen is set.
     }
   }
@@ -335,7 +391,15 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
 
   private handleWelcome (welcome: Welcome & ServerFrame): void {
     const { type, ...fields } = welcome
+    const reopened = this.state === 'connected'
     this.welcome = fields
+    // A reopened SSE stream (new topics, a fresh token): the same connection as far as the app goes;
+    // its heartbeat may differ from the last one's (or from the one the client assumed without a stream).
+    if (reopened) {
+      clearTimeout(this.livenessTimer)
+      return this.watchLiveness()
+    }
+    if (!this.sse) this.websocketWorked = true
     this.attempts = 0
     this.refusals = 0
     this.setState('connected')
@@ -367,6 +431,11 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
     }
 
     if (code === CLOSE.tokenRefused) this.refusals++
+    if (this.opened) this.failedOpens = 0
+    // A websocket that cannot open (a proxy that blocks the upgrade, a closed port) and never opened
+    // since connect(): after FALLBACK_AFTER such attempts in a row, SSE until close() (docs/client.md).
+    if (!this.sse && !this.opened && code === CLOSE.abnormal && this.canFallBack && !this.websocketWorked &&
+      ++this.failedOpens >= FALLBACK_AFTER) this.sse = true
     const final = code === CLOSE.forbidden || code === CLOSE.originRefused ||
       (code === CLOSE.tokenRefused && (this.options.getToken === undefined || this.refusals > 1))
     if (final) {

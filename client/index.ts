@@ -1,5 +1,5 @@
 // fastify-realtime/client: the browser and Node client of a fastify-realtime server (docs/client.md).
-export { RealtimeClient, type ClientEvents, type ClientOptions, type ClientState, type DisconnectedEvent } from './client.js'
+export { RealtimeClient, type ClientEvents, type ClientOptions, type ClientState, type DisconnectedEvent, type Transport } from './client.js'
 export { Subscription, type ResetReason, type SubscribedEvent, type SubscriptionEvents, type SubscriptionState } from './subscription.js'
 export { ClientErrorCode, RealtimeError } from './errors.js'
 export type { HistoryResult, Message, PresenceEvent, PresenceResult, PublishResult, StreamPosition, Welcome } from './frames.js'

@@ -27,15 +27,6 @@ export interface WebSocketLike {
 /** `new WebSocket(url)`; the third argument is the `ws` package's options (for the header). */
 export type WebSocketConstructor = new (url: string, protocols?: string | string[], options?: object) => WebSocketLike
 
-/** The `WebSocket` option, else the global one (browsers, Node 22+). */
-export function resolveConstructor (given: WebSocketConstructor | undefined): WebSocketConstructor {
-  const constructor = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-  if (constructor === undefined) {
-    throw new TypeError('no WebSocket available: pass the `WebSocket` option (on Node 20: import WebSocket from "ws")')
-  }
-  return constructor
-}
-
 /** ws(s):// URL from what the user gave: ws(s)://, http(s):// or, in a page, a path like '/ws'. */
 export function socketUrl (url: string): URL {
   const base = (globalThis as { location?: { href: string } }).location?.href

@@ -2,7 +2,7 @@
 // that a resubscribe after a reconnect asks for exactly what was missed, and it drops anything at or
 // below that position: every message reaches the application once, in offset order.
 import { Emitter } from './emitter.js'
-import type { RealtimeError } from './errors.js'
+import { ClientErrorCode, RealtimeError } from './errors.js'
 import type { Message, PresenceEvent, ServerFrame, StreamPosition } from './frames.js'
 
 export type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed'
@@ -41,14 +41,29 @@ export class Subscription<Data = unknown> extends Emitter<SubscriptionEvents<Dat
   /** The last publication delivered (or the ack's position): what a resubscribe sends as `since`. */
   position: StreamPosition | null
 
+  private readonly subscribedOnce: Promise<SubscribedEvent>
+  private settle!: { resolve: (event: SubscribedEvent) => void, reject: (error: RealtimeError) => void }
+
   constructor (readonly topic: string, private readonly owner: SubscriptionOwner, since?: StreamPosition) {
     super()
     this.position = since ?? null
+    this.subscribedOnce = new Promise((resolve, reject) => { this.settle = { resolve, reject } })
+    // Whoever never asks for ready() must not get an unhandled rejection.
+    this.subscribedOnce.catch(() => {})
+  }
+
+  /**
+   * Resolves on the first `subscribed` (from then on, every publication reaches `message`: subscribe,
+   * await ready(), then publish); rejects when the subscribe is refused or unsubscribe() comes first.
+   */
+  async ready (): Promise<SubscribedEvent> {
+    return await this.subscribedOnce
   }
 
   unsubscribe (): void {
     if (this.state === 'unsubscribed') return
     this.state = 'unsubscribed'
+    this.settle.reject(new RealtimeError(ClientErrorCode.closed, `unsubscribed from "${this.topic}" before it was subscribed`))
     this.owner.removeSubscription(this)
   }
 
@@ -67,7 +82,9 @@ export class Subscription<Data = unknown> extends Emitter<SubscriptionEvents<Dat
     // from the ack's position and everything above it will arrive.
     if (!recovered) this.position = { epoch: ack.epoch, offset: ack.offset }
     this.state = 'subscribed'
-    this.emit('subscribed', { epoch: ack.epoch, offset: ack.offset, recovered })
+    const event = { epoch: ack.epoch, offset: ack.offset, recovered }
+    this.settle.resolve(event)
+    this.emit('subscribed', event)
     if (askedSince !== undefined && !recovered) this.emit('reset', { reason: 'not_recovered' })
   }
 
@@ -103,6 +120,7 @@ export class Subscription<Data = unknown> extends Emitter<SubscriptionEvents<Dat
   /** @internal A refused subscribe (forbidden, bad_request, ...): the subscription is over. */
   handleRefusal (error: RealtimeError): void {
     this.state = 'unsubscribed'
+    this.settle.reject(error)
     this.emit('error', error)
   }
 
