@@ -4,6 +4,7 @@
 // error before any stream, and a stream held to account like a websocket: caps shared with websockets,
 // revocation, disconnect, token expiry, drain, the slow-consumer cut, metrics and log lines.
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
+import net from 'node:net'
 import t, { type Test } from 'tap'
 import { kRealtimeNode } from '../plugins/broadcast.js'
 import realtime from '../plugins/realtime.js'
@@ -673,4 +674,28 @@ t.test('metrics and log lines: realtime_connections{transport="sse"}, event stre
   t.equal(sample(text, 'realtime_disconnects_total{transport="sse",code="1006"}'), 1, 'a stream the client ended is a 1006')
   t.ok(Number.isNaN(sample(text, 'realtime_disconnects_total{transport="websocket",code="1006"}')), 'no websocket disconnect counted')
   t.notOk(lines.some(line => JSON.stringify(line).includes(aliceToken.split('.')[2])), 'no token in any line')
+})
+
+t.test('an HTTP/1.0 client (no chunked encoding) gets the same events, through ServerResponse.write', async t => {
+  const { url } = await serve(t, { apiKey: API_KEY, defaultSubscribe: ['>'] })
+  const { hostname, port } = new URL(url)
+  const socket = net.connect(Number(port), hostname)
+  t.teardown(() => socket.destroy())
+  let received = ''
+  socket.on('data', chunk => { received += chunk.toString() })
+  const ended = new Promise(resolve => socket.once('close', resolve))
+  socket.write('GET /sse?topic=old.a&topic=old.b HTTP/1.0\r\n\r\n')
+  await eventually('subscribed to both', () => (received.match(/event: subscribed/g) ?? []).length === 2)
+  await publish(url, 'old.a', { n: 1 }, admin)
+  await publish(url, 'old.b', { n: 2 }, admin)
+  await eventually('both messages', () => (received.match(/event: message/g) ?? []).length === 2)
+  const [head, body] = received.split('\r\n\r\n')
+  t.match(head, /^HTTP\/1\.1 200 OK/)
+  t.notMatch(head, /transfer-encoding: chunked/i, 'no chunked encoding for HTTP/1.0')
+  t.notMatch(body, /^[0-9a-f]+\r\n/m, 'no chunk sizes in the body')
+  const ids = [...body.matchAll(/^id: (.*)$/gm)].map(match => decodeCursor(match[1], 2))
+  t.match(ids.at(-1), [{ offset: 1 }, { offset: 1 }], 'the last id holds both topics\' positions')
+  t.match(body, /event: message\ndata: \{"type":"message","topic":"old.b".*"data":\{"n":2\}\}\n\n/)
+  socket.end()
+  await ended
 })

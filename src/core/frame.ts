@@ -2,9 +2,12 @@
 // text, and turned into each wire form it needs (MessagePack, compressed) at most once, on first use.
 // The pre-framed fan-out writes `framed()` — a complete websocket frame — straight to each TCP socket:
 // one write of a shared Buffer instead of ws framing and writing header and payload per recipient.
-// An event stream gets `sse()`, the same frame as a server-sent event, built once too.
+// An event stream gets `sse()`, the same frame as a server-sent event, built once too, and `sseChunk()`,
+// that event with its id as an HTTP chunk, written straight to the TCP socket.
 import { deflateMessage } from './compression.js'
 import { jsonToMsgpack, type EncodingName } from './encoding.js'
+import type { StreamPosition } from './protocol.js'
+import { encodeCursorPart } from './sse-cursor.js'
 import { frameType, sseEvent } from './sse-events.js'
 
 const OPCODE_TEXT = 0x1
@@ -20,6 +23,10 @@ export class OutgoingFrame {
   /** Compressed frames by windowBits * 2 + (1 for MessagePack); created for the first compressed recipient. */
   private deflated?: Map<number, Buffer>
   private event?: Buffer
+  /** For event streams: the publication's position as a cursor part, and the last chunk built with its id. */
+  private cursorPart?: string
+  private chunkId?: string
+  private chunk?: Buffer
 
   constructor (readonly text: string) {}
 
@@ -38,6 +45,33 @@ export class OutgoingFrame {
   /** The frame as a server-sent event (`event: message`, its JSON as `data`), for every event stream. */
   sse (): Buffer {
     return (this.event ??= Buffer.from(sseEvent(frameType(this.text), this.text)))
+  }
+
+  /** `publication`'s position as an event id's part (sse-cursor.ts), made once for every stream. */
+  positionPart (publication: StreamPosition): string {
+    return (this.cursorPart ??= encodeCursorPart(publication))
+  }
+
+  /**
+   * The event with its `id` line, framed as one HTTP/1.1 chunk (`<size>\r\n`, the bytes, `\r\n`):
+   * what a chunked response would write in four pieces, in one Buffer that goes straight to the socket.
+   * Built again only when the id changes, so the streams of a single topic, which share their id,
+   * share one Buffer, as websockets share their frame.
+   */
+  sseChunk (id: string): Buffer {
+    if (this.chunkId === id) return this.chunk as Buffer
+    const event = this.sse()
+    const idLine = `id: ${id}\n`
+    const head = `${(Buffer.byteLength(idLine) + event.length).toString(16)}\r\n${idLine}`
+    const headLength = Buffer.byteLength(head)
+    const chunk = Buffer.allocUnsafe(headLength + event.length + 2)
+    chunk.write(head, 0)
+    event.copy(chunk, headLength)
+    chunk[chunk.length - 2] = 0x0d
+    chunk[chunk.length - 1] = 0x0a
+    this.chunkId = id
+    this.chunk = chunk
+    return chunk
   }
 
   /**
