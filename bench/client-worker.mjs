@@ -6,9 +6,11 @@
 //   reset -> reset (forget the warm-up's latencies)    exit -> exits (the kernel closes the sockets)
 //   report -> report {received, histogram (since the reset), perSocket {messages: sockets}, closed {code: sockets} (whole run)}
 //             and bytes: what the sockets read since the reset (frames with their headers, after compression)
-// `wire` says how the connections talk: {dialect: 'realtime' (ours and raw ws) or 'socketio' (Engine.IO 4 /
-// Socket.IO 5 over a plain websocket), encoding: 'json' or 'msgpack' (subprotocol realtime.msgpack),
-// deflate: offer permessage-deflate}.
+// `wire` says how the connections talk: {dialect: 'realtime' (ours and raw ws), 'socketio' (Engine.IO 4 /
+// Socket.IO 5 over a plain websocket) or 'sse' (ours over server-sent events: `url` is the http url of
+// GET /sse?topic=..., opened with node:http, one socket per stream, no keep-alive agent), encoding:
+// 'json' or 'msgpack' (subprotocol realtime.msgpack), deflate: offer permessage-deflate}.
+import http from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { decode, encode } from '@msgpack/msgpack'
 import WebSocket from 'ws'
@@ -68,6 +70,7 @@ function onMessage (raw, isBinary, socketIndex) {
 
 /** Resolves true once the connection is usable: welcomed and, with a topic, acknowledged. */
 function open (index) {
+  if (plan.wire.dialect === 'sse') return openSse(index)
   return new Promise(resolve => {
     const headers = tokens.length > 0 ? { authorization: `Bearer ${tokens[index]}` } : {}
     const { dialect, encoding, deflate } = plan.wire
@@ -105,6 +108,76 @@ function open (index) {
       ws.once('message', (raw, isBinary) => {
         const ack = isBinary && encoding === 'msgpack' ? decode(raw) : JSON.parse(raw.toString())
         finish(ack.type === 'ack', `subscribe answered ${JSON.stringify(ack).slice(0, 200)}`)
+      })
+    })
+  })
+}
+
+/**
+ * GET /sse: usable once the `subscribed` event arrives (the route subscribes before its 200, so the
+ * welcome and the ack come with the headers), or the welcome without a topic. Events are split on
+ * the blank line that ends each; the `data:` line of a `message` event is the same frame JSON a
+ * websocket gets, so onMessage counts it unchanged. The `id:` line (the cursor) is skipped.
+ */
+function openSse (index) {
+  return new Promise(resolve => {
+    const headers = tokens.length > 0 ? { authorization: `Bearer ${tokens[index]}` } : {}
+    const req = http.get(plan.url, { agent: false, localAddress: plan.localAddress, headers })
+    let settled = false
+    let socketIndex = -1
+    const finish = (ok, error) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      if (ok) {
+        socketIndex = sockets.push({ _socket: req.socket }) - 1
+        perSocket.push(0)
+      } else {
+        req.destroy()
+      }
+      resolve(ok ? true : String(error))
+    }
+    const timer = setTimeout(() => finish(false, 'timeout'), CONNECT_TIMEOUT_MS)
+    req.on('error', err => finish(false, err.code ?? err.message))
+    req.on('response', res => {
+      if (res.statusCode !== 200) {
+        res.resume()
+        return finish(false, `HTTP ${res.statusCode}`)
+      }
+      let closeCode = 1006
+      const onEvent = (block) => {
+        // The `id:` line comes first; a block without an `event:` line is a comment (the heartbeat).
+        const eventAt = block.startsWith('event: ') ? 0 : block.indexOf('\nevent: ') + 1
+        if (eventAt === 0 && !block.startsWith('event: ')) return
+        const nameEnd = block.indexOf('\n', eventAt)
+        const name = block.slice(eventAt + 7, nameEnd)
+        const dataAt = block.indexOf('data: ', nameEnd)
+        const data = block.slice(dataAt + 6)
+        if (name === 'message') {
+          if (socketIndex >= 0) onMessage(data, false, socketIndex)
+        } else if (name === 'subscribed') {
+          finish(true)
+        } else if (name === 'welcome') {
+          if (plan.topic === undefined) finish(true)
+        } else if (name === 'close') {
+          closeCode = JSON.parse(data).code
+        }
+      }
+      let rest = ''
+      res.setEncoding('utf8')
+      res.on('data', chunk => {
+        const text = rest === '' ? chunk : rest + chunk
+        let start = 0
+        let end
+        while ((end = text.indexOf('\n\n', start)) !== -1) {
+          onEvent(text.slice(start, end))
+          start = end + 2
+        }
+        rest = start === 0 ? text : text.slice(start)
+      })
+      res.on('close', () => {
+        if (settled && socketIndex >= 0) closed.set(closeCode, (closed.get(closeCode) ?? 0) + 1)
+        finish(false, 'stream ended before its subscribed event')
       })
     })
   })

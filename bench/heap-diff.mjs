@@ -2,7 +2,10 @@
 // object type. Starts a target (ours or raw ws), takes a snapshot after warm-up, opens N connections,
 // takes another, and prints the self size per connection of each constructor/type that grew.
 //
-//   node bench/heap-diff.mjs [ours|raw] [N=2000] [--jwt]
+//   node bench/heap-diff.mjs [ours|raw] [N=2000] [--jwt] [--subscribed | --sse]
+//
+// --subscribed: every websocket subscribes to one topic; --sse: ours only, every connection is a
+// GET /sse stream of that topic (what a subscribed stream holds against a subscribed websocket).
 //
 // A profiling aid for the idle-memory scenario (BENCHMARKS.md), not part of the benchmark run.
 import { randomBytes } from 'node:crypto'
@@ -16,6 +19,8 @@ import { start } from './lib/targets.mjs'
 const target = process.argv[2] ?? 'ours'
 const count = Number(process.argv[3] ?? 2000)
 const jwt = process.argv.includes('--jwt')
+const sse = process.argv.includes('--sse')
+const topic = sse || process.argv.includes('--subscribed') ? 'public.bench.heap' : undefined
 const secret = randomBytes(32).toString('hex')
 
 /** A second inspector session of our own: the snapshot arrives as addHeapSnapshotChunk events. */
@@ -77,7 +82,8 @@ try {
   await warm.start(); await warm.connect(); await warm.close()
   await sleep(1000)
   const before = bySelfSize(await inspector.snapshot())
-  const pool = new ClientPool({ url: server.wsUrl, total: count, jwt: jwt ? { secret, subPrefix: 'u-' } : undefined })
+  const url = sse ? `${server.url}/sse?topic=${topic}` : server.wsUrl
+  const pool = new ClientPool({ url, total: count, topic, wire: sse ? { dialect: 'sse' } : undefined, jwt: jwt ? { secret, subPrefix: 'u-' } : undefined })
   await pool.start()
   const result = await pool.connect()
   await sleep(1500)
@@ -92,7 +98,7 @@ try {
     if (Math.abs(bytes) >= 4) rows.push([bytes, (a.count - b.count) / result.ok, key])
   }
   rows.sort((x, y) => y[0] - x[0])
-  console.log(`${target}: ${result.ok} connections; heap self size per connection ${total.toFixed(0)} B`)
+  console.log(`${target}${sse ? ' (SSE)' : topic ? ' (subscribed)' : ''}: ${result.ok} connections; heap self size per connection ${total.toFixed(0)} B`)
   for (const [bytes, n, key] of rows) console.log(`${bytes.toFixed(1).padStart(8)} B ${n.toFixed(2).padStart(6)} objs  ${key}`)
 } finally {
   inspector.close()

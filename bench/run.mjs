@@ -5,7 +5,8 @@
 // server and client process it starts is stopped when it ends.
 //
 //   node bench/run.mjs [--quick] [--connections N] [--duration S] [--cross-subscribers S] [--rounds R]
-//                      [--only memory,fanout,fanout-wire,http,connect,crossnode] [--profile DIR] [--out FILE]
+//                      [--only memory,fanout,fanout-wire,fanout-sse,http,connect,crossnode] [--profile DIR] [--out FILE]
+//                      [--sse-sizes 1000,5000]
 //   node bench/run.mjs --only scale [--connections 100000] [--nodes 8] [--per-client 12500]
 //                      [--publications 20] [--interval 1000]     (many nodes on one Redis; never by default)
 //
@@ -21,11 +22,12 @@ import { profileOursInto } from './lib/targets.mjs'
 import { connectRate } from './scenarios/connect-rate.mjs'
 import { crossNode } from './scenarios/cross-node.mjs'
 import { fanout, fanoutWire } from './scenarios/fanout.mjs'
+import { fanoutSse, SSE_SIZES } from './scenarios/fanout-sse.mjs'
 import { httpPublish } from './scenarios/http-publish.mjs'
 import { memory } from './scenarios/memory.mjs'
 import { SCALE_DEFAULTS, scale, scaleBudgetMs } from './scenarios/scale.mjs'
 
-const SCENARIOS = { memory, fanout, 'fanout-wire': fanoutWire, http: httpPublish, connect: connectRate, crossnode: crossNode, scale }
+const SCENARIOS = { memory, fanout, 'fanout-wire': fanoutWire, 'fanout-sse': fanoutSse, http: httpPublish, connect: connectRate, crossnode: crossNode, scale }
 // Run only when named in --only: it takes the whole machine (100k connections by default).
 const NOT_BY_DEFAULT = new Set(['scale'])
 // The server process may hold 20000 file descriptors; leave room for its own.
@@ -45,6 +47,7 @@ const { values: args } = parseArgs({
     'per-client': { type: 'string' },
     publications: { type: 'string' },
     interval: { type: 'string' },
+    'sse-sizes': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
@@ -59,6 +62,7 @@ if (args.help) {
   --connections N      connections for memory, fan-out and connect rate (default 10000, max ${MAX_CONNECTIONS})
   --duration S         seconds per throughput/latency measurement (default 10)
   --cross-subscribers  subscribers on node B in the cross-node scenario (default 100)
+  --sse-sizes N,M      subscriber counts for fanout-sse (default ${SSE_SIZES.join(',')}; --quick 200,1000)
   --rounds R           run every scenario R times and report the median of each number (default 1)
   --profile DIR        profile our server (inspector) over each measured window: DIR/<scenario>.cpuprofile
                        and the top frames in the log (the profiler costs a little: not for the table)
@@ -84,12 +88,16 @@ const options = {
   duration: positive('duration', args.duration, args.quick ? 3 : 10),
   crossSubscribers: Math.floor(positive('cross-subscribers', args['cross-subscribers'], args.quick ? 20 : 100)),
   rounds: Math.floor(positive('rounds', args.rounds, 1)),
-  profile: args.profile
+  profile: args.profile,
+  sizes: args['sse-sizes'] === undefined
+    ? (args.quick ? [200, 1000] : SSE_SIZES)
+    : args['sse-sizes'].split(',').map(n => Math.floor(positive('sse-sizes', n)))
 }
 const selected = args.only === undefined ? Object.keys(SCENARIOS).filter(name => !NOT_BY_DEFAULT.has(name)) : args.only.split(',').map(s => s.trim())
 for (const name of selected) if (!(name in SCENARIOS)) throw new Error(`unknown scenario "${name}"; choose from ${Object.keys(SCENARIOS).join(', ')}`)
 // The single-server scenarios hold every connection in one server process; scale spreads them over nodes.
 if (selected.some(name => name !== 'scale') && options.connections > MAX_CONNECTIONS) throw new Error(`--connections at most ${MAX_CONNECTIONS} (the per-process file descriptor limit is 20000)`)
+if (selected.includes('fanout-sse') && Math.max(...options.sizes) > MAX_CONNECTIONS) throw new Error(`--sse-sizes at most ${MAX_CONNECTIONS} each`)
 if (selected.includes('scale')) {
   const scaleOptions = {
     connections: Math.floor(positive('connections', args.connections, args.quick ? 3000 : SCALE_DEFAULTS.connections)),

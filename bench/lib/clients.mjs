@@ -1,6 +1,7 @@
-// A pool of client processes (bench/client-worker.mjs) holding `total` websocket connections. The
-// load is spread over processes because one process may hold at most 20000 file descriptors, and
-// every process binds its own 127.0.0.x source address because one address has only ~28k ports.
+// A pool of client processes (bench/client-worker.mjs) holding `total` websocket connections (or SSE
+// streams: wire.dialect 'sse'). The load is spread over processes because one process may hold at
+// most 20000 file descriptors, and every process binds its own 127.0.0.x source address because one
+// address has only ~28k ports.
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Histogram } from './histogram.mjs'
@@ -19,13 +20,13 @@ function sourceAddress () {
 export class ClientPool {
   /**
    * @param {object} options
-   * @param {string} options.url websocket url
+   * @param {string} options.url websocket url, or the http url of GET /sse?topic=... with wire.dialect 'sse'
    * @param {number} options.total connections
    * @param {number} [options.perWorker] connections per process
    * @param {string} [options.topic] subscribe every connection to it
    * @param {{secret: string, subPrefix: string}} [options.jwt] send an HS256 token per connection
    * @param {number} [options.concurrency] connection attempts in flight per process
-   * @param {{dialect?: string, encoding?: string, deflate?: boolean}} [options.wire] see client-worker.mjs
+   * @param {{dialect?: string, encoding?: string, deflate?: boolean}} [options.wire] see client-worker.mjs (dialect 'sse': event streams)
    */
   constructor ({ url, total, perWorker = 2500, topic, jwt, concurrency = 64, wire }) {
     this.options = { url, total, topic, jwt, concurrency, wire }

@@ -32,6 +32,13 @@ export function cpuSeconds (pid) {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
 }
 
+/** CPU seconds the process has used so far in user space and in the kernel (utime, stime). */
+export function cpuTimes (pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS }
+}
+
 /** Resident set size in bytes. */
 export function rssBytes (pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')

@@ -12,11 +12,11 @@ import { performance } from 'node:perf_hooks'
 import { ClientPool } from '../lib/clients.mjs'
 import { postJson } from '../lib/http.mjs'
 import { round, settledRss } from '../lib/measure.mjs'
-import { cpuSeconds } from '../lib/proc.mjs'
+import { cpuSeconds, cpuTimes } from '../lib/proc.mjs'
 import { profiled } from '../lib/profiler.mjs'
 import { start } from '../lib/targets.mjs'
 
-const TOPIC = 'public.bench.fanout'
+export const TOPIC = 'public.bench.fanout'
 const WARMUP_PUBLICATIONS = 5
 const DELIVERY_TIMEOUT_MS = 15000
 
@@ -44,12 +44,18 @@ export async function publishAndWait (baseUrl, pool, seq, timeoutMs = DELIVERY_T
   return delivered
 }
 
-async function measure (target, { subscribers, duration, env, wire, data, label = target }, log) {
+/**
+ * One fan-out measurement on a fresh server. `wire: {dialect: 'sse'}` subscribes over GET /sse
+ * (server-sent events) instead of a websocket (fanout-sse.mjs).
+ */
+export async function measure (target, { subscribers, duration, env, wire, data, label = target }, log) {
   const server = await start(target, { env })
   try {
     const rssBefore = await settledRss(server.pid, 3)
     // Socket.IO listens on its own path; the client worker speaks its protocol (wire.dialect).
-    const url = target === 'socketio' ? server.wsUrl.replace(/\/ws$/, '/socket.io/?EIO=4&transport=websocket') : server.wsUrl
+    const url = target === 'socketio'
+      ? server.wsUrl.replace(/\/ws$/, '/socket.io/?EIO=4&transport=websocket')
+      : wire?.dialect === 'sse' ? `${server.url}/sse?topic=${encodeURIComponent(TOPIC)}` : server.wsUrl
     const pool = new ClientPool({ url, total: subscribers, topic: TOPIC, wire: target === 'socketio' ? { dialect: 'socketio' } : wire })
     try {
       await pool.start()
@@ -59,6 +65,7 @@ async function measure (target, { subscribers, duration, env, wire, data, label 
       let seq = 0
       for (let i = 0; i < WARMUP_PUBLICATIONS; i++) await publishAndWait(server.url, pool, ++seq, DELIVERY_TIMEOUT_MS, data)
       await pool.reset()
+      const timesStart = cpuTimes(server.pid)
       const cpuStart = cpuSeconds(server.pid)
       const started = performance.now()
       let publications = 0
@@ -71,6 +78,7 @@ async function measure (target, { subscribers, duration, env, wire, data, label 
       })
       const wallSeconds = (performance.now() - started) / 1000
       const cpu = cpuSeconds(server.pid) - cpuStart
+      const times = cpuTimes(server.pid)
       const { received, histogram, bytes } = await pool.report()
       const result = {
         subscribers: connected.ok,
@@ -79,6 +87,8 @@ async function measure (target, { subscribers, duration, env, wire, data, label 
         expected: publications * connected.ok,
         timeouts,
         cpuSeconds: cpu,
+        userSeconds: times.user - timesStart.user,
+        systemSeconds: times.system - timesStart.system,
         wallSeconds,
         deliveriesPerCpuSecond: received / cpu,
         deliveriesPerSecond: received / wallSeconds,
@@ -96,6 +106,12 @@ async function measure (target, { subscribers, duration, env, wire, data, label 
     } finally {
       await pool.close()
     }
+  } catch (err) {
+    // Say whether the server is still there, and what it printed: a reset POST may mean it died.
+    let alive = true
+    try { process.kill(server.pid, 0) } catch { alive = false }
+    log(`  ${server.name}${label === target ? '' : ` (${label})`} failed (server ${alive ? 'still running' : 'gone'}); its last output:\n${server.output().slice(-3000)}`)
+    throw err
   } finally {
     await server.stop()
   }
