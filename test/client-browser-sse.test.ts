@@ -5,17 +5,12 @@
 // the server closed with (1001 on a drain), not the 1006 of the reconnect attempts that follow.
 //
 // Chromium: see test/fixtures/browser.ts.
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
 import t, { type Test } from 'tap'
-import { startChromium } from './fixtures/browser.js'
+import { screenshot, startChromium } from './fixtures/browser.js'
 import { freePort, REDIS_URL, redisPrefix } from './fixtures/cluster.js'
-import { spawnServer, type ServerProcess } from './fixtures/spawn.js'
-import { postJson } from './helpers.js'
+import { publishHttp, startNode, type Node } from './fixtures/spawn.js'
 
-const SCREENSHOTS = fileURLToPath(new URL('../.tap/screenshots/', import.meta.url))
 const PAGE_OPTIONS = '?timeout=2000&minReconnectDelay=100&maxReconnectDelay=500'
 /** Generous: these are polls for something that must happen, not measurements. */
 const WAIT_MS = 15000
@@ -40,27 +35,6 @@ async function openPage (t: Test, url: string, init?: string): Promise<{ page: P
   const response = await page.goto(url)
   t.equal(response?.status(), 200, `GET ${url}`)
   return { page, errors }
-}
-
-async function screenshot (page: Page, name: string): Promise<string> {
-  mkdirSync(SCREENSHOTS, { recursive: true })
-  const path = join(SCREENSHOTS, name)
-  await page.screenshot({ path })
-  return path
-}
-
-interface Node { url: string, server: ServerProcess }
-
-async function startNode (t: Test, env: Record<string, string>): Promise<Node> {
-  const server = spawnServer(t, { PORT: '0', ...env })
-  const [, url] = await server.waitFor(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/)
-  return { url, server }
-}
-
-async function publishHttp (node: Node, topic: string, data: unknown): Promise<{ epoch: string, offset: number }> {
-  const { status, body } = await postJson(`${node.url}/api/publish`, { topic, data })
-  if (status !== 200) throw new Error(`POST /api/publish answered ${status}: ${JSON.stringify(body)}`)
-  return body
 }
 
 async function waitFor (page: Page, what: string, selector: string): Promise<void> {

@@ -4,20 +4,16 @@
 // this process for the prefix test. The assertions read the page's DOM, as a user would.
 //
 // Chromium: see test/fixtures/browser.ts.
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { mint, SECRET } from './auth-tokens.js'
-import { startChromium } from './fixtures/browser.js'
+import { screenshot, startChromium } from './fixtures/browser.js'
 import { freePort, REDIS_URL, redisPrefix } from './fixtures/cluster.js'
-import { spawnServer, type ServerProcess } from './fixtures/spawn.js'
-import { connect, postJson } from './helpers.js'
+import { publishHttp, startNode } from './fixtures/spawn.js'
+import { connect } from './helpers.js'
 import { realtime } from '../src/index.js'
 
-const SCREENSHOTS = fileURLToPath(new URL('../.tap/screenshots/', import.meta.url))
 /** Client options the demo page reads from its query string: quick reconnects for the restart test. */
 const PAGE_OPTIONS = '?timeout=2000&minReconnectDelay=100&maxReconnectDelay=500'
 /** Generous: these are polls for something that must happen, not measurements. */
@@ -51,13 +47,6 @@ async function openDemo (t: Test, url: string): Promise<DemoPage> {
   const response = await page.goto(url)
   t.equal(response?.status(), 200, `GET ${url}`)
   return { page, errors }
-}
-
-async function screenshot (page: Page, name: string): Promise<string> {
-  mkdirSync(SCREENSHOTS, { recursive: true })
-  const path = join(SCREENSHOTS, name)
-  await page.screenshot({ path })
-  return path
 }
 
 // ---- reading the page ----
@@ -103,23 +92,6 @@ async function subscribeThroughUi (page: Page, topic: string): Promise<void> {
   await page.fill('#subscribe-topic', topic)
   await page.click('#subscribe')
   await waitFor(page, `subscribed to ${topic}`, `#subscriptions li[data-topic="${topic}"][data-state=subscribed]`)
-}
-
-// ---- servers ----
-
-interface Node { url: string, server: ServerProcess }
-
-/** `node dist/src/server.js` with only `env` (PORT 0 unless given); resolves once it listens. */
-async function startNode (t: Test, env: Record<string, string>): Promise<Node> {
-  const server = spawnServer(t, { PORT: '0', ...env })
-  const [, url] = await server.waitFor(/Server listening at (http:\/\/127\.0\.0\.1:\d+)/)
-  return { url, server }
-}
-
-async function publishHttp (node: Node, topic: string, data: unknown): Promise<{ epoch: string, offset: number }> {
-  const { status, body } = await postJson(`${node.url}/api/publish`, { topic, data })
-  if (status !== 200) throw new Error(`POST /api/publish answered ${status}: ${JSON.stringify(body)}`)
-  return body
 }
 
 // ---- the tests ----
