@@ -1,4 +1,4 @@
-// The same-stack baseline (issue 20): what a developer would build by hand for our HTTP publish and
+// The same-stack baseline: what a developer would build by hand for our HTTP publish and
 // connect with the plugins our server is made of, and no more. It prices ours against the same stack
 // rather than against a bare route (bench/bare-fastify-server.mjs) or raw `ws` (bench/raw-ws-server.mjs).
 //

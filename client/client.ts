@@ -2,7 +2,7 @@
 // websocket, or a server-sent-events stream with the HTTP API where websockets cannot open
 // (sse-socket.ts). It reconnects with backoff, resubscribes every topic from its last position so that
 // nothing is lost or repeated, refreshes the token before it expires, and notices a dead server by itself.
-// The contract is ../shared/CLIENT.md; what it leaves open is written down in docs/client.md.
+// What it does, and every choice it makes, is written down in docs/client.md.
 import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { ClientErrorCode, RealtimeError } from './errors.js'

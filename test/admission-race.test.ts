@@ -1,4 +1,4 @@
-// Revocation and disconnect racing an upgrade, on two real nodes sharing Redis (issue 8, item 2): an
+// Revocation and disconnect racing an upgrade, on two real nodes sharing Redis: an
 // upgrade on node A and `POST /api/revoke` of its jti (or `POST /api/disconnect` of its user) on node B,
 // fired 0-4 ms apart, hundreds of times (revoke: two server processes; disconnect: two apps in this
 // process, so that each disconnect is fired only once A is admitting the upgrade, since a disconnect

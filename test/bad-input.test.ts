@@ -1,4 +1,4 @@
-// Hostile input that used to be answered 500 / `internal` (issue 8, item 6) is a 400 / `bad_request`
+// Hostile input that used to be answered 500 / `internal` is a 400 / `bad_request`
 // naming the field, on every broker: `data` nested deeper than JSON.stringify can recurse, a history
 // `since` past any stream ID Redis takes, and a revoke `expiresAt` past what PXAT takes.
 import t from 'tap'

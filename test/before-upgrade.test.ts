@@ -1,4 +1,4 @@
-// Before the upgrade (issue 8, item 8): MAX_CONNECTIONS is checked against the open-file limit at start
+// Before the upgrade: MAX_CONNECTIONS is checked against the open-file limit at start
 // (at the default 20,000 it equalled this machine's `ulimit -n`, so the process hit EMFILE before it
 // could answer 503) and lowered with headroom, saying so; and a socket that never finishes its
 // request's headers is closed after UPGRADE_TIMEOUT instead of Node's 60 s.

@@ -33,7 +33,7 @@ for (const brokerCase of brokerSeamCases) {
       t.same(history.publications.map(p => p.frame), delivered.map(p => p.frame), 'history holds the same bytes')
     })
 
-    // Deliberate change (issue 8): reads create no state, so a topic without a stream answers the
+    // Deliberate change: reads create no state, so a topic without a stream answers the
     // empty epoch, and its first publication starts a real one.
     t.test('a topic nobody published to answers the empty epoch at offset 0; reading creates nothing', async t => {
       const { broker } = await brokerCase.start(t)

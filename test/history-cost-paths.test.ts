@@ -1,4 +1,4 @@
-// The history budget on the two other ways history leaves a node (issue 21, item 1; docs/protocol.md
+// The history budget on the two other ways history leaves a node (docs/protocol.md
 // §2, "History bytes"): `GET /api/topics/:topic/history` and the replay of a subscribe with `since`.
 // The attack is the issue's: a topic filled with large publications (20 x 60 KB here, a 1.2 MB read
 // per request), then the same read asked for again and again. Each caller gets at most its budget's

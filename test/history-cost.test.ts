@@ -1,4 +1,4 @@
-// What a `history` request may make a node do (issue 21, item 1; docs/protocol.md §2, "History
+// What a `history` request may make a node do (docs/protocol.md §2, "History
 // bytes"). A few bytes of request can ask for HISTORY_SIZE publications of up to MAX_PAYLOAD each:
 // a connection whose close has begun gets no more work at all, and the replies a caller is sent are
 // paid for from a budget of USER_INBOUND_RATE bytes per second, before they are built.

@@ -1,4 +1,4 @@
-// Application hooks (issue 22; docs/hooks.md): app.realtime.addHook('onConnect' | 'onSubscribe' |
+// Application hooks (docs/hooks.md): app.realtime.addHook('onConnect' | 'onSubscribe' |
 // 'onPublish' | 'onDisconnect', fn), each allowing and refusing on real servers and sockets, over the
 // websocket and over HTTP; a payload rewritten for every subscriber on two nodes; a refused
 // publication delivered nowhere.

@@ -1,4 +1,4 @@
-// Join/leave amplification (issue 8, item 7): with JOIN_LEAVE on, one user toggling subscribe and
+// Join/leave amplification: with JOIN_LEAVE on, one user toggling subscribe and
 // unsubscribe within MESSAGE_RATE used to send two frames per toggle to every subscriber. A topic
 // announces at most JOIN_LEAVE_RATE joins per second (per node), and a leave only for an announced
 // join, so the toggler cannot make more than 2 × JOIN_LEAVE_RATE events a second reach the others.

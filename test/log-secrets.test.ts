@@ -1,4 +1,4 @@
-// No credential in any log line or error body (issue 8, item 4), for every route and status: unknown
+// No credential in any log line or error body, for every route and status: unknown
 // paths (Fastify's default 404 logged and echoed `Route GET:/ws/?token=<jwt> not found`), unknown
 // methods, bad requests, URLs that cannot be decoded and requests the HTTP parser refuses, all with a
 // token in the query; the standalone app logging at trace, and the plugin embedded under a prefix.

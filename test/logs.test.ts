@@ -1,4 +1,4 @@
-// Logs an operator can use (issue 10): one line when a websocket opens and one when it closes, tied to
+// Logs an operator can use: one line when a websocket opens and one when it closes, tied to
 // its connectionId, user, client address (request.ip, so TRUST_PROXY applies) and close code and
 // reason; errors about a connection carry its connectionId; HTTP lines keep Fastify's reqId; one
 // start-up line; and no token or API key in any line, whatever the host's logger serializes.

@@ -1,4 +1,4 @@
-// Every metric label is bounded by the server (issue 8, item 5): a peer's own close code used to be a
+// Every metric label is bounded by the server: a peer's own close code used to be a
 // realtime_disconnects_total label as it was, so 2,000 clients closing with 2,000 codes made 2,000
 // series. Codes the server sends and the standard ones stay; the others are counted by class.
 import t from 'tap'

@@ -1,4 +1,4 @@
-// Metrics when embedded (issue 10): the plugin times only its own routes unless told otherwise,
+// Metrics when embedded: the plugin times only its own routes unless told otherwise,
 // `metrics: false` leaves the host's app alone entirely, and METRICS_AUTH puts /metrics behind admin
 // credentials; the standalone server keeps its defaults (open /metrics, every route timed). A host with
 // fastify-metrics of its own: test/metrics-host.test.ts.

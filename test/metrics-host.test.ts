@@ -1,4 +1,4 @@
-// A host that runs fastify-metrics itself (issue 20, item 4): registered before the plugin, its
+// A host that runs fastify-metrics itself: registered before the plugin, its
 // registry gets our realtime_* metrics, its endpoint is the only /metrics and its route histogram
 // times our routes; registered after, a clear error where the routes would clash and a warning where
 // they do not. The host's fastify-metrics keeps prom-client's global registry, as it does by default

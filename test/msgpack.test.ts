@@ -187,7 +187,7 @@ t.test('a MessagePack frame too deep, with counts larger than itself, or with bi
     // An array32 and a map32 declaring 2^32 - 1 items, followed by a few bytes.
     ['array', publishWithData('array', Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc0])), /declares more items than the frame holds/],
     ['map', publishWithData('map', Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x61, 0xc0])), /declares more items than the frame holds/],
-    // Binary values have no JSON form (issue 21, item 8): they were published as {"type":"Buffer",...}.
+    // Binary values have no JSON form: they were published as {"type":"Buffer",...}.
     ['bin', Buffer.from(encode({ type: 'publish', id: 'bin', topic: 'chat.a', data: { blob: new Uint8Array([1, 2, 3]) } })), /binary values are not allowed/],
     ['ext', Buffer.from(encode({ type: 'publish', id: 'ext', topic: 'chat.a', data: new ExtData(5, new Uint8Array([1])) })), /extension values other than timestamps/]
   ]

@@ -235,7 +235,7 @@ t.test('a handed Redis client that is not connected: requests go through at once
   t.ok(Date.now() - started < 3000, `at once (${Date.now() - started} ms for three)`)
 })
 
-// The limit runs in onRequest, before the body is read (issue 21), after the route's own onRequest checks.
+// The limit runs in onRequest, before the body is read, after the route's own onRequest checks.
 t.test("on any app: a route's own onRequest hooks run before the limit; LIMITED_ROUTE counts, rateLimit false opts out", async t => {
   const server = await startServer(t, { rateLimitMax: 2, rateLimitWindow: 60000 })
   const node = server.app[kRealtimeNode]

@@ -1,4 +1,4 @@
-// RPC (issue 22; docs/hooks.md, "RPC"): app.realtime.rpc(name, [options], handler) answered over the
+// RPC (docs/hooks.md, "RPC"): app.realtime.rpc(name, [options], handler) answered over the
 // websocket with `ack {id, data}` or `error`; schemas refuse naming the field, unknown methods are
 // not_found, a handler's error leaks nothing it did not mean to; client.rpc in Node.
 import type { FastifyInstance } from 'fastify'

@@ -1,4 +1,4 @@
-// Headroom under the open-file limit (issue 21, item 8; src/socket-shedding.ts): holders of raw TCP
+// Headroom under the open-file limit (src/socket-shedding.ts): holders of raw TCP
 // connections that send nothing took every descriptor, and new connects then got ECONNRESET. The
 // server keeps a reserve: once its open sockets reach the open-file limit minus the reserve, a new
 // connection is answered 503 at once and closed, and new connections work again as soon as the

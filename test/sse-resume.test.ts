@@ -1,4 +1,4 @@
-// Server-sent events across a node restart on Redis (issue 23): a stream on node A, A shuts down (the
+// Server-sent events across a node restart on Redis: a stream on node A, A shuts down (the
 // stream's last event is `close` 1001), publications go on through node B, a new node C starts on the
 // same Redis, and the stream reopened there with the browser's Last-Event-ID gets exactly the missed
 // publications, once each, in order, then live ones.

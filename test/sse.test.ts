@@ -1,4 +1,4 @@
-// Server-sent events (issue 23; docs/protocol.md, "Server-sent events"): GET /sse?topic=a&topic=b, on
+// Server-sent events (docs/protocol.md, "Server-sent events"): GET /sse?topic=a&topic=b, on
 // real servers. The events of a stream (welcome, subscribed, message with a cursor id, join/leave,
 // heartbeat comments), resuming with Last-Event-ID or ?lastEventId=, every refusal as a plain HTTP
 // error before any stream, and a stream held to account like a websocket: caps shared with websockets,

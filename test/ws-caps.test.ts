@@ -1,4 +1,4 @@
-// Connection caps under concurrency (issue 8, item 3), on the in-memory and the Redis broker: many
+// Connection caps under concurrency, on the in-memory and the Redis broker: many
 // upgrades at once admit exactly MAX_CONNECTIONS_PER_USER (per user) and MAX_CONNECTIONS (per node),
 // closing them gives the slots back, and an upgrade refused after its slot was reserved (bad Origin,
 // the HTTP rate limit) or abandoned by its client gives it back too.

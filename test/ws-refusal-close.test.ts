@@ -1,4 +1,4 @@
-// A socket refused with `?refusal=close` is closed at once (issue 21, item 8; routes/ws-refusal.ts):
+// A socket refused with `?refusal=close` is closed at once (routes/ws-refusal.ts):
 // its TCP connection ends right behind the close frame, and the server lets the descriptor go without
 // waiting for the client's close frame. Before, a client that never answered held it outside every
 // cap for 2 s: 3,000 of them at MAX_CONNECTIONS=6 in the issue. The client still reads the code and

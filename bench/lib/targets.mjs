@@ -1,6 +1,6 @@
 // The servers under test, started fresh for every measurement: ours (the built server, with every
 // limit that would get in the way raised), the raw `ws` and Socket.IO 4 baselines, the bare Fastify
-// route, and the same stack by hand (@fastify/jwt, @fastify/rate-limit, @fastify/websocket: issue 20).
+// route, and the same stack by hand (@fastify/jwt, @fastify/rate-limit, @fastify/websocket).
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { mkdirSync } from 'node:fs'

@@ -1,5 +1,5 @@
 // 6. Scale: several nodes on one Redis holding N authenticated, subscribed connections in total
-// (issue 12: 100,000 on the 2-core machine). Every node is `node dist/src/server.js` with JWT_SECRET
+// (100,000 on the 2-core machine). Every node is `node dist/src/server.js` with JWT_SECRET
 // and API_KEY, under a REDIS_PREFIX of this run (its keys are deleted at the end, SCAN + DEL on that
 // prefix only). Client processes hold at most --per-client sockets each (one process may open 20,000
 // files), each from its own 127.0.0.x source address (one address has ~28k ephemeral ports), and
