@@ -46,8 +46,10 @@ export default async function sseRoutes (app: FastifyInstance, options: RouteOpt
   /** Where each topic resumes: the Last-Event-ID header (EventSource sends it) or ?lastEventId=. */
   function positionsOf (request: FastifyRequest<{ Querystring: SseQuery }>, topics: readonly string[]): Array<CursorPosition | undefined> {
     const header = request.headers['last-event-id']
-    const cursor = typeof header === 'string' && header !== '' ? header : request.query.lastEventId
-    if (cursor === undefined || cursor === '') return topics.map(() => undefined)
+    const given: unknown = typeof header === 'string' && header !== '' ? header : request.query.lastEventId
+    if (given === undefined || given === '') return topics.map(() => undefined)
+    if (typeof given !== 'string') throw httpError(ErrorCode.badRequest, 'lastEventId: give it once')
+    const cursor = given
     const positions = decodeCursor(cursor, topics.length)
     if (positions === undefined) {
       throw httpError(ErrorCode.badRequest, `lastEventId "${cursor.slice(0, 64)}" is not the id of an event of this stream's ${topics.length} topic(s)`)

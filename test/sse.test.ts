@@ -260,6 +260,7 @@ t.test('every refusal is a plain HTTP error before any stream', async t => {
     ['a cursor of another number of topics', { topics: ['public.a'], token, lastEventId: encodeCursor([{ epoch: 'e', offset: 1 }, { epoch: 'e', offset: 2 }]) }, 400, 'bad_request', /lastEventId/],
     ['a cursor with a bad offset', { topics: ['public.a'], token, lastEventId: 'abc.-1' }, 400, 'bad_request', /lastEventId/],
     ['a bad Last-Event-ID header', { topics: ['public.a'], token, headers: { 'last-event-id': 'x.y.z' } }, 400, 'bad_request', /lastEventId/],
+    ['two lastEventId parameters', { topics: ['public.a'], token, path: '/sse?lastEventId=e.1&lastEventId=e.2' }, 400, 'bad_request', /lastEventId: give it once/],
     ['no credentials', { topics: ['public.a'] }, 401, 'unauthorized', /./],
     ['a token signed with another key', { topics: ['public.a'], token: mint({ sub: 'alice' }, { key: 'another-secret-another-secret-another' }) }, 401, 'unauthorized', /./],
     ['an expired token', { topics: ['public.a'], token: mint({ sub: 'alice', exp: nowSeconds() - 10 }) }, 401, 'unauthorized', /./],

@@ -141,6 +141,8 @@ export class RealtimeNode {
    * connection's memory (BENCHMARKS.md).
    */
   private readonly socketListeners = this.createSocketListeners()
+  /** What every event stream calls when its response closes: one function per node, as for sockets. */
+  private readonly streamClosed = (connection: SseConnection, code: number, reason: string): void => this.connectionClosed(connection, code, reason)
   /** USER_INBOUND_RATE: bytes per second per user, websocket frames and HTTP publishes together. */
   readonly inbound: InboundBudget
   /** What `history` replies may cost each caller: USER_INBOUND_RATE bytes per second of its own (history-budget.ts). */
@@ -337,8 +339,7 @@ export class RealtimeNode {
    * topics, then starts it or, refused meanwhile, answers with an HTTP error (routes/sse.ts).
    */
   acceptStream (response: ServerResponse, identity: Identity, topics: readonly string[], since: ReadonlyArray<StreamPosition | undefined>, upgrade: UpgradeInfo = {}): SseConnection {
-    const closed = (connection: SseConnection, code: number, reason: string): void => this.connectionClosed(connection, code, reason)
-    const connection = new SseConnection(upgrade.connectionId ?? randomUUID(), response, identity, this.config, topics, since, closed, upgrade.remoteAddress)
+    const connection = new SseConnection(upgrade.connectionId ?? randomUUID(), response, identity, this.config, topics, since, this.streamClosed, upgrade.remoteAddress)
     connection.admission = upgrade.admission
     this.hub.add(connection)
     this.welcome(connection)

@@ -77,11 +77,6 @@ export class SseConnection extends Connection {
     return !this.closing && !this.response.destroyed
   }
 
-  /** Whether the stream has begun (200 sent): before that a refusal is still an HTTP error. */
-  get started (): boolean {
-    return this.pending === null
-  }
-
   /**
    * Sends the 200 and what was queued; false when the stream ended before it could begin (the client
    * went away, or a control message or the drain closed it): the caller refuses with an HTTP error.
