@@ -1,19 +1,25 @@
 // Handles the frames a client sends: rate limit, parse, authorize, act, reply. Every failure becomes
 // an `error` frame on a connection that stays open.
 import type { RawData } from 'ws'
+import type { Config } from '../config.js'
 import { armExpiry } from './auth/expiry.js'
-import type { HistoryResult } from './broker.js'
+import type { HistoryQuery, HistoryResult } from './broker.js'
 import type { Connection } from './connection.js'
 import { decodeMsgpackFrame } from './encoding.js'
 import { Heartbeat } from './heartbeat.js'
-import { historyReplyBytes, REFUSED } from './history-budget.js'
-import { canPublish, canSubscribe, OPEN_IDENTITY } from './identity.js'
-import type { RealtimeNode } from './node.js'
+import { historyReplyBytes, REFUSED, type HistoryBudget } from './history-budget.js'
+import type { Hooks } from './hooks.js'
+import type { Hub } from './hub.js'
+import { canPublish, canSubscribe, OPEN_IDENTITY, type Identity } from './identity.js'
+import type { InboundBudget } from './inbound-budget.js'
 import {
   clientFrameOf, encodeAck, encodeError, encodeWithMessages, encodePong, ErrorCode, MAX_DATA_DEPTH, parseClientFrame, ProtocolError,
   ServerClose, type ClientFrame, type ParseResult, type RequestId
 } from './protocol.js'
 import { toProtocolError } from './protocol-errors.js'
+import type { RpcMethods } from './rpc.js'
+import type { Stats } from './stats.js'
+import type { TopicSchemas } from './topic-schemas.js'
 
 /** A MessagePack frame's deepest nesting: the frame's own map and MAX_DATA_DEPTH levels of `data`, as JSON frames. */
 const MSGPACK_MAX_DEPTH = MAX_DATA_DEPTH + 1
@@ -21,8 +27,31 @@ const MSGPACK_MAX_DEPTH = MAX_DATA_DEPTH + 1
 type HistoryFrame = Extract<ClientFrame, { type: 'history' }>
 type PublishFrame = Extract<ClientFrame, { type: 'publish' }>
 
+/**
+ * What a client's frames can reach: the node's parts the dispatcher uses, and nothing else of it (not
+ * the broker, the control bus, the admissions). RealtimeNode is one; so is a test's fake.
+ */
+export interface DispatchTarget {
+  readonly config: Pick<Config, 'maxPayload' | 'messageRate' | 'historySize'>
+  readonly stats: Stats
+  readonly hub: Hub
+  readonly inbound: InboundBudget
+  readonly historyBudget: HistoryBudget
+  readonly hooks: Hooks
+  readonly rpcMethods: RpcMethods
+  readonly topicSchemas?: TopicSchemas
+  readonly log: { error: (obj: object, msg?: string) => void }
+  /** Verifies a `refresh` frame's token; undefined when the server verifies none. */
+  readonly refreshIdentity?: (token: string) => Promise<Identity>
+  publish: (topic: string, data: unknown, options: { source: 'ws', from?: string, dataJson?: string, identity: Identity }) => Promise<object>
+  history: (topic: string, query: HistoryQuery) => Promise<HistoryResult>
+  /** Throws `not_found` when PRESENCE is off. */
+  requirePresence: () => unknown
+  presence: (topic: string) => Promise<object>
+}
+
 export class Dispatcher {
-  constructor (private readonly node: RealtimeNode) {}
+  constructor (private readonly node: DispatchTarget) {}
 
   handle (connection: Connection, data: RawData, isBinary: boolean): void {
     // A connection whose close has begun (4009, 4008, any close) does no more work: ws keeps reading
