@@ -23,7 +23,7 @@ interface SseQuery {
   token?: string
 }
 
-/** The request id of the subscribes a stream makes: its acks become `subscribed` events, which carry none. */
+/** The request id of the subscribes a stream makes: they are answered by `subscribed` events, which carry none. */
 const STREAM_SUBSCRIBE = 0
 
 export default async function sseRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {

@@ -5,12 +5,12 @@
 // ack, recovery, buffering of publications racing a subscribe, limits and fan-out.
 import t from 'tap'
 import type { Broker, HistoryQuery, HistoryResult, PresenceEntry, PresenceStore } from '../src/core/broker.js'
-import type { Connection } from '../src/core/connection.js'
+import type { Connection, SubscribedAck } from '../src/core/connection.js'
 import { OutgoingFrame } from '../src/core/frame.js'
 import { Hub } from '../src/core/hub.js'
 import type { Logger } from '../src/core/node.js'
 import { Presence } from '../src/core/presence.js'
-import { encodeMessageFrame, ErrorCode, ProtocolError, type CloseCause, type Publication, type StreamPosition } from '../src/core/protocol.js'
+import { encodeAck, encodeMessageFrame, ErrorCode, ProtocolError, type CloseCause, type Publication, type RequestId, type StreamPosition } from '../src/core/protocol.js'
 import { Stats } from '../src/core/stats.js'
 import type { Subscription } from '../src/core/subscription.js'
 
@@ -88,8 +88,8 @@ class FakeBroker implements Pick<Broker, 'subscribe' | 'unsubscribe' | 'history'
   }
 }
 
-/** What the hub asks of a connection: its id and user, its subscriptions, send and close. */
-class FakeConnection implements Pick<Connection, 'id' | 'user' | 'subscriptions' | 'send' | 'close'> {
+/** What the hub asks of a connection: its id and user, its subscriptions, send, sendSubscribed and close. */
+class FakeConnection implements Pick<Connection, 'id' | 'user' | 'subscriptions' | 'send' | 'sendSubscribed' | 'close'> {
   readonly subscriptions = new Map<string, Subscription>()
   readonly frames: Array<string | OutgoingFrame> = []
   readonly closes: CloseCause[] = []
@@ -97,6 +97,11 @@ class FakeConnection implements Pick<Connection, 'id' | 'user' | 'subscriptions'
 
   send (frame: string | OutgoingFrame): void {
     this.frames.push(frame)
+  }
+
+  /** As a websocket answers a subscribe: the ack frame. */
+  sendSubscribed (id: RequestId, ack: SubscribedAck): void {
+    this.send(encodeAck(id, ack))
   }
 
   close (cause: CloseCause): void {

@@ -11,12 +11,18 @@ import type { EncodingName } from './encoding.js'
 import type { OutgoingFrame } from './frame.js'
 import type { Identity } from './identity.js'
 import { MessageRateLimit } from './message-rate.js'
-import type { CloseCause, Publication } from './protocol.js'
+import { encodeAck, type CloseCause, type Publication, type RequestId, type StreamPosition } from './protocol.js'
 import type { Subscription } from './subscription.js'
 
 /** What carries a connection: `realtime_connections{transport}` and the log lines say it too. */
 export type TransportName = 'websocket' | 'sse'
 export const TRANSPORTS: readonly TransportName[] = Object.freeze(['websocket', 'sse'])
+
+/** A subscribe's answer: the topic's position, and whether the missed publications follow (with `since`). */
+export interface SubscribedAck extends StreamPosition {
+  topic: string
+  recovered?: boolean
+}
 
 export interface ConnectionLimits {
   sendBufferLimit: number
@@ -96,6 +102,11 @@ export abstract class Connection {
    * with 4009.
    */
   abstract send (frame: string | OutgoingFrame, publication?: Publication): void
+
+  /** Answers subscribe `id`: an `ack` frame (an event stream sends its `subscribed` event instead). */
+  sendSubscribed (id: RequestId, ack: SubscribedAck): void {
+    this.send(encodeAck(id, ack))
+  }
 
   /** Ends the connection for `cause` (its close code and reason); nothing more is sent after it. */
   abstract close (cause: CloseCause): void

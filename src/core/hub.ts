@@ -4,11 +4,11 @@
 // local subscriber.
 import type { Broker, HistoryResult } from './broker.js'
 import { resolveSince } from './brokers/history.js'
-import type { Connection, TransportName } from './connection.js'
+import type { Connection, SubscribedAck, TransportName } from './connection.js'
 import { OutgoingFrame } from './frame.js'
 import { historyReplyBytes, REFUSED, type HistoryBudget } from './history-budget.js'
 import type { Presence } from './presence.js'
-import { encodeAck, ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
+import { ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
 import type { Stats } from './stats.js'
 import { Subscription } from './subscription.js'
 
@@ -94,9 +94,9 @@ export class Hub {
       if (history === undefined) return
       const recovered = since === undefined ? undefined : this.canRecover(since, history, history.publications)
       if (recovered !== undefined) this.stats.recoveries[recovered ? 'recovered' : 'failed']++
-      const ack: Record<string, unknown> = { topic, epoch: history.epoch, offset: history.offset }
+      const ack: SubscribedAck = { topic, epoch: history.epoch, offset: history.offset }
       if (recovered !== undefined) ack.recovered = recovered
-      connection.send(encodeAck(id, ack))
+      connection.sendSubscribed(id, ack)
       // An unsubscribe (or close) that overtook this subscribe has already removed it: nothing to send.
       if (subscription.removed) return
       this.stats.deliveries += subscription.activate(history, recovered === true ? history.publications : [])

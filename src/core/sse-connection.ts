@@ -6,11 +6,11 @@
 // Until start() the stream is not committed: a refusal while its topics are being subscribed can still
 // be a plain HTTP error. What it is sent meanwhile (the welcome, acks, replays) waits in `pending`.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { Connection, type ConnectionLimits, type TransportName } from './connection.js'
+import { Connection, type ConnectionLimits, type SubscribedAck, type TransportName } from './connection.js'
 import type { EncodingName } from './encoding.js'
 import type { OutgoingFrame } from './frame.js'
 import type { Identity } from './identity.js'
-import { CloseCode, ServerClose, type CloseCause, type Publication } from './protocol.js'
+import { CloseCode, ServerClose, type CloseCause, type Publication, type RequestId } from './protocol.js'
 import { encodeCursorPart, type CursorPosition } from './sse-cursor.js'
 import { frameType, SSE_HEARTBEAT, sseEvent } from './sse-events.js'
 
@@ -105,7 +105,8 @@ export class SseConnection extends Connection {
     } else if (typeof frame !== 'string') {
       this.write(frame.sse())
     } else {
-      this.sendText(frame)
+      // A frame made for this connection alone (the welcome): named by its type.
+      this.write(sseEvent(frameType(frame), frame))
     }
     this.scheduleCheck()
   }
@@ -136,21 +137,16 @@ export class SseConnection extends Connection {
   }
 
   /**
-   * A frame made for this connection alone: the welcome, a subscribe's ack (the `subscribed` event,
-   * which moves the topic's position to the ack's unless the missed publications follow).
+   * The `subscribed` event, with the cursor as its id: the topic's position becomes the ack's, unless
+   * the missed publications follow (they move it themselves).
    */
-  private sendText (text: string): void {
-    const type = frameType(text)
-    if (type !== 'ack') {
-      this.write(sseEvent(type, text))
-      return
-    }
-    const { id, type: _, ...fields } = JSON.parse(text) as { id: unknown, type: string, topic: string, epoch: string, offset: number, recovered?: boolean }
-    const index = this.topicIndex.get(fields.topic)
-    if (index === undefined) return
-    if (fields.recovered !== true) this.positions[index] = encodeCursorPart(fields)
+  override sendSubscribed (_id: RequestId, ack: SubscribedAck): void {
+    if (!this.open) return
+    const index = this.topicIndex.get(ack.topic) as number
+    if (ack.recovered !== true) this.positions[index] = encodeCursorPart(ack)
     this.write(`id: ${this.positions.join('.')}\n`)
-    this.write(sseEvent('subscribed', JSON.stringify(fields)))
+    this.write(sseEvent('subscribed', JSON.stringify(ack)))
+    this.scheduleCheck()
   }
 
   private write (chunk: string | Buffer): void {
