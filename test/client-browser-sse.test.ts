@@ -5,47 +5,12 @@
 // the server closed with (1001 on a drain), not the 1006 of the reconnect attempts that follow.
 //
 // Chromium: see test/fixtures/browser.ts.
-import type { Browser, Page } from 'playwright-core'
-import t, { type Test } from 'tap'
-import { screenshot, startChromium } from './fixtures/browser.js'
+import type { Page } from 'playwright-core'
+import t from 'tap'
+import { screenshot } from './fixtures/browser.js'
 import { freePort, REDIS_URL, redisPrefix } from './fixtures/cluster.js'
+import { openPage, PAGE_OPTIONS, WAIT_MS, waitFor } from './fixtures/demo-page.js'
 import { publishHttp, startNode, type Node } from './fixtures/spawn.js'
-
-const PAGE_OPTIONS = '?timeout=2000&minReconnectDelay=100&maxReconnectDelay=500'
-/** Generous: these are polls for something that must happen, not measurements. */
-const WAIT_MS = 15000
-
-let launched: Promise<Browser> | undefined
-t.teardown(async () => { await (await launched?.catch(() => undefined))?.close() })
-
-async function browser (): Promise<Browser> {
-  launched ??= startChromium()
-  return await launched
-}
-
-/** A fresh tab; `init` runs in the page before any of its scripts. Closed when `t` ends. */
-async function openPage (t: Test, url: string, init?: string): Promise<{ page: Page, errors: string[] }> {
-  const context = await (await browser()).newContext({ viewport: { width: 1280, height: 820 } })
-  t.teardown(() => context.close())
-  const page = await context.newPage()
-  page.setDefaultTimeout(WAIT_MS)
-  const errors: string[] = []
-  page.on('pageerror', error => errors.push(String(error)))
-  if (init !== undefined) await page.addInitScript(init)
-  const response = await page.goto(url)
-  t.equal(response?.status(), 200, `GET ${url}`)
-  return { page, errors }
-}
-
-async function waitFor (page: Page, what: string, selector: string): Promise<void> {
-  try {
-    await page.locator(selector).first().waitFor({ timeout: WAIT_MS })
-  } catch (error) {
-    const log = await page.$$eval('#log li', items => items.map(item => item.textContent).join('\n')).catch(() => '')
-    const state = await page.textContent('#state').catch(() => '?')
-    throw new Error(`${what}: no ${selector} within ${WAIT_MS} ms (state ${state}); log:\n${log}`, { cause: error })
-  }
-}
 
 async function loggedOffsets (page: Page, topic: string): Promise<number[]> {
   return await page.$$eval(`#log li[data-kind=message][data-topic="${topic}"]`, items => items.map(item => Number((item as HTMLElement).dataset.offset)))

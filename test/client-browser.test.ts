@@ -5,49 +5,15 @@
 //
 // Chromium: see test/fixtures/browser.ts.
 import Fastify from 'fastify'
-import type { Browser, Page } from 'playwright-core'
-import t, { type Test } from 'tap'
+import type { Page } from 'playwright-core'
+import t from 'tap'
 import { mint, SECRET } from './auth-tokens.js'
-import { screenshot, startChromium } from './fixtures/browser.js'
+import { screenshot } from './fixtures/browser.js'
 import { freePort, REDIS_URL, redisPrefix } from './fixtures/cluster.js'
+import { openPage, PAGE_OPTIONS, waitFor } from './fixtures/demo-page.js'
 import { publishHttp, startNode } from './fixtures/spawn.js'
 import { connect } from './helpers.js'
 import { realtime } from '../src/index.js'
-
-/** Client options the demo page reads from its query string: quick reconnects for the restart test. */
-const PAGE_OPTIONS = '?timeout=2000&minReconnectDelay=100&maxReconnectDelay=500'
-/** Generous: these are polls for something that must happen, not measurements. */
-const WAIT_MS = 15000
-
-// ---- Chromium ----
-
-let launched: Promise<Browser> | undefined
-t.teardown(async () => { await (await launched?.catch(() => undefined))?.close() })
-
-/** The one browser of this file, launched on first use. */
-async function browser (): Promise<Browser> {
-  launched ??= startChromium()
-  return await launched
-}
-
-interface DemoPage {
-  page: Page
-  /** Uncaught exceptions in the page: a working page has none. */
-  errors: string[]
-}
-
-/** A fresh tab (its own sessionStorage) on `url`; closed when `t` ends. */
-async function openDemo (t: Test, url: string): Promise<DemoPage> {
-  const context = await (await browser()).newContext({ viewport: { width: 1280, height: 820 } })
-  t.teardown(() => context.close())
-  const page = await context.newPage()
-  page.setDefaultTimeout(WAIT_MS)
-  const errors: string[] = []
-  page.on('pageerror', error => errors.push(String(error)))
-  const response = await page.goto(url)
-  t.equal(response?.status(), 200, `GET ${url}`)
-  return { page, errors }
-}
 
 // ---- reading the page ----
 
@@ -65,17 +31,6 @@ async function loggedMessages (page: Page, topic: string): Promise<LoggedMessage
 
 async function logKinds (page: Page, kind: string): Promise<string[]> {
   return await page.$$eval(`#log li[data-kind="${kind}"]`, items => items.map(item => item.textContent ?? ''))
-}
-
-/** Waits for `selector`; a failure says what was awaited and shows the page's log. */
-async function waitFor (page: Page, what: string, selector: string): Promise<void> {
-  try {
-    await page.locator(selector).first().waitFor({ timeout: WAIT_MS })
-  } catch (error) {
-    const log = await page.$$eval('#log li', items => items.map(item => item.textContent).join('\n')).catch(() => '')
-    const state = await page.textContent('#state').catch(() => '?')
-    throw new Error(`${what}: no ${selector} within ${WAIT_MS} ms (state ${state}); log:\n${log}`, { cause: error })
-  }
 }
 
 async function waitForMessages (page: Page, topic: string, count: number): Promise<void> {
@@ -98,7 +53,7 @@ async function subscribeThroughUi (page: Page, topic: string): Promise<void> {
 
 t.test('the demo page connects, subscribes, shows messages, publishes and shows presence', async t => {
   const node = await startNode(t, { PRESENCE: 'true', JOIN_LEAVE: 'true' })
-  const { page, errors } = await openDemo(t, `${node.url}/demo${PAGE_OPTIONS}`)
+  const { page, errors } = await openPage(t, `${node.url}/demo${PAGE_OPTIONS}`)
   const topic = 'demo.news'
 
   await connectPage(page)
@@ -184,7 +139,7 @@ t.test('the demo page connects, subscribes, shows messages, publishes and shows 
 
 t.test('with JWT auth: the token field, presence by user, refusals', async t => {
   const node = await startNode(t, { JWT_SECRET: SECRET, PRESENCE: 'true' })
-  const { page, errors } = await openDemo(t, `${node.url}/demo${PAGE_OPTIONS}`)
+  const { page, errors } = await openPage(t, `${node.url}/demo${PAGE_OPTIONS}`)
 
   await connectPage(page, mint({ sub: 'alice' }))
   t.match(await page.textContent('#welcome'), /user alice/)
@@ -215,7 +170,7 @@ t.test('a server killed and restarted on the same port: the page shows every pub
   const shared = { REDIS_URL, REDIS_PREFIX: redisPrefix(t) }
   const a = await startNode(t, { ...shared, PORT: String(port), NODE_ID: 'node-a' })
   const b = await startNode(t, { ...shared, NODE_ID: 'node-b' })
-  const { page, errors } = await openDemo(t, `http://127.0.0.1:${port}/demo${PAGE_OPTIONS}`)
+  const { page, errors } = await openPage(t, `http://127.0.0.1:${port}/demo${PAGE_OPTIONS}`)
   const topic = 'demo.restart'
   const data = (n: number): unknown => ({ n, text: `message ${n}` })
   const offsets: number[] = []
@@ -262,7 +217,7 @@ t.test('mounted under a prefix: /rt/demo loads /rt/client.js and connects to /rt
   await app.register(realtime, { prefix: '/rt', demo: true, logLevel: 'silent' })
   t.teardown(() => app.close())
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  const { page, errors } = await openDemo(t, `${url}/rt/demo${PAGE_OPTIONS}`)
+  const { page, errors } = await openPage(t, `${url}/rt/demo${PAGE_OPTIONS}`)
   const requested: string[] = []
   page.on('request', request => requested.push(new URL(request.url()).pathname))
   page.on('websocket', socket => requested.push(new URL(socket.url()).pathname))
