@@ -70,6 +70,15 @@ export const redisUrl: Check<string> = (value, field) => typeof value === 'strin
   ? value
   : refuse(field, `must start with redis:// or rediss://, got ${shown(value)}`)
 
+export const postgresUrl: Check<string> = (value, field) => typeof value === 'string' && /^postgres(ql)?:\/\//.test(value)
+  ? value
+  : refuse(field, `must start with postgres:// or postgresql://, got ${shown(value)}`)
+
+/** A table name put into SQL as it is: letters, digits and _, optionally one schema before a dot. */
+export const sqlIdentifier: Check<string> = (value, field) => typeof value === 'string' && /^([a-z_][a-z0-9_]{0,62}\.)?[a-z_][a-z0-9_]{0,62}$/i.test(value)
+  ? value
+  : refuse(field, `must be a table name of letters, digits and _ (optionally schema.table), got ${shown(value)}`)
+
 /**
  * REDIS_CLUSTER_NODES: seed nodes as `host:port` (IPv6 in brackets) or redis[s]:// URLs with the
  * cluster's credentials, at least one (parseClusterSeeds says what agrees with what).

@@ -3,9 +3,10 @@
 // same fields given in code (configWith, the plugin's options) go through the very same checks: one
 // table, CHECKS, says what each field accepts, whichever way it came.
 import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { closest, distance } from 'fastest-levenshtein'
 import {
-  clusterNodes, ConfigError, flag, integerIn, oneOf, optional, origins, redisUrl, refuse, text, topicPatterns, trustedProxies,
+  clusterNodes, ConfigError, flag, integerIn, oneOf, optional, origins, postgresUrl, redisUrl, refuse, sqlIdentifier, text, topicPatterns, trustedProxies,
   type Check
 } from './config-checks.js'
 import { checkStrictTopics, readTopicsFile, topicDeclarations } from './core/topic-schemas-config.js'
@@ -101,6 +102,21 @@ export interface Config {
   mqttShareGroup?: string
   /** Seconds the MQTT broker keeps a partition's session (and queues its messages) while no node holds it (MQTT_SESSION_EXPIRY). */
   mqttSessionExpiry: number
+  /**
+   * Milliseconds a websocket's frames may wait to be sent together in one write (WRITE_DELAY; 0: each
+   * event-loop turn's frames go in one write, nothing waits longer).
+   */
+  writeDelay: number
+  /** Processes the standalone server runs on its port (WORKERS; `auto` in the environment: one per core). */
+  workers: number
+  /** PostgreSQL the transactional outbox is read from (OUTBOX_URL); unset: no outbox. docs/outbox.md. */
+  outboxUrl?: string
+  /** The outbox table (OUTBOX_TABLE); created when missing. */
+  outboxTable: string
+  /** Milliseconds between outbox polls, the safety net under LISTEN/NOTIFY (OUTBOX_POLL_INTERVAL). */
+  outboxPollInterval: number
+  /** Rows the outbox consumer takes per batch (OUTBOX_BATCH). */
+  outboxBatch: number
 }
 
 type Env = Record<string, string | undefined>
@@ -143,7 +159,12 @@ export const defaults = {
   STRICT_TOPICS: false,
   COMPRESSION: false,
   LOG_LEVEL: 'info',
-  MQTT_SESSION_EXPIRY: 3600
+  MQTT_SESSION_EXPIRY: 3600,
+  WRITE_DELAY: 0,
+  WORKERS: 1,
+  OUTBOX_TABLE: 'realtime_outbox',
+  OUTBOX_POLL_INTERVAL: 1000,
+  OUTBOX_BATCH: 100
 }
 
 /** Every field: its environment variable, and the check its value passes, from either source. */
@@ -198,7 +219,13 @@ const CHECKS: { [K in keyof Config]-?: [variable: string, check: Check<Config[K]
   mqttSubscribe: ['MQTT_SUBSCRIBE', mqttFilters],
   mqttPublish: ['MQTT_PUBLISH', mqttPatterns],
   mqttShareGroup: ['MQTT_SHARE_GROUP', optional(mqttShareGroup)],
-  mqttSessionExpiry: ['MQTT_SESSION_EXPIRY', integerIn(0, 86400)]
+  mqttSessionExpiry: ['MQTT_SESSION_EXPIRY', integerIn(0, 86400)],
+  writeDelay: ['WRITE_DELAY', integerIn(0, 1000)],
+  workers: ['WORKERS', integerIn(1, 256)],
+  outboxUrl: ['OUTBOX_URL', optional(postgresUrl)],
+  outboxTable: ['OUTBOX_TABLE', sqlIdentifier],
+  outboxPollInterval: ['OUTBOX_POLL_INTERVAL', integerIn(10, 3600000)],
+  outboxBatch: ['OUTBOX_BATCH', integerIn(1, 10000)]
 }
 
 /** A value for every field, not yet checked (loadConfig must say something for each one). */
@@ -313,7 +340,13 @@ export function loadConfig (env: Env = process.env): Config {
     mqttSubscribe: list(env.MQTT_SUBSCRIBE),
     mqttPublish: list(env.MQTT_PUBLISH),
     mqttShareGroup: optionalText(env, 'MQTT_SHARE_GROUP'),
-    mqttSessionExpiry: integerText(env, 'MQTT_SESSION_EXPIRY')
+    mqttSessionExpiry: integerText(env, 'MQTT_SESSION_EXPIRY'),
+    writeDelay: integerText(env, 'WRITE_DELAY'),
+    workers: optionalText(env, 'WORKERS')?.trim().toLowerCase() === 'auto' ? availableParallelism() : integerText(env, 'WORKERS'),
+    outboxUrl: optionalText(env, 'OUTBOX_URL'),
+    outboxTable: optionalText(env, 'OUTBOX_TABLE') ?? defaults.OUTBOX_TABLE,
+    outboxPollInterval: integerText(env, 'OUTBOX_POLL_INTERVAL'),
+    outboxBatch: integerText(env, 'OUTBOX_BATCH')
   }, false)
 }
 

@@ -9,7 +9,7 @@ const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')
 const envExample = read('.env.example')
 const readme = read('README.md')
 
-const UNSET_BY_DEFAULT = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_ISSUER', 'JWT_AUDIENCE', 'API_KEY', 'ALLOWED_ORIGINS', 'NODE_ID', 'DEMO', 'TRUST_PROXY']
+const UNSET_BY_DEFAULT = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWT_ISSUER', 'JWT_AUDIENCE', 'API_KEY', 'ALLOWED_ORIGINS', 'NODE_ID', 'DEMO', 'TRUST_PROXY', 'OUTBOX_URL']
 
 t.test('.env.example gives every default exactly as src/config.ts has it', async t => {
   for (const [name, value] of Object.entries(defaults)) {
