@@ -1,12 +1,11 @@
 #!/usr/bin/env node
 // `fastify-realtime`: runs the server (dist/src/server.js) with its configuration from the
-// environment and from .env in the working directory. `--help` lists the variables: their defaults
-// come from the built config (dist/src/config.js) and their meanings from the comments of the shipped
-// .env.example, the one file that already documents each of them, so nothing here can drift.
+// environment and from .env in the working directory. `--help` lists the variables, their defaults and
+// meanings from the built configuration table (dist/src/config-docs.js), so nothing here can drift.
 import { existsSync, readFileSync } from 'node:fs'
 
 const root = new URL('../', import.meta.url)
-const USAGE = 'usage: fastify-realtime [--help | --version]'
+const USAGE = 'usage: fastify-realtime [--workers N] [--help | --version]'
 
 /** Imports a module of the build; in a git checkout that was never built, says so on one line. */
 async function built (path) {
@@ -22,43 +21,9 @@ function version () {
   return JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).version
 }
 
-/**
- * The variables of .env.example in file order, each with the comment block above its group (a group
- * is a run of NAME= lines; HOST and PORT share "Listen address.") and its value in the example.
- */
-function variablesOf (envExample) {
-  const variables = []
-  let comment = []
-  let inGroup = false
-  for (const raw of envExample.split('\n')) {
-    const line = raw.trim()
-    const assignment = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(line)
-    if (assignment !== null) {
-      variables.push({ name: assignment[1], example: assignment[2], meaning: comment.join(' ') })
-      inGroup = true
-    } else if (line.startsWith('#')) {
-      if (inGroup) comment = []
-      inGroup = false
-      comment.push(line.replace(/^#\s?/, ''))
-    } else {
-      comment = []
-      inGroup = false
-    }
-  }
-  return variables
-}
-
 async function help () {
-  const { defaults } = await built('dist/src/config.js')
-  const variables = variablesOf(readFileSync(new URL('.env.example', root), 'utf8'))
-  // A default that .env.example lacks still gets listed, without a meaning.
-  for (const name of Object.keys(defaults)) {
-    if (!variables.some(variable => variable.name === name)) variables.push({ name, example: '', meaning: '' })
-  }
-  const rows = variables.map(({ name, example, meaning }) => {
-    const value = name in defaults ? String(defaults[name]) : example
-    return [name, value === '' ? '(unset)' : value, meaning]
-  })
+  const { helpRows } = await built('dist/src/config-docs.js')
+  const rows = helpRows().map(({ variable, shown, help }) => [variable, shown === '' ? '(unset)' : shown, help])
   const width = column => Math.max(...rows.map(row => row[column].length)) + 2
   const [nameWidth, valueWidth] = [width(0), width(1)]
   const lines = [
@@ -71,12 +36,35 @@ async function help () {
     'value stops the server at start with a message naming the variable.',
     '',
     `  ${'variable'.padEnd(nameWidth)}${'default'.padEnd(valueWidth)}meaning`,
-    ...rows.map(([name, value, meaning]) => `  ${name.padEnd(nameWidth)}${value.padEnd(valueWidth)}${meaning}`.trimEnd())
+    ...rows.map(([name, value, meaning]) => `  ${name.padEnd(nameWidth)}${value.padEnd(valueWidth)}${meaning}`)
   ]
   process.stdout.write(lines.join('\n') + '\n')
 }
 
-const args = process.argv.slice(2)
+/**
+ * `--workers N` (or `--workers=N`, `auto`: one per core) sets WORKERS for the server, over the
+ * environment and .env: how many processes serve the port (docs/scaling.md). The server checks the
+ * value as it checks the variable. The other arguments are returned as they came.
+ */
+function takeWorkers (args) {
+  const rest = []
+  for (let i = 0; i < args.length; i++) {
+    const [flag, inline] = args[i].split(/=(.*)/s)
+    if (flag !== '--workers') {
+      rest.push(args[i])
+      continue
+    }
+    const value = inline ?? args[++i]
+    if (value === undefined || value === '' || value.startsWith('-')) {
+      process.stderr.write(`fastify-realtime: --workers needs a number of processes (or auto)\n${USAGE}\n`)
+      process.exit(1)
+    }
+    process.env.WORKERS = value
+  }
+  return rest
+}
+
+const args = takeWorkers(process.argv.slice(2))
 if (args.includes('--help') || args.includes('-h')) {
   await help()
 } else if (args.includes('--version') || args.includes('-v')) {

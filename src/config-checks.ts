@@ -33,11 +33,11 @@ export function refuse (field: Field, message: string): never {
 }
 
 /** A value as a message quotes it: text in quotes, as the environment had it. */
-function shown (value: unknown): string {
+export function shown (value: unknown): string {
   return typeof value === 'string' ? `"${value}"` : JSON.stringify(value) ?? String(value)
 }
 
-function isTextList (value: unknown): value is string[] {
+export function isTextList (value: unknown): value is string[] {
   return Array.isArray(value) && value.every(item => typeof item === 'string')
 }
 

@@ -1,17 +1,9 @@
 // The checks of the MQTT bridge's settings (MQTT_*), in the style of src/config-checks.ts: a bad value
 // fails at start-up with a ConfigError that names the variable, whether it came from the environment
 // or from the plugin's options.
-import { refuse, type Check, type Field } from '../config-checks.js'
+import { isTextList, refuse, shown, type Check, type Field } from '../config-checks.js'
 import type { Config } from '../config.js'
 import { isBridgeableFilter, isBridgeablePattern, isValidShareGroup } from './topic-map.js'
-
-function shown (value: unknown): string {
-  return typeof value === 'string' ? `"${value}"` : JSON.stringify(value) ?? String(value)
-}
-
-function isTextList (value: unknown): value is string[] {
-  return Array.isArray(value) && value.every(item => typeof item === 'string')
-}
 
 /** MQTT_URL: what the `mqtt` package connects to. Credentials go in the URL (user:password@). */
 export const mqttUrl: Check<string> = (value, field) => typeof value === 'string' && /^(mqtts?|wss?):\/\/[^/]/.test(value)
