@@ -12,6 +12,7 @@ import { decodeFrame, encodeFrame, openSocket, type MsgpackCodec, type WebSocket
 import { SseSocket } from './sse-socket.js'
 import { Subscription } from './subscription.js'
 import type { RpcMap, RpcParams, RpcResult } from '../src/core/rpc-types.js'
+import { CloseCode, type ErrorCode } from '../src/core/wire.js'
 import type { TopicMap, TopicPayload } from '../src/core/topic-schemas-types.js'
 
 /** An explicit `Data` type argument wins; without one (never), the topic map's type for the topic. */
@@ -63,22 +64,11 @@ export interface ClientEvents {
   error: RealtimeError
 }
 
-/** Close codes after which reconnecting cannot help (docs/client.md). */
-const CLOSE = {
-  normal: 1000,
-  abnormal: 1006,
-  /** Revoked token, or the user was disconnected by the admin API. */
-  forbidden: 4003,
-  /** Refused upgrade: 4000 + the HTTP status (refusal=close). */
-  tokenRefused: 4401,
-  originRefused: 4403
-} as const
-
 /** Websocket attempts in a row that never opened after which the client falls back to SSE. */
 const FALLBACK_AFTER = 2
 
 /** Subscribe refusals that will not change by asking again: the subscription is removed. */
-const FINAL_SUBSCRIBE_ERRORS = new Set(['bad_request', 'forbidden', 'unauthorized', 'limit_exceeded', 'not_found', 'too_large'])
+const FINAL_SUBSCRIBE_ERRORS: ReadonlySet<string> = new Set<ErrorCode>(['bad_request', 'forbidden', 'unauthorized', 'limit_exceeded', 'not_found', 'too_large'])
 
 interface PendingRequest {
   frame: Record<string, unknown>
@@ -225,7 +215,7 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
     const hadSocket = this.socket !== null
     this.abandonSocket(true)
     this.stop(new RealtimeError(ClientErrorCode.closed, 'the client was closed'))
-    if (hadSocket) this.emit('disconnected', { code: CLOSE.normal, reason: 'client closed', reconnect: false })
+    if (hadSocket) this.emit('disconnected', { code: CloseCode.normal, reason: 'client closed', reconnect: false })
   }
 
   /** @internal Subscription.unsubscribe(). */
@@ -287,7 +277,7 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
     if (error.code === ClientErrorCode.timeout) {
       // The server did not answer in time: whether it subscribed us is unknown. A new connection
       // resubscribes everything from known positions, which is exact.
-      this.dropSocket(CLOSE.abnormal, 'subscribe timed out')
+      this.dropSocket(CloseCode.abnormal, 'subscribe timed out')
       return
     }
     // unavailable, rate_limited, internal: passing conditions; ask again after a backoff delay.
@@ -354,7 +344,7 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
     socket.onerror = () => {}
     // A server that accepts the connection and never answers (stalled, or a balancer still sending to
     // it) would keep the client connecting forever: no welcome within `timeout`, try again.
-    this.livenessTimer = setTimeout(() => this.dropSocket(CLOSE.abnormal, 'no welcome from the server'), this.timeout)
+    this.livenessTimer = setTimeout(() => this.dropSocket(CloseCode.abnormal, 'no welcome from the server'), this.timeout)
   }
 
   private handleFrame (data: unknown): void {
@@ -430,23 +420,25 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
       subscription.handleDisconnect()
     }
 
-    if (code === CLOSE.tokenRefused) this.refusals++
+    if (code === CloseCode.refusedUnauthorized) this.refusals++
     if (this.opened) this.failedOpens = 0
     // A websocket that cannot open (a proxy that blocks the upgrade, a closed port) and never opened
     // since connect(): after FALLBACK_AFTER such attempts in a row, SSE until close() (docs/client.md).
-    if (!this.sse && !this.opened && code === CLOSE.abnormal && this.canFallBack && !this.websocketWorked &&
+    if (!this.sse && !this.opened && code === CloseCode.abnormal && this.canFallBack && !this.websocketWorked &&
       ++this.failedOpens >= FALLBACK_AFTER) this.sse = true
-    const final = code === CLOSE.forbidden || code === CLOSE.originRefused ||
-      (code === CLOSE.tokenRefused && (this.options.getToken === undefined || this.refusals > 1))
+    // 4003 (a revoked token, the user disconnected by the admin API) and 4403 (an origin refused) end
+    // the client; 4401 (a token refused) does when there is no getToken to ask again, or it did not help.
+    const final = code === CloseCode.forbidden || code === CloseCode.refusedForbidden ||
+      (code === CloseCode.refusedUnauthorized && (this.options.getToken === undefined || this.refusals > 1))
     if (final) {
-      this.stop(new RealtimeError(code === CLOSE.tokenRefused ? 'unauthorized' : 'forbidden', reason))
+      this.stop(new RealtimeError(code === CloseCode.refusedUnauthorized ? 'unauthorized' : 'forbidden', reason))
       this.emit('disconnected', { code, reason, reconnect: false })
       return
     }
     this.setState('disconnected')
     this.emit('disconnected', { code, reason, reconnect: true })
     // A refused token with getToken: ask for a fresh one at once (it may simply have expired).
-    if (code === CLOSE.tokenRefused) this.openNow()
+    if (code === CloseCode.refusedUnauthorized) this.openNow()
     else this.scheduleReconnect()
   }
 
@@ -498,7 +490,7 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
     socket.onmessage = socket.onclose = null
     const terminate = (socket as { terminate?: () => void }).terminate
     if (!graceful && typeof terminate === 'function') terminate.call(socket)
-    else socket.close(CLOSE.normal)
+    else socket.close(CloseCode.normal)
   }
 
   /** Gives up on a connection that misbehaves, and reconnects as if the server had closed it. */
@@ -525,7 +517,7 @@ export class RealtimeClient<Topics extends TopicMap = TopicMap, Methods extends 
     const quietFor = Date.now() - this.lastSeen
     const pingAfter = (this.welcome?.heartbeat ?? 25000) + this.timeout
     let wait = pingAfter - quietFor
-    if (quietFor >= pingAfter + this.timeout) return this.dropSocket(CLOSE.abnormal, 'the server did not answer a ping')
+    if (quietFor >= pingAfter + this.timeout) return this.dropSocket(CloseCode.abnormal, 'the server did not answer a ping')
     if (wait <= 0) {
       this.send({ type: 'ping' })
       wait += this.timeout

@@ -1,19 +1,8 @@
-// The shapes of the server's frames and of what the client's API returns (docs/protocol.md §2).
+// The shapes of the server's frames and of what the client's API returns (docs/protocol.md §2). The
+// ones the server writes too come from its own definitions (src/core/wire.ts).
+import type { StreamPosition } from '../src/core/wire.js'
 
-export interface StreamPosition {
-  epoch: string
-  offset: number
-}
-
-export interface Welcome {
-  connectionId: string
-  user: string | null
-  node: string
-  /** ms between the server's heartbeats. */
-  heartbeat: number
-  /** When the connection's token expires (ms since the epoch), or null. */
-  expiresAt: number | null
-}
+export type { StreamPosition, Welcome } from '../src/core/wire.js'
 
 export interface Message<Data = unknown> extends StreamPosition {
   topic: string

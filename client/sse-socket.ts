@@ -13,12 +13,11 @@ import type { ServerFrame, StreamPosition } from './frames.js'
 import { apiUrl, authHeaders, callApi, httpError, type Fetch } from './http-api.js'
 import { sseParser, type SseEvent } from './sse-parser.js'
 import type { WebSocketLike } from './socket.js'
+import { CloseCode } from '../src/core/wire.js'
 
 /** What the transport reads of the client's subscriptions: the topics, in order, and their positions. */
 export type LiveSubscriptions = ReadonlyMap<string, { position: StreamPosition | null }>
 
-/** Close codes (the websocket's, docs/client.md): what the client makes of an ended stream. */
-const ABNORMAL = 1006
 /** A stream refused for topics that no new subscription explains: reconnect and find out (see refused()). */
 const POLICY = 1008
 
@@ -156,7 +155,7 @@ export class SseSocket implements WebSocketLike {
     if (this.since.size > 0) headers['last-event-id'] = encodeCursor(positions)
     const stream = this.stream = new AbortController()
     this.read(url, headers, stream.signal).catch((error: Error) => {
-      if (!stream.signal.aborted) this.end(ABNORMAL, `the event stream broke off (${error.message})`)
+      if (!stream.signal.aborted) this.end(CloseCode.abnormal, `the event stream broke off (${error.message})`)
     })
   }
 
@@ -177,7 +176,7 @@ export class SseSocket implements WebSocketLike {
     for (;;) {
       const { done, value } = await reader.read()
       if (signal.aborted) return
-      if (done) return this.end(ABNORMAL, 'the event stream ended without a close event')
+      if (done) return this.end(CloseCode.abnormal, 'the event stream ended without a close event')
       feed(decoder.decode(value, { stream: true }))
     }
   }

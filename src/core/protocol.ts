@@ -2,41 +2,14 @@
 // frames, error codes, and the close codes with the reason sent for each. Everything that touches the
 // JSON shape of a frame, or what a client reads when it is closed, lives here.
 import { isValidTopic } from './topics.js'
+import { CloseCode, ErrorCode, type RequestId, type StreamPosition, type Welcome } from './wire.js'
 
-export const ErrorCode = {
-  badRequest: 'bad_request',
-  unauthorized: 'unauthorized',
-  forbidden: 'forbidden',
-  notFound: 'not_found',
-  rateLimited: 'rate_limited',
-  tooLarge: 'too_large',
-  limitExceeded: 'limit_exceeded',
-  unavailable: 'unavailable',
-  internal: 'internal'
-} as const
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+// The codes and shapes the client library reads too live in wire.ts; the server imports them from here.
+export { CloseCode, ErrorCode }
+export type { RequestId, StreamPosition, Welcome }
 
-export const CloseCode = {
-  normal: 1000,
-  goingAway: 1001,
-  /** No close frame (websocket) or no `close` event (event stream): the peer or the network ended it. */
-  abnormal: 1006,
-  tooLarge: 1009,
-  internal: 1011,
-  tokenExpired: 4001,
-  forbidden: 4003,
-  rateLimited: 4008,
-  slowConsumer: 4009,
-  /** Publications of a subscribed topic could not be delivered in order (beyond the contract's list). */
-  insufficientState: 4010,
-  /** Upgrades refused with `?refusal=close` carry 4000 + the HTTP status (routes/ws-refusal.ts). */
-  refusedUnauthorized: 4401,
-  refusedForbidden: 4403,
-  refusedRateLimited: 4429,
-  refusedUnavailable: 4503
-} as const
-
-const SERVER_CLOSE_CODES: ReadonlySet<number> = new Set(Object.values(CloseCode))
+// A numeric enum's object also maps each number back to its name: only the numbers are codes.
+const SERVER_CLOSE_CODES: ReadonlySet<unknown> = new Set(Object.values(CloseCode).filter(value => typeof value === 'number'))
 
 /**
  * The `code` label of realtime_disconnects_total (docs/protocol.md §8): a peer chooses its own close
@@ -111,13 +84,6 @@ export class ProtocolError extends Error {
   constructor (readonly code: ErrorCode, message: string) {
     super(message)
   }
-}
-
-export type RequestId = string | number
-
-export interface StreamPosition {
-  epoch: string
-  offset: number
 }
 
 export type ClientFrame =
@@ -256,14 +222,6 @@ export function clientFrameOf (raw: unknown): ParseResult {
 }
 
 // ---- server -> client ----
-
-export interface Welcome {
-  connectionId: string
-  user: string | null
-  node: string
-  heartbeat: number
-  expiresAt: number | null
-}
 
 // No object spread in these encoders: V8 builds `{ a, ...b }` on a slow path, hundreds of ns each.
 export function encodeWelcome (welcome: Welcome): string {
