@@ -2,7 +2,7 @@
 // disconnecting users on every node (its control bus). The node does the work; these check the caller
 // and the body.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
+import { LIMITED_ROUTE } from './rate-limit.js'
 import { MIN_EXPIRES_AT_MS } from '../src/core/auth/revocation.js'
 import { ErrorCode } from '../src/core/protocol.js'
 import { httpError } from '../src/http-errors.js'

@@ -1,7 +1,7 @@
 // All of the realtime routes, in one encapsulated context: plugins/realtime.ts gives it its prefix and
 // the API's error handler (src/http-errors.ts).
 import type { FastifyInstance } from 'fastify'
-import httpRateLimit from '../plugins/rate-limit.js'
+import httpRateLimit from './rate-limit.js'
 import type { Config } from '../src/config.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import adminRoutes from './admin.js'

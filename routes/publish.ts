@@ -1,6 +1,6 @@
 // POST /api/publish and POST /api/broadcast: backends push to topics with plain HTTP.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
+import { LIMITED_ROUTE } from './rate-limit.js'
 import { canPublish, type Identity } from '../src/core/identity.js'
 import { ErrorCode, nestedDeeperThan, tooDeepMessage } from '../src/core/protocol.js'
 import { httpError } from '../src/http-errors.js'
@@ -40,7 +40,7 @@ function assertShallow (data: unknown): void {
 
 export default async function publishRoutes (app: FastifyInstance, options: RouteOptions): Promise<void> {
   const { node } = options
-  // The body limit, named in the 413 (src/http-errors.ts); RATE_LIMIT_MAX (plugins/rate-limit.ts).
+  // The body limit, named in the 413 (src/http-errors.ts); RATE_LIMIT_MAX (routes/rate-limit.ts).
   // The credentials are checked before the body is read (preParsing: after the rate limit and byte
   // budget of onRequest, which count bad credentials against the IP): a caller without valid ones gets
   // its 401 at once, and its socket is not held while a body it may not send trickles in. The handler's

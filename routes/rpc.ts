@@ -2,7 +2,7 @@
 // without a websocket (the client library's SSE fallback) and for backends. The same methods, data
 // checks and refusals as the websocket's `rpc` frame; the refusal's code gives the HTTP status.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
+import { LIMITED_ROUTE } from './rate-limit.js'
 import { ErrorCode, nestedDeeperThan, tooDeepMessage } from '../src/core/protocol.js'
 import { httpError } from '../src/http-errors.js'
 import type { RouteOptions } from './index.js'

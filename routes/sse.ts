@@ -4,7 +4,7 @@
 // and subscribed before the 200, so every refusal is a plain HTTP error; after that the stream is a
 // connection like any other (src/core/sse-connection.ts): capped, revocable, drained, expiring.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { LIMITED_ROUTE } from '../plugins/rate-limit.js'
+import { LIMITED_ROUTE } from './rate-limit.js'
 import type { Admission } from '../src/core/admission.js'
 import { armExpiry } from '../src/core/auth/expiry.js'
 import { budgetKey } from '../src/core/dispatcher.js'

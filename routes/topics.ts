@@ -3,7 +3,7 @@
 // budget before it is sent (src/core/history-budget.ts), like the websocket `history` frame: the same
 // budget for a user on both, an anonymous caller's kept by IP.
 import type { FastifyInstance } from 'fastify'
-import { callerKey, LIMITED_ROUTE } from '../plugins/rate-limit.js'
+import { callerKey, LIMITED_ROUTE } from './rate-limit.js'
 import type { HistoryResult } from '../src/core/broker.js'
 import { historyReplyBytes, REFUSED } from '../src/core/history-budget.js'
 import { canSubscribe, type Identity } from '../src/core/identity.js'

@@ -1,4 +1,4 @@
-// The HTTP rate limit (plugins/rate-limit.ts, on @fastify/rate-limit): RATE_LIMIT_MAX requests per
+// The HTTP rate limit (routes/rate-limit.ts, on @fastify/rate-limit): RATE_LIMIT_MAX requests per
 // caller per window, shared across nodes through Redis, upgrades counted too, admin callers and
 // health probes exempt; and the HTTP side of USER_INBOUND_RATE, checked right after it. A host's own
 // @fastify/rate-limit beside it: test/host-rate-limit.test.ts.
@@ -9,7 +9,7 @@ import t from 'tap'
 import type WebSocket from 'ws'
 import auth from '../plugins/auth.js'
 import { kRealtimeNode } from '../plugins/broadcast.js'
-import rateLimit, { LIMITED_ROUTE } from '../plugins/rate-limit.js'
+import rateLimit, { LIMITED_ROUTE } from '../routes/rate-limit.js'
 import realtime from '../plugins/realtime.js'
 import { SECRET, bearer, mint } from './auth-tokens.js'
 import { freePort, REDIS_URL, redisClient, redisPrefix } from './fixtures/cluster.js'

@@ -3,6 +3,9 @@
 //   optional parts only, so that a broker of another kind (NATS, PostgreSQL, a host's own) needs no
 //   change anywhere else. The factory (src/core/brokers/create.ts) and the public exports (src/index.ts,
 //   src/redis-brokers.ts) are the only places that name the concrete brokers;
+// - imports point down the layers ("Layers"): src/ (but its entry points) imports neither plugins/ nor
+//   routes/, routes/ no plugin, and of the plugins only the umbrella (plugins/realtime.ts) registers
+//   the routes;
 // - no import circle at run time ("Layers"), as madge sees them with the repository's .madgerc
 //   (type-only imports do not count: they are gone once compiled).
 import { execFile } from 'node:child_process'
@@ -32,6 +35,30 @@ t.test('no plugin, route or core module outside src/core/brokers/ imports a conc
 t.test('the check itself sees such an import', async t => {
   t.ok(CONCRETE.test("import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'"))
   t.ok(CONCRETE.test("import { MemoryBroker } from './memory.js'") === false, 'a sibling import inside brokers/ is not its business')
+})
+
+/** The files of `files` whose source imports from `layer` (a top-level folder), type-only imports included. */
+function importersOf (files: string[], layer: string): string[] {
+  const from = new RegExp(`from '(?:\\.\\./)+${layer}/|from '\\./${layer}/`)
+  return files.filter(file => from.test(readFileSync(join(ROOT, file), 'utf8')))
+}
+
+/** The top: the process, the standalone app and the package's exports, which assemble the plugins. */
+const ENTRIES = ['src/server.ts', 'src/app.ts', 'src/index.ts']
+
+t.test('imports point down: src/ <- routes/ <- the umbrella plugin <- the entry points', async t => {
+  const below = sources('src').filter(file => !ENTRIES.includes(file))
+  t.same(importersOf(below, 'plugins'), [], 'the core and the rest of src/ know no plugin')
+  t.same(importersOf(below, 'routes'), [], 'nor any route')
+  t.same(importersOf(sources('routes'), 'plugins'), [], 'routes take what they need in their options, not from a plugin')
+  t.same(importersOf(sources('plugins'), 'routes'), ['plugins/realtime.ts'], 'only the umbrella registers the routes')
+})
+
+t.test('the layer check itself sees an upward import', async t => {
+  const dir = mkdtempSync(join(ROOT, 'test/.layer-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  writeFileSync(join(dir, 'x.ts'), "import { y } from '../../plugins/realtime.js'\n")
+  t.same(importersOf([join(dir, 'x.ts').slice(ROOT.length)], 'plugins').length, 1)
 })
 
 const MADGE = join(ROOT, 'node_modules/madge/bin/cli.js')
