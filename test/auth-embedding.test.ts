@@ -1,4 +1,4 @@
-// Embedding (DESIGN.md pitfalls): a host that registers @fastify/jwt itself, before or after us; a
+// Embedding (docs/auth.md): a host that registers @fastify/jwt itself, before or after us; a
 // host that verifies callers its own way (`verify`); the auth plugin on its own.
 import fastifyJwt from '@fastify/jwt'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'

@@ -1,4 +1,4 @@
-// Token verification (PROTOCOL.md §2-§4): every failure is a plain 401 before the upgrade and on the
+// Token verification (docs/protocol.md §2-§4): every failure is a plain 401 before the upgrade and on the
 // HTTP API, with a message that says what is wrong; HS256, RS256 and ES256 are accepted as configured.
 import t, { type Test } from 'tap'
 import { bearer, ecKeys, mint, nowSeconds, rsaKeys, SECRET, type Claims, type MintOptions } from './auth-tokens.js'

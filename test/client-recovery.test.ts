@@ -1,7 +1,7 @@
 // The client library's recovery, end to end with real parts only: server processes that are killed,
 // restarted and stalled, Redis shared by several nodes, and a real TCP proxy standing in for a load
 // balancer that fails over or a network that breaks. What the application sees must be what
-// ../shared/CLIENT.md promises: every offset once and in order across reconnects, 'reset' exactly when
+// docs/client.md promises: every offset once and in order across reconnects, 'reset' exactly when
 // continuity is lost, and a dead server noticed by the client itself.
 // Nothing here measures time: every wait polls for an outcome with a generous bound.
 import t, { type Test } from 'tap'

@@ -1,4 +1,4 @@
-// The client library (fastify-realtime/client, ../shared/CLIENT.md) against real servers: connect,
+// The client library (fastify-realtime/client, docs/client.md) against real servers: connect,
 // subscribe, publish, history, presence, join/leave, request errors and timeouts, close() and its
 // timers, reconnect with recovery, and the browser bundle served at GET /client.js.
 import t, { type Test } from 'tap'

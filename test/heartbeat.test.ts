@@ -1,4 +1,4 @@
-// Heartbeat (PROTOCOL.md §2): websocket pings every HEARTBEAT_INTERVAL, termination after
+// Heartbeat (docs/protocol.md §2): websocket pings every HEARTBEAT_INTERVAL, termination after
 // HEARTBEAT_TIMEOUT without an answer, and no timer left behind once the app has closed.
 import { createHook } from 'node:async_hooks'
 import { fileURLToPath } from 'node:url'

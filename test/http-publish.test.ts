@@ -1,4 +1,4 @@
-// The HTTP publishing API (PROTOCOL.md §4): POST /api/publish, POST /api/broadcast, validation errors
+// The HTTP publishing API (docs/protocol.md §4): POST /api/publish, POST /api/broadcast, validation errors
 // that name the field, the MAX_PAYLOAD body limit, and GET /api/topics/:topic/history.
 import t from 'tap'
 import { kRealtimeNode } from '../plugins/broadcast.js'
