@@ -289,6 +289,16 @@ export const FIELDS = {
     shownDefault: '',
     help: 'Serve the demo page at GET /demo (true/false). Unset: on, except with NODE_ENV=production.'
   }),
+  adminUi: field({
+    // Harmless without credentials (it shows nothing), but an operator's page: opt-in in production.
+    variable: 'ADMIN_UI',
+    read: asBoolean,
+    check: flag,
+    default: env => !isProduction(env),
+    shownDefault: '',
+    help: 'Serve the admin page at GET /admin (true/false; it shows nothing without the API key or an admin token). ' +
+      'Unset: on, except with NODE_ENV=production.'
+  }),
   topics: unsetByDefault({
     variable: 'TOPICS_FILE',
     read: raw => readTopicsFile(raw),
