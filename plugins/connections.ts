@@ -10,7 +10,7 @@ import { loadMsgpack, MSGPACK_SUBPROTOCOL, selectSubprotocol } from '../src/core
 import type { RealtimeNode } from '../src/core/node.js'
 import { ServerClose } from '../src/core/protocol.js'
 import { WebSocketConnection } from '../src/core/ws-connection.js'
-import { kRealtimeNode } from './broadcast.js'
+import { kRealtimeNode } from './node.js'
 
 export interface ConnectionsOptions {
   config: Config
@@ -76,4 +76,4 @@ async function drainSockets (sockets: WebSocket[], timeoutMs: number): Promise<v
   for (const socket of sockets) socket.terminate()
 }
 
-export default fp(connections, { fastify: '5.x', name: 'fastify-realtime-connections', dependencies: ['fastify-realtime-broadcast'] })
+export default fp(connections, { fastify: '5.x', name: 'fastify-realtime-connections', dependencies: ['fastify-realtime-node'] })

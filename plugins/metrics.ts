@@ -25,7 +25,7 @@ import type { RealtimeNode } from '../src/core/node.js'
 import { closeCodeLabel } from '../src/core/protocol.js'
 import type { LatencyHistogram } from '../src/core/stats.js'
 import { TRANSPORTS, type TransportName } from '../src/core/connection.js'
-import { kRealtimeNode } from './broadcast.js'
+import { kRealtimeNode } from './node.js'
 import { findHostMetrics, OWN_DECORATOR, type HostMetrics } from './host-metrics.js'
 
 declare module 'fastify' {
@@ -278,7 +278,7 @@ async function metrics (app: FastifyInstance, options: MetricsOptions): Promise<
   if (options.httpRoutes === 'all') await registerFastifyMetrics(app, registry, true)
 }
 
-export default fp(metrics, { fastify: '5.x', name: 'fastify-realtime-metrics', dependencies: ['fastify-realtime-broadcast'] })
+export default fp(metrics, { fastify: '5.x', name: 'fastify-realtime-metrics', dependencies: ['fastify-realtime-node'] })
 
 /**
  * GET /metrics, and the timing of the realtime routes when only they are timed. Registered in the

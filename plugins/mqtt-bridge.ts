@@ -13,7 +13,7 @@ import { configWith, type Config } from '../src/config.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { MqttBridge, type MqttBridgeSettings } from '../src/mqtt/bridge.js'
 import { defaultShareGroup } from '../src/mqtt/topic-map.js'
-import { kRealtimeNode } from './broadcast.js'
+import { kRealtimeNode } from './node.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -101,4 +101,4 @@ async function mqttBridge (app: FastifyInstance, options: MqttBridgeOptions): Pr
   app.addHook('onClose', async () => { await bridge.close() })
 }
 
-export default fp(mqttBridge, { fastify: '5.x', name: 'fastify-realtime-mqtt-bridge', dependencies: ['fastify-realtime-broadcast'] })
+export default fp(mqttBridge, { fastify: '5.x', name: 'fastify-realtime-mqtt-bridge', dependencies: ['fastify-realtime-node'] })

@@ -11,7 +11,7 @@ import { configWith, refuseUnknownOptions, type Config } from '../src/config.js'
 import type { Broker } from '../src/core/broker.js'
 import type { RedisClientLike } from '../src/core/brokers/redis-client-like.js'
 import auth, { type AuthOptions } from './auth.js'
-import broadcast, { brokerFor, kRealtimeNode } from './broadcast.js'
+import realtimeNode, { brokerFor, kRealtimeNode } from './node.js'
 import connections from './connections.js'
 import { hasLogSerializers, logSerializers, notFoundWithoutQuery, requestLoggerFactory } from './logging.js'
 import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
@@ -56,7 +56,7 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
   const config = configWith(overrides)
   const broker = brokerFor(config, { broker: customBroker, redis })
   await app.register(auth, { config, verify, verifyToken, revocations: broker.controlBus })
-  await app.register(broadcast, { config, broker, refreshIdentity: app.realtimeAuth.refresh })
+  await app.register(realtimeNode, { config, broker, refreshIdentity: app.realtimeAuth.refresh })
   await app.register(connections, { config })
   await app.register(metrics, { config, httpRoutes: metricsRoutes })
   // The MQTT bridge (MQTT_URL): after the node and its metrics registry, before readiness reports it.

@@ -3,7 +3,7 @@
 // encapsulated context of ours under a namespace, so that a host's app.redis is untouched whether the
 // host registers @fastify/redis before us or after.
 //
-// What @fastify/redis does not expect of our connection is handled by the caller (plugins/broadcast.ts):
+// What @fastify/redis does not expect of our connection is handled by the caller (plugins/node.ts):
 // - at registration it waits for a client that is not ready (until 'ready'; it quits the client on
 //   ENOTFOUND or an error reply, and avvio fails the start after its plugin timeout). Redis out of
 //   reach at start is an outage, not a failed start, and Redis refusing us fails the start with our

@@ -1,7 +1,9 @@
 // Package exports: the plugins, buildApp, the `app.realtime` interface, the broker seam (to write or
 // pass a broker of your own) and the types an embedding app needs.
 export { default as realtime, type RealtimeOptions } from '../plugins/realtime.js'
-export { default as broadcast, createBroker, type BroadcastOptions } from '../plugins/broadcast.js'
+export { default as realtimeNode, createBroker, type RealtimeNodeOptions } from '../plugins/node.js'
+/** @deprecated The former name of `realtimeNode` (the plugin builds the broker and the node, it does not broadcast). */
+export { default as broadcast, type RealtimeNodeOptions as BroadcastOptions } from '../plugins/node.js'
 export { default as auth, type AuthOptions, type RealtimeAuth } from '../plugins/auth.js'
 export { default as connections } from '../plugins/connections.js'
 export { default as metrics, type HttpMetricsRoutes } from '../plugins/metrics.js'

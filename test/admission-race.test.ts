@@ -9,7 +9,7 @@ import type { ClientRequest } from 'node:http'
 import WebSocket from 'ws'
 import { mint, SECRET } from './auth-tokens.js'
 import { postJson, startServer } from './helpers.js'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { REDIS_URL, redisPrefix, startCluster } from './fixtures/cluster.js'
 
 const API_KEY = 'admission-race-api-key'

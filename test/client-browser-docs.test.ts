@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { launchChromium, newPage } from './fixtures/browser.js'
 import { postJson, startServer } from './helpers.js'
 

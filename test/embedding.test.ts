@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { realtime, type RealtimeOptions } from '../src/index.js'
 import { connect, getJson, listen, postJson, refusedUpgrade, startServer, within } from './helpers.js'
 

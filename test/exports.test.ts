@@ -32,7 +32,7 @@ t.test('a host verify() built on the exported identityFromClaims applies the ser
 })
 
 t.test('the entry exports the plugins, brokers and codes', async t => {
-  for (const name of ['realtime', 'broadcast', 'auth', 'connections', 'metrics', 'buildApp', 'loadConfig', 'configWith', 'MemoryBroker', 'RedisBroker', 'identityFromClaims']) {
+  for (const name of ['realtime', 'realtimeNode', 'broadcast', 'auth', 'connections', 'metrics', 'buildApp', 'loadConfig', 'configWith', 'MemoryBroker', 'RedisBroker', 'identityFromClaims']) {
     t.type((pkg as Record<string, unknown>)[name], 'function', name)
   }
   t.equal(pkg.CloseCode.slowConsumer, 4009)

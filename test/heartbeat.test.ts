@@ -4,7 +4,7 @@ import { createHook } from 'node:async_hooks'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { connect, eventually, startServer, type Client } from './helpers.js'
 
 const HEARTBEAT = { heartbeatInterval: 200, heartbeatTimeout: 200 }

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { connect, eventually, startServer, type Client } from './helpers.js'
 

@@ -1,7 +1,7 @@
 // The HTTP publishing API (docs/protocol.md §4): POST /api/publish, POST /api/broadcast, validation errors
 // that name the field, the MAX_PAYLOAD body limit, and GET /api/topics/:topic/history.
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { connect, getJson, postJson, startServer } from './helpers.js'
 
 t.test('POST /api/publish returns the position and delivers to subscribers', async t => {

@@ -1,7 +1,7 @@
 // Idempotent publish: the same `idempotencyKey` (on the same topic) within 5 minutes answers the first
 // result and publishes nothing, on every broker and, with Redis, across nodes.
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { brokerCases } from './brokers.js'
 import { REDIS_URL, redisPrefix, startCluster } from './fixtures/cluster.js'
 import { connect, postJson, startServer, type Server } from './helpers.js'

@@ -5,7 +5,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { exitWithin, freePort, spawnServer, type ServerProcess } from './fixtures/spawn.js'
 import { connect, getJson, postJson, refusedUpgrade, startServer, type Client, within } from './helpers.js'
 

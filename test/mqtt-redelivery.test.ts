@@ -4,7 +4,7 @@
 // message is dropped and a first delivery under a reused packet id is not (src/mqtt/delivery-ledger.ts).
 import t from 'tap'
 import mqtt, { type IPublishPacket } from 'mqtt'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { RedisBrokerBase } from '../src/core/brokers/redis-base.js'
 import { RedisLedger, type LedgerRedis } from '../src/mqtt/delivery-ledger.js'
 import { Redeliveries } from '../src/mqtt/redeliveries.js'

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import type { Message } from '../client/index.js'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { newClient } from './fixtures/client.js'
 import { connect, eventually, postJson, startServer, type Frame } from './helpers.js'
 

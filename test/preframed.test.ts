@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net'
 import t from 'tap'
 import * as ws from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import type { WebSocketConnection as Connection } from '../src/core/ws-connection.js'
 import { frameBytes, OutgoingFrame } from '../src/core/frame.js'
 import { internals } from '../src/core/ws-internals.js'

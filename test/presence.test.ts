@@ -1,7 +1,7 @@
 // Presence (PRESENCE) and join/leave (JOIN_LEAVE), on every broker; across nodes with Redis, including
 // a node that is killed and whose entries must expire.
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { bearer, mint, SECRET } from './auth-tokens.js'
 import { brokerCases } from './brokers.js'
 import { eventually, REDIS_URL, redisPrefix, startCluster } from './fixtures/cluster.js'

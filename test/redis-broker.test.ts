@@ -1,7 +1,7 @@
 // Redis broker behaviour that needs several nodes or Redis itself: brokers in one process sharing a
 // prefix act as separate nodes (each has its own two connections).
 import t, { type Test } from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { buildApp } from '../src/app.js'
 import { configWith } from '../src/config.js'
 import type { BrokerListener, ControlMessage, NodeInfo } from '../src/core/broker.js'

@@ -3,7 +3,7 @@
 // a plain QUIT would be refused and app.close() would fail. A private cluster: this file stops a node.
 import Fastify from 'fastify'
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import type { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import { realtime } from '../src/index.js'
 import { getJson, listen, within } from './helpers.js'

@@ -2,7 +2,7 @@
 // credentials, checked at start with a ConfigError that names the variable and the bad entry (never its
 // password); set, it selects the Redis Cluster broker over REDIS_URL.
 import t from 'tap'
-import { createBroker } from '../plugins/broadcast.js'
+import { createBroker } from '../plugins/node.js'
 import { ConfigError, configWith, loadConfig } from '../src/config.js'
 import { parseClusterSeeds, redactCredentials, redactUrl } from '../src/core/brokers/redis-client.js'
 import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'

@@ -5,7 +5,7 @@
 import fastifyRedis from '@fastify/redis'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { RedisBroker } from '../src/core/brokers/redis.js'
 import { realtime } from '../src/index.js'
 import { connect, getJson, listen, postJson, startServer, within } from './helpers.js'

@@ -5,7 +5,7 @@
 import fastifyRedis from '@fastify/redis'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { realtime } from '../src/index.js'
 import { connect, getJson, listen, postJson, within } from './helpers.js'
 import { eventually, privateRedis } from './fixtures/cluster.js'

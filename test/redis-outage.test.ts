@@ -3,7 +3,7 @@
 // once it is back, readiness recovers and live delivery resumes.
 import t from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { connect, getJson, postJson, startServer } from './helpers.js'
 import { eventually, privateRedis } from './fixtures/cluster.js'
 

@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import type { WebSocketConnection } from '../src/core/ws-connection.js'
 import { connect, eventually, startServer, type Client } from './helpers.js'
 

@@ -3,7 +3,7 @@
 // same Redis, and the stream reopened there with the browser's Last-Event-ID gets exactly the missed
 // publications, once each, in order, then live ones.
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { decodeCursor } from '../src/core/sse-cursor.js'
 import { REDIS_URL, redisClient, redisPrefix, spawnNode } from './fixtures/cluster.js'
 import { openStream, type SseStream } from './fixtures/sse.js'

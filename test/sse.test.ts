@@ -6,7 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import net from 'node:net'
 import t, { type Test } from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import realtime from '../plugins/realtime.js'
 import { buildApp } from '../src/app.js'
 import { configWith, type Config } from '../src/config.js'

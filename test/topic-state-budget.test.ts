@@ -4,7 +4,7 @@
 // and HTTP; a Redis that refuses writes (maxmemory, noeviction) makes publishes 503, not 500.
 // FLOOD_SECONDS sets the flood's duration (default 12).
 import t from 'tap'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { EMPTY_EPOCH } from '../src/core/brokers/history.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { mint, SECRET } from './auth-tokens.js'

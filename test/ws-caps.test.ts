@@ -5,7 +5,7 @@
 import { connect as tcpConnect } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import type { Config } from '../src/config.js'
 import { mint, SECRET } from './auth-tokens.js'
 import { REDIS_URL, redisPrefix, spawnNode } from './fixtures/cluster.js'

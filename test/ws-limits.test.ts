@@ -2,7 +2,7 @@
 // (limit_exceeded) and the message rate (rate_limited, then close 4008).
 import t from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { connect, eventually, refusedUpgrade, startServer } from './helpers.js'
 
 t.test('a frame over MAX_PAYLOAD closes the connection with 1009', async t => {

@@ -3,7 +3,7 @@
 // stays usable.
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
-import { kRealtimeNode } from '../plugins/broadcast.js'
+import { kRealtimeNode } from '../plugins/node.js'
 import { mint, SECRET } from './auth-tokens.js'
 import { connect, type Client, type Frame, startServer } from './helpers.js'
 

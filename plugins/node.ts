@@ -31,7 +31,7 @@ declare module 'fastify' {
   }
 }
 
-export interface BroadcastOptions {
+export interface RealtimeNodeOptions {
   config: Config
   /** A broker of your own (tests, other backends); by default chosen from the config (createBroker). */
   broker?: Broker
@@ -44,7 +44,7 @@ export interface BroadcastOptions {
   refreshIdentity?: (token: string) => Promise<Identity>
 }
 
-async function broadcast (app: FastifyInstance, options: BroadcastOptions): Promise<void> {
+async function realtimeNode (app: FastifyInstance, options: RealtimeNodeOptions): Promise<void> {
   const { config, refreshIdentity } = options
   const broker = brokerFor(config, options)
   const node = new RealtimeNode({ config, broker, log: app.log, refreshIdentity })
@@ -75,4 +75,4 @@ async function broadcast (app: FastifyInstance, options: BroadcastOptions): Prom
   })
 }
 
-export default fp(broadcast, { fastify: '5.x', name: 'fastify-realtime-broadcast' })
+export default fp(realtimeNode, { fastify: '5.x', name: 'fastify-realtime-node' })
