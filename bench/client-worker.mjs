@@ -1,7 +1,8 @@
 // One client process of the benchmark (forked by lib/clients.mjs): opens `count` websocket
 // connections from its own loopback source address, optionally subscribes each to a topic, and
 // records publish-to-delivery latency of the `message` frames it receives. Driven over IPC:
-//   prepare {url, count, localAddress, topic?, jwt?, concurrency, wire?} -> prepared
+//   prepare {url, count, localAddress, topic?, topics?, jwt?, concurrency, wire?} -> prepared
+//           (topics: per connection, the topics it subscribes to instead of `topic`: the stream scenario)
 //   connect -> connected {ok, failed, errors, ms}
 //   reset -> reset (forget the warm-up's latencies)    exit -> exits (the kernel closes the sockets)
 //   report -> report {received, histogram (since the reset), perSocket {messages: sockets}, closed {code: sockets} (whole run)}
@@ -59,6 +60,8 @@ function onMessage (raw, isBinary, socketIndex) {
   perSocket[socketIndex]++
   histogram.record(now() - data.t)
   received++
+  // A stream's publications (no seq) are only counted: nobody waits for each to reach everyone.
+  if (data.seq === undefined) return
   const count = (seen.get(data.seq) ?? 0) + 1
   if (count === subscribed) {
     seen.delete(data.seq)
@@ -102,6 +105,7 @@ function open (index) {
     ws.once('message', (raw, isBinary) => {
       const welcome = isBinary && encoding === 'msgpack' ? decode(raw) : JSON.parse(raw.toString())
       if (welcome.type !== 'welcome') return finish(false, `first frame ${welcome.type}`)
+      if (plan.topics !== undefined) return subscribeMany(ws, plan.topics[index], finish)
       if (plan.topic === undefined) return finish(true)
       const subscribe = { type: 'subscribe', id: 1, topic: plan.topic }
       ws.send(encoding === 'msgpack' ? encode(subscribe) : JSON.stringify(subscribe))
@@ -111,6 +115,22 @@ function open (index) {
       })
     })
   })
+}
+
+/** Subscribes to every one of `topics` (JSON frames) and finishes once each is acknowledged. */
+function subscribeMany (ws, topics, finish) {
+  let acks = 0
+  const onAck = raw => {
+    const ack = JSON.parse(raw.toString())
+    // A publication on a topic already acknowledged may come before the other acks.
+    if (ack.type === 'message') return
+    if (ack.type !== 'ack') return finish(false, `subscribe answered ${raw.toString().slice(0, 200)}`)
+    if (++acks < topics.length) return
+    ws.off('message', onAck)
+    finish(true)
+  }
+  ws.on('message', onAck)
+  topics.forEach((topic, i) => ws.send(JSON.stringify({ type: 'subscribe', id: i + 1, topic })))
 }
 
 /**

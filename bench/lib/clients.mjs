@@ -24,12 +24,13 @@ export class ClientPool {
    * @param {number} options.total connections
    * @param {number} [options.perWorker] connections per process
    * @param {string} [options.topic] subscribe every connection to it
+   * @param {(connection: number) => string[]} [options.topicsOf] instead: the topics of each connection (0..total-1)
    * @param {{secret: string, subPrefix: string}} [options.jwt] send an HS256 token per connection
    * @param {number} [options.concurrency] connection attempts in flight per process
    * @param {{dialect?: string, encoding?: string, deflate?: boolean}} [options.wire] see client-worker.mjs (dialect 'sse': event streams)
    */
-  constructor ({ url, total, perWorker = 2500, topic, jwt, concurrency = 64, wire }) {
-    this.options = { url, total, topic, jwt, concurrency, wire }
+  constructor ({ url, total, perWorker = 2500, topic, topicsOf, jwt, concurrency = 64, wire }) {
+    this.options = { url, total, topic, topicsOf, jwt, concurrency, wire }
     const workers = Math.max(1, Math.ceil(total / perWorker))
     this.workers = Array.from({ length: workers }, (_, i) => {
       const count = Math.floor(total / workers) + (i < total % workers ? 1 : 0)
@@ -40,7 +41,9 @@ export class ClientPool {
   }
 
   async start () {
-    const jwt = this.options.jwt
+    const { jwt, topicsOf } = this.options
+    let first = 0
+    const firsts = this.workers.map(worker => (first += worker.count) - worker.count)
     await Promise.all(this.workers.map(async (worker, i) => {
       worker.child = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
       worker.child.on('message', message => this.onMessage(worker, message))
@@ -50,6 +53,7 @@ export class ClientPool {
         count: worker.count,
         localAddress: worker.localAddress,
         topic: this.options.topic,
+        topics: topicsOf === undefined ? undefined : Array.from({ length: worker.count }, (_, j) => topicsOf(firsts[i] + j)),
         // Each worker numbers its tokens from 0: the worker's index keeps every `sub` distinct.
         jwt: jwt === undefined ? undefined : { ...jwt, subPrefix: `${jwt.subPrefix}${i}-` },
         concurrency: this.options.concurrency,

@@ -26,6 +26,8 @@ export interface SubscribedAck extends StreamPosition {
 
 export interface ConnectionLimits {
   sendBufferLimit: number
+  /** WRITE_DELAY: ms a websocket's frames may be held to leave together (0: until the end of the turn). */
+  writeDelay: number
   messageRate: number
   messageBurst: number
 }

@@ -28,7 +28,8 @@ export const SSE_HEADERS = Object.freeze({
  * SEND_BUFFER_LIMIT, checked once the tick's writes have left: Node corks a chunked response's socket
  * and uncorks it on the next tick, so right after a write `writableLength` still counts bytes that are
  * about to go to the kernel, and a reader that keeps up would be cut for a burst (a replay, one large
- * event). A websocket's bytes go to the kernel as they are written, and it is checked after each.
+ * event). A websocket holds its bytes too (write-coalescing.ts) and, over the limit, writes them out
+ * at once and checks what the kernel refused (WebSocketConnection.overLimit).
  */
 function checkAfterFlush (connection: SseConnection): void {
   connection.checkBuffer()

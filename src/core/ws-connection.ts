@@ -1,5 +1,7 @@
 // A websocket connection (GET /ws): frames through ws, fan-out frames written pre-framed to the TCP
-// socket, and a send() that refuses to let a slow reader grow the server's memory without bound.
+// socket, the frames of one turn (or of WRITE_DELAY ms) written together, and a send() that refuses to
+// let a slow reader grow the server's memory without bound.
+import type { Socket } from 'node:net'
 import { WebSocket } from 'ws'
 import { releaseIdleDeflate } from './compression.js'
 import { Connection, type ConnectionLimits, type TransportName } from './connection.js'
@@ -7,6 +9,7 @@ import { encodingOf, jsonToMsgpack, type EncodingName } from './encoding.js'
 import type { OutgoingFrame } from './frame.js'
 import type { Identity } from './identity.js'
 import { ServerClose, type CloseCause } from './protocol.js'
+import { flushAfterThisTurn, flushHeldWrites, type HeldWrites } from './write-coalescing.js'
 import { internals, SENDER_IDLE } from './ws-internals.js'
 
 /** ws would send a Buffer as a binary frame; a JSON frame is text. Shared, not per call. */
@@ -29,7 +32,12 @@ export function wsCloseStatus (err: Error): number | undefined {
   return typeof status === 'number' ? status : undefined
 }
 
-export class WebSocketConnection extends Connection {
+export class WebSocketConnection extends Connection implements HeldWrites {
+  /** Whether this connection holds a cork on its TCP socket: what is written now waits for flushWrites(). */
+  private holding = false
+  /** WRITE_DELAY's timer, made at the first held frame and re-armed (refresh) for each batch after. */
+  private delayTimer?: NodeJS.Timeout
+
   /** A getter, not a field: nothing more to hold per connection. */
   get transport (): TransportName {
     return 'websocket'
@@ -55,19 +63,73 @@ export class WebSocketConnection extends Connection {
   }
 
   /**
-   * Sends one frame (Connection.send): a fan-out frame is written pre-framed when it can be.
+   * Sends one frame (Connection.send): a fan-out frame is written pre-framed when it can be. Every
+   * frame joins the socket's held writes (write-coalescing.ts), which leave together at the end of the
+   * turn or after WRITE_DELAY.
    */
   send (frame: string | OutgoingFrame): void {
     if (!this.open) return
+    const tcp = internals(this.socket)._socket
+    if (tcp !== null) this.holdWrites(tcp)
     const encoding = this.encoding
     if (typeof frame !== 'string') {
-      this.sendPrepared(frame, encoding)
+      this.sendPrepared(frame, encoding, tcp)
     } else if (encoding === 'json') {
       this.sendThroughWs(frame, TEXT_FRAME)
     } else {
       this.sendThroughWs(jsonToMsgpack(frame), BINARY_FRAME)
     }
+    if (this.socket.bufferedAmount > this.limits.sendBufferLimit) this.overLimit()
+  }
+
+  /**
+   * Corks the TCP socket at the first frame of a batch, so that this frame, the ones after it and
+   * whatever ws writes meanwhile (its acks, pings, close frames, compressed frames) queue in Node's
+   * buffer in call order, and leave in one writev when flushWrites() uncorks. ws corks around its own
+   * two-part writes too: corks nest, so those join the queue rather than leave early.
+   */
+  private holdWrites (tcp: Socket): void {
+    if (this.holding) return
+    this.holding = true
+    tcp.cork()
+    const delay = this.limits.writeDelay
+    if (delay === 0) {
+      flushAfterThisTurn(this)
+    } else if (this.delayTimer === undefined) {
+      // Not unref()ed: held frames are due, and the timer is gone once they have left.
+      this.delayTimer = setTimeout(flushHeldWrites, delay, this)
+    } else {
+      // One timer per connection, re-armed for each batch: an idle connection has none running.
+      this.delayTimer.refresh()
+    }
+  }
+
+  /** Lets the held frames go to the kernel (HeldWrites): one writev of all of them. */
+  flushWrites (): void {
+    if (!this.holding) return
+    this.holding = false
+    internals(this.socket)._socket?.uncork()
+  }
+
+  /**
+   * Over SEND_BUFFER_LIMIT by bufferedAmount, which counts the held bytes (it reads the TCP socket's
+   * buffer, corked or not): yet the kernel may take them all at once, and a reader that keeps up must
+   * not be cut for a large batch (a replay) that merely sat corked. So the held frames go now, and only
+   * what the kernel then leaves queued counts, as when every frame was written as it came: a reader
+   * that stopped reading is closed with 4009 by the frame that takes its queue over the limit, one that
+   * reads only sees its batch go in more than one writev. (Node counts a write the kernel took in part
+   * whole until it completes: a batch's, now, as a single frame's before.)
+   */
+  private overLimit (): void {
+    this.flushWrites()
     if (this.socket.bufferedAmount > this.limits.sendBufferLimit) this.close(ServerClose.slowConsumer)
+  }
+
+  /** No more batches: what is held leaves now (or, on a destroyed socket, is dropped with it). */
+  private stopHolding (): void {
+    clearTimeout(this.delayTimer)
+    this.delayTimer = undefined
+    this.flushWrites()
   }
 
   /**
@@ -78,10 +140,9 @@ export class WebSocketConnection extends Connection {
    * A compressed connection gets the frame compressed once for all, which is right only because
    * server_no_context_takeover makes every message stand alone; else ws compresses it itself.
    */
-  private sendPrepared (frame: OutgoingFrame, encoding: EncodingName): void {
+  private sendPrepared (frame: OutgoingFrame, encoding: EncodingName, tcp: Socket | null): void {
     const ws = internals(this.socket)
     const sender = ws._sender
-    const tcp = ws._socket
     if (tcp !== null && sender._state === SENDER_IDLE && sender._queue.length === 0 && sender._firstFragment) {
       const deflate = ws._extensions['permessage-deflate']
       if (deflate === undefined) {
@@ -115,6 +176,8 @@ export class WebSocketConnection extends Connection {
     this.sentCloseCode = cause.code
     this.ownCloseReason = cause.reason
     this.socket.close(cause.code, cause.reason)
+    // The close frame joined the held frames, behind them: all of them leave now, not after WRITE_DELAY.
+    this.stopHolding()
   }
 
   /**
@@ -127,12 +190,18 @@ export class WebSocketConnection extends Connection {
     this.closing = true
     this.sentCloseCode ??= wsCloseStatus(err)
     this.ownCloseReason ??= err.message
+    // The close frame ws may have written is held with the rest: let it go.
+    this.stopHolding()
   }
 
   /** Destroys the socket without a closing handshake (the peer sees 1006); `reason` is for the log. */
   terminate (reason: string): void {
     this.closing = true
     this.ownCloseReason ??= reason
+    // Destroying the socket drops what it holds: nothing is flushed for a peer that gets no goodbye.
+    clearTimeout(this.delayTimer)
+    this.delayTimer = undefined
+    this.holding = false
     this.socket.terminate()
   }
 
