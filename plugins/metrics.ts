@@ -24,6 +24,7 @@ import { ForbiddenError } from '../src/core/auth/errors.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { closeCodeLabel } from '../src/core/protocol.js'
 import type { LatencyHistogram } from '../src/core/stats.js'
+import { clusterScrape } from '../src/workers/cluster-metrics.js'
 import { TRANSPORTS, type TransportName } from '../src/core/connection.js'
 import { kRealtimeNode } from './node.js'
 import { findHostMetrics, OWN_DECORATOR, type HostMetrics } from './host-metrics.js'
@@ -301,10 +302,12 @@ async function endpoint (app: FastifyInstance, options: MetricsOptions): Promise
     if (!identity.admin) throw new ForbiddenError('admin only: use the API key or an admin token')
   }
   const registry = app.realtimeMetrics
+  // In a worker of the standalone server (WORKERS > 1): every worker's metrics, through the primary.
+  const scrape = clusterScrape(registry) ?? (async () => await registry.metrics())
   state.url = `${app.prefix}/metrics`
   app.get('/metrics', { logLevel: 'warn', config: { rateLimit: false }, onRequest: config.metricsAuth ? adminOnly : undefined }, async (_request, reply) => {
     reply.type(registry.contentType)
-    return await registry.metrics()
+    return await scrape()
   })
 }
 

@@ -31,6 +31,8 @@ export function startupSummary (config: Config, options: SummaryOptions): Record
   return {
     node: config.nodeId,
     broker,
+    // The standalone server's processes on one port (src/workers/): each logs this line as its node.
+    ...(config.workers > 1 ? { workers: config.workers } : {}),
     ...redisDetails(config, broker, handed),
     auth: options.auth,
     apiKey: config.apiKey !== undefined,

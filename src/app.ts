@@ -1,6 +1,7 @@
 // buildApp(config): a standalone Fastify instance serving the realtime plugin.
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify'
 import type { Socket } from 'node:net'
+import { hostname } from 'node:os'
 import { logSerializers, notFoundWithoutQuery } from '../plugins/logging.js'
 import realtime from '../plugins/realtime.js'
 import { HttpError } from './http-errors.js'
@@ -59,6 +60,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       level: config.logLevel,
       redact: ['req.headers.authorization', 'req.headers["x-api-key"]'],
       serializers: logSerializers,
+      // The workers of one server (WORKERS > 1) write to one output: each line says which one wrote it.
+      ...(config.workers > 1 ? { base: { pid: process.pid, hostname: hostname(), worker: config.nodeId } } : {}),
       ...(options.logStream === undefined ? {} : { stream: options.logStream })
     },
     // Errors before routing: a 400 that names neither the URL nor its query (`?token=`).

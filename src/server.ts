@@ -3,12 +3,14 @@
 // when there is one), exit code 1, no stack trace. Redis unreachable at start is not a failure: the
 // broker starts like during an outage (/health/ready 503) and the node is ready once Redis answers.
 import type { FastifyInstance } from 'fastify'
+import cluster from 'node:cluster'
 import { statSync } from 'node:fs'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { registerDemoRpc } from './demo-rpc.js'
 import { capConnections, openFileLimit, shedThreshold } from './fd-limit.js'
 import { shedBeyond } from './socket-shedding.js'
+import { runPrimary } from './workers/primary.js'
 
 const ENV_FILE = '.env'
 
@@ -74,46 +76,54 @@ function listenFailure (err: NodeJS.ErrnoException, config: Config): string {
   }
 }
 
+/** One node: build, listen, drain on SIGTERM/SIGINT. With WORKERS > 1, what each worker runs. */
+async function serve (configured: Config): Promise<void> {
+  // MAX_CONNECTIONS must fit under the open-file limit, or the process hits EMFILE before it answers 503.
+  const limit = openFileLimit()
+  const cap = capConnections(configured.maxConnections, limit)
+  const config: Config = { ...configured, maxConnections: cap.maxConnections }
+  const app = await build(config)
+  if (cap.capped !== undefined) {
+    const { configured: wanted, openFileLimit: fds, headroom } = cap.capped
+    app.log.warn({ maxConnections: cap.maxConnections, configured: wanted, openFileLimit: fds, headroom },
+      `MAX_CONNECTIONS ${wanted} does not fit under the open-file limit ${fds} (ulimit -n): running with MAX_CONNECTIONS ${cap.maxConnections}, ${headroom} descriptors kept for everything else; raise the limit (LimitNOFILE=, ulimit -n) to allow more`)
+  } else {
+    app.log.info({ maxConnections: config.maxConnections, openFileLimit: limit ?? null }, 'MAX_CONNECTIONS fits under the open-file limit')
+  }
+  // Near the open-file limit, new connections are answered 503 instead of reset (src/socket-shedding.ts).
+  if (limit !== undefined) {
+    const threshold = shedThreshold(limit)
+    shedBeyond(app.server, threshold)
+    app.log.info({ openFileLimit: limit, shedAt: threshold }, `new connections beyond ${threshold} open ones are answered 503 at once, keeping ${limit - threshold} descriptors of the open-file limit free`)
+  }
+
+  let shuttingDown = false
+  async function shutdown (signal: string): Promise<void> {
+    if (shuttingDown) return
+    shuttingDown = true
+    app.log.info({ signal, timeoutMs: config.shutdownTimeout }, 'draining')
+    // The drain itself stops at SHUTDOWN_TIMEOUT - 1s; this only catches a close that hangs.
+    setTimeout(() => {
+      app.log.error('shutdown did not finish within SHUTDOWN_TIMEOUT')
+      process.exit(1)
+    }, config.shutdownTimeout + 1000).unref()
+    await app.close()
+    app.log.info('closed')
+    process.exit(0)
+  }
+  process.once('SIGTERM', () => { void shutdown('SIGTERM') })
+  process.once('SIGINT', () => { void shutdown('SIGINT') })
+
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    fail(listenFailure(err as NodeJS.ErrnoException, config))
+  }
+}
+
 loadEnvFile()
 const configured = readConfig()
-// MAX_CONNECTIONS must fit under the open-file limit, or the process hits EMFILE before it answers 503.
-const limit = openFileLimit()
-const cap = capConnections(configured.maxConnections, limit)
-const config: Config = { ...configured, maxConnections: cap.maxConnections }
-const app = await build(config)
-if (cap.capped !== undefined) {
-  const { configured: wanted, openFileLimit: fds, headroom } = cap.capped
-  app.log.warn({ maxConnections: cap.maxConnections, configured: wanted, openFileLimit: fds, headroom },
-    `MAX_CONNECTIONS ${wanted} does not fit under the open-file limit ${fds} (ulimit -n): running with MAX_CONNECTIONS ${cap.maxConnections}, ${headroom} descriptors kept for everything else; raise the limit (LimitNOFILE=, ulimit -n) to allow more`)
-} else {
-  app.log.info({ maxConnections: config.maxConnections, openFileLimit: limit ?? null }, 'MAX_CONNECTIONS fits under the open-file limit')
-}
-// Near the open-file limit, new connections are answered 503 instead of reset (src/socket-shedding.ts).
-if (limit !== undefined) {
-  const threshold = shedThreshold(limit)
-  shedBeyond(app.server, threshold)
-  app.log.info({ openFileLimit: limit, shedAt: threshold }, `new connections beyond ${threshold} open ones are answered 503 at once, keeping ${limit - threshold} descriptors of the open-file limit free`)
-}
-
-let shuttingDown = false
-async function shutdown (signal: string): Promise<void> {
-  if (shuttingDown) return
-  shuttingDown = true
-  app.log.info({ signal, timeoutMs: config.shutdownTimeout }, 'draining')
-  // The drain itself stops at SHUTDOWN_TIMEOUT - 1s; this only catches a close that hangs.
-  setTimeout(() => {
-    app.log.error('shutdown did not finish within SHUTDOWN_TIMEOUT')
-    process.exit(1)
-  }, config.shutdownTimeout + 1000).unref()
-  await app.close()
-  app.log.info('closed')
-  process.exit(0)
-}
-process.once('SIGTERM', () => { void shutdown('SIGTERM') })
-process.once('SIGINT', () => { void shutdown('SIGINT') })
-
-try {
-  await app.listen({ host: config.host, port: config.port })
-} catch (err) {
-  fail(listenFailure(err as NodeJS.ErrnoException, config))
-}
+// WORKERS > 1: this process forks the workers and supervises them (src/workers/primary.ts); each
+// worker runs this same file and serves as a node of its own.
+if (configured.workers > 1 && cluster.isPrimary) await runPrimary(configured)
+else await serve(configured)

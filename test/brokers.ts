@@ -6,18 +6,22 @@
 // - `start`: the broker on its own, started with a recording listener, for the conformance suites of
 //   the broker seam's interfaces (test/broker-conformance*.test.ts: Broker, PresenceStore, ControlBus,
 //   NodeRegistry).
-// The broker seam's suites also run on the Redis broker on a client handed over (brokerSeamCases).
+// The broker seam's suites also run on the Redis broker on a client handed over and on the IPC broker
+// of the standalone server's workers (brokerSeamCases).
 import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import type { Test } from 'tap'
 import type { Config } from '../src/config.js'
 import type { Broker, BrokerListener, ControlMessage, NodeInfo } from '../src/core/broker.js'
+import { IpcBroker } from '../src/core/brokers/ipc.js'
+import type { IpcEndpoint } from '../src/core/brokers/ipc-protocol.js'
 import { MemoryBroker } from '../src/core/brokers/memory.js'
 import { RedisBroker } from '../src/core/brokers/redis.js'
 import { RedisClusterBroker } from '../src/core/brokers/redis-cluster.js'
 import type { Publication } from '../src/core/protocol.js'
 import { REDIS_URL, redisPrefix } from './fixtures/cluster.js'
+import { ipcPrimary } from './fixtures/ipc-primary.js'
 import { sharedRedisCluster } from './fixtures/redis-cluster.js'
 
 /** A listener that records everything the broker hands it. */
@@ -48,7 +52,7 @@ export interface StartedBroker {
 }
 
 export interface BrokerCase {
-  name: 'memory' | 'redis' | 'redis-cluster' | 'redis-handed'
+  name: 'memory' | 'redis' | 'redis-cluster' | 'redis-handed' | 'ipc'
   /**
    * Config overrides selecting this broker. Every server started with the overrides of one call
    * shares one broker namespace (for Redis: one fresh prefix, so they are nodes of one cluster).
@@ -120,5 +124,19 @@ export const redisHanded: BrokerCase = {
   }), 'redis-handed-node')
 }
 
+/**
+ * The broker of a worker of the standalone server (WORKERS > 1 without Redis): its primary, holding
+ * the shared memory broker, is a forked process (test/fixtures/ipc-primary.ts), fresh for each test. A worker's broker is
+ * not configuration: the end-to-end suites run it on real workers (test/workers*.test.ts).
+ */
+export const ipc: BrokerCase = {
+  name: 'ipc',
+  overrides: () => ({}),
+  start: async (t, { historySize = 100, historyTtl = 300 } = {}) => {
+    const primary = await ipcPrimary({ historySize, historyTtl })
+    return await started(t, new IpcBroker(primary as unknown as IpcEndpoint), 'ipc-node')
+  }
+}
+
 /** What the broker seam's suites (test/broker-conformance*.test.ts) run on. */
-export const brokerSeamCases: readonly BrokerCase[] = [...brokerCases, redisHanded]
+export const brokerSeamCases: readonly BrokerCase[] = [...brokerCases, redisHanded, ipc]

@@ -24,26 +24,59 @@ export async function freePort () {
   return port
 }
 
-/** CPU seconds (user + system) the process has used so far. */
-export function cpuSeconds (pid) {
+/**
+ * The process and its live descendants: a server started with WORKERS > 1 is a primary and its
+ * workers, and all of them are what the server costs.
+ */
+function processTree (pid) {
+  let children = []
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)
+  } catch {}
+  return [pid, ...children.flatMap(processTree)]
+}
+
+/** Sums `read(pid)` over the process tree, skipping a descendant that ended meanwhile. */
+function overTree (pid, read) {
+  return processTree(pid).reduce((sum, each) => {
+    try {
+      return sum + read(each)
+    } catch (err) {
+      if (each === pid) throw err
+      return sum
+    }
+  }, 0)
+}
+
+function statFields (pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   // The command name may hold spaces: the fields start after its closing parenthesis.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
 }
 
-/** CPU seconds the process has used so far in user space and in the kernel (utime, stime). */
+/** CPU seconds (user + system) the process (and its descendants: workers) has used so far. */
+export function cpuSeconds (pid) {
+  return overTree(pid, each => {
+    const fields = statFields(each)
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  })
+}
+
+/** CPU seconds the process (and its descendants) has used so far in user space and in the kernel (utime, stime). */
 export function cpuTimes (pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS }
+  return {
+    user: overTree(pid, each => Number(statFields(each)[11]) / CLOCK_TICKS),
+    system: overTree(pid, each => Number(statFields(each)[12]) / CLOCK_TICKS)
+  }
 }
 
-/** Resident set size in bytes. */
+/** Resident set size in bytes, of the process and its descendants. */
 export function rssBytes (pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const match = /VmRSS:\s+(\d+) kB/.exec(status)
-  return Number(match[1]) * 1024
+  return overTree(pid, each => {
+    const status = readFileSync(`/proc/${each}/status`, 'utf8')
+    const match = /VmRSS:\s+(\d+) kB/.exec(status)
+    return Number(match[1]) * 1024
+  })
 }
 
 function get (port, path) {

@@ -38,6 +38,15 @@ export const targets = {
     env: OURS_ENV,
     readyPath: '/health/live'
   },
+  // The same server as `ours` with WORKERS=2 (node:cluster, one in-memory broker in the primary):
+  // ready once both workers serve (the primary hands connections only to those that listen).
+  'ours-workers': {
+    label: 'ours, 2 workers',
+    script: OURS,
+    env: { ...OURS_ENV, WORKERS: '2' },
+    readyPath: '/health/live',
+    workers: 2
+  },
   raw: {
     label: 'raw ws',
     script: `${root}bench/raw-ws-server.mjs`,
@@ -91,6 +100,7 @@ export async function start (name, { env = {}, inspect = false } = {}) {
   const profiling = name === 'ours' && profileDir !== undefined
   const args = [...(inspect || profiling ? ['--inspect=127.0.0.1:0'] : []), target.script]
   const server = await startServer({ name: target.label, args, env: merged, port, readyPath: target.readyPath })
+  if (target.workers !== undefined) await allWorkersServe(server, target.workers)
   if (inspect || profiling) {
     server.inspector = await Inspector.attach(inspectorUrl(server.output()))
     if (profiling) server.profileDir = profileDir
@@ -101,4 +111,16 @@ export async function start (name, { env = {}, inspect = false } = {}) {
     }
   }
   return server
+}
+
+/** Waits until GET /api/info (open: no API_KEY) lists `count` workers. */
+async function allWorkersServe (server, count) {
+  const deadline = Date.now() + 15000
+  while (Date.now() < deadline) {
+    const info = await fetch(`${server.url}/api/info`).then(response => response.json(), () => undefined)
+    if (info?.nodes?.length === count) return
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  await server.stop()
+  throw new Error(`${server.name}: ${count} workers did not all serve within 15 s:\n${server.output()}`)
 }

@@ -21,7 +21,7 @@ const LOAD = fileURLToPath(new URL('../http-load.mjs', import.meta.url))
 const CONNECTIONS = 32
 const WARMUP_SECONDS = 2
 
-async function haveWrk () {
+export async function haveWrk () {
   try {
     await run('wrk', ['--version'])
     return true
@@ -62,7 +62,7 @@ async function load (url, seconds, wrk, authorization) {
  * One target under load. `secret`: started with JWT_SECRET, every request carrying a token signed
  * with it; `tag` names the measurement in the log and the profile file.
  */
-async function measure (target, { duration, wrk, secret, tag }, log) {
+export async function measure (target, { duration, wrk, secret, tag }, log) {
   const authorization = secret === undefined ? undefined : publisherAuthorization(secret)
   const server = await start(target, { env: secret === undefined ? {} : { JWT_SECRET: secret } })
   const name = `${server.name}${secret === undefined ? '' : ' (HS256 JWT)'}`

@@ -3,6 +3,8 @@
 // else sees the Broker interface and its optional parts (broker.ts).
 import { ConfigError, type Config } from '../../config.js'
 import type { Broker } from '../broker.js'
+import { IpcBroker } from './ipc.js'
+import { isWorkerOfPrimary, type IpcEndpoint } from './ipc-protocol.js'
 import { MemoryBroker } from './memory.js'
 import { RedisBroker } from './redis.js'
 import { checkRedisClient, isClusterClient, type RedisClientLike } from './redis-client-like.js'
@@ -33,7 +35,12 @@ export function createBroker (config: Config, redis?: RedisClientLike): Broker {
     // The entries as written: a URL entry carries the credentials and TLS of every connection.
     return new RedisClusterBroker({ nodes: config.redisClusterNodes, ...settings })
   }
-  if (config.redisUrl === undefined) return new MemoryBroker({ historySize, historyTtl, historyMemoryLimit })
+  if (config.redisUrl === undefined) {
+    // A worker of the standalone server's primary (WORKERS > 1, src/workers/): the primary holds the
+    // one in-memory broker that all its workers share (brokers/ipc-host.ts).
+    if (isWorkerOfPrimary()) return new IpcBroker(process as unknown as IpcEndpoint)
+    return new MemoryBroker({ historySize, historyTtl, historyMemoryLimit })
+  }
   return new RedisBroker({ url: config.redisUrl, ...settings })
 }
 
