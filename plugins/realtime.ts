@@ -16,6 +16,7 @@ import connections from './connections.js'
 import { hasLogSerializers, logSerializers, notFoundWithoutQuery, requestLoggerFactory } from './logging.js'
 import metrics, { metricsEndpoint, type HttpMetricsRoutes } from './metrics.js'
 import mqttBridge from './mqtt-bridge.js'
+import outbox, { type OutboxPool } from './outbox.js'
 import { startupSummary } from './startup-summary.js'
 
 export interface RealtimeOptions extends Partial<Config> {
@@ -39,15 +40,17 @@ export interface RealtimeOptions extends Partial<Config> {
    * your app registered fastify-metrics before the plugin: yours times the routes then.
    */
   metricsRoutes?: HttpMetricsRoutes
+  /** A pg.Pool to run the outbox consumer on instead of outboxUrl: never closed by the plugin (docs/outbox.md). */
+  outboxPool?: OutboxPool
 }
 
 /** The plugin's options that are not Config fields (Fastify's own `logSerializers` included: it is a register option). */
-const PLUGIN_OPTIONS = ['prefix', 'broker', 'redis', 'verify', 'verifyToken', 'metricsRoutes', 'logSerializers'] as const
+const PLUGIN_OPTIONS = ['prefix', 'broker', 'redis', 'verify', 'verifyToken', 'metricsRoutes', 'logSerializers', 'outboxPool'] as const
 
 async function realtime (app: FastifyInstance, options: RealtimeOptions): Promise<void> {
   // Before anything is built: a misspelled option stops the registration, naming the closest known one.
   refuseUnknownOptions(options, PLUGIN_OPTIONS)
-  const { prefix, broker: customBroker, redis, verify, verifyToken, metricsRoutes = 'realtime', ...overrides } = options
+  const { prefix, broker: customBroker, redis, verify, verifyToken, metricsRoutes = 'realtime', outboxPool, ...overrides } = options
   if (metricsRoutes !== 'realtime' && metricsRoutes !== 'all') {
     throw new Error(`fastify-realtime: metricsRoutes must be 'realtime' or 'all', got ${JSON.stringify(metricsRoutes)}`)
   }
@@ -61,6 +64,8 @@ async function realtime (app: FastifyInstance, options: RealtimeOptions): Promis
   await app.register(metrics, { config, httpRoutes: metricsRoutes })
   // The MQTT bridge (MQTT_URL): after the node and its metrics registry, before readiness reports it.
   if (config.mqttUrl !== undefined) await app.register(mqttBridge, { config })
+  // The outbox consumer (OUTBOX_URL or outboxPool; docs/outbox.md): after the node and metrics, before readiness reports it.
+  if (config.outboxUrl !== undefined || outboxPool !== undefined) await app.register(outbox, { config, pool: outboxPool })
   const node = app[kRealtimeNode]
   // The standalone server's logger has our serializers already (src/app.ts): its requests' loggers are
   // Fastify's plain children then, with no factory of ours to call and check on every request.

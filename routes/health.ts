@@ -19,7 +19,9 @@ export default async function healthRoutes (app: FastifyInstance, options: Route
     // 503), so the node stays ready and names the shards that are down (docs/scaling.md).
     const shards = node.broker.unavailableShards ?? []
     const cluster = shards.length === 0 ? {} : { unavailableShards: shards }
-    if (app.hasDecorator('realtimeMqtt')) return { status: 'ready', ...cluster, mqtt: app.realtimeMqtt.connected ? 'connected' : 'disconnected' }
-    return { status: 'ready', ...cluster }
+    // The outbox likewise (docs/outbox.md): PostgreSQL down delays the rows, it does not stop the node.
+    const outbox = app.hasDecorator('realtimeOutbox') ? { outbox: app.realtimeOutbox.available ? 'available' : 'unavailable' } : {}
+    if (app.hasDecorator('realtimeMqtt')) return { status: 'ready', ...cluster, ...outbox, mqtt: app.realtimeMqtt.connected ? 'connected' : 'disconnected' }
+    return { status: 'ready', ...cluster, ...outbox }
   })
 }

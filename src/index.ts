@@ -8,6 +8,8 @@ export { default as auth, type AuthOptions, type RealtimeAuth } from '../plugins
 export { default as connections } from '../plugins/connections.js'
 export { default as metrics, type HttpMetricsRoutes } from '../plugins/metrics.js'
 export { default as mqttBridge, type MqttBridgeOptions } from '../plugins/mqtt-bridge.js'
+export { default as outbox, type OutboxPluginOptions, type OutboxPool } from '../plugins/outbox.js'
+export type { OutboxOptions, OutboxRow } from './outbox/insert.js'
 export { buildApp } from './app.js'
 export { loadConfig, configWith, ConfigError, type Config } from './config.js'
 export type { RealtimeApi, PublishOptions } from './core/api.js'

@@ -49,8 +49,8 @@ describe('app.realtime', () => {
     expect<FastifyInstance>().type.toHaveProperty('realtime')
   })
 
-  test('has exactly the seven calls and the two extensions: nothing of the node behind it (hub, broker, stats, config)', () => {
-    expect<keyof RealtimeApi>().type.toBe<'publish' | 'broadcast' | 'history' | 'presence' | 'disconnect' | 'revoke' | 'info' | 'addHook' | 'rpc'>()
+  test('has exactly the eight calls and the two extensions: nothing of the node behind it (hub, broker, stats, config)', () => {
+    expect<keyof RealtimeApi>().type.toBe<'publish' | 'outbox' | 'broadcast' | 'history' | 'presence' | 'disconnect' | 'revoke' | 'info' | 'addHook' | 'rpc'>()
   })
 
   test('addHook: the four names, each with its context; onConnect gets the Fastify request', () => {

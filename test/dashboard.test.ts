@@ -3,6 +3,7 @@
 // traffic, with the labels the expression groups by; and every realtime_* metric has a panel.
 import { readFileSync } from 'node:fs'
 import t from 'tap'
+import { DATABASE_URL, outboxTable } from './fixtures/outbox.js'
 import { connect, postJson, startServer } from './helpers.js'
 
 const dashboard = JSON.parse(readFileSync(new URL('../docs/grafana-dashboard.json', import.meta.url), 'utf8'))
@@ -96,7 +97,8 @@ t.test('the dashboard is a Grafana dashboard over a Prometheus datasource variab
 })
 
 t.test('every metric the dashboard queries is in a real server\'s /metrics, with the labels it groups by', async t => {
-  const server = await startServer(t)
+  // With an outbox on a table of this run's own (docs/outbox.md), so that realtime_outbox_* exist too.
+  const server = await startServer(t, { outboxUrl: DATABASE_URL, outboxTable: outboxTable(t) })
   // Traffic, so that the labelled series exist: every publication source, a disconnect, an error,
   // a failed and a successful recovery, both histograms, and the HTTP route histogram.
   const a = await connect(t, server.wsUrl)

@@ -1,4 +1,4 @@
-// The optional dependencies (`mqtt`, `@msgpack/msgpack`) in an install that left them out: nothing
+// The optional dependencies (`mqtt`, `@msgpack/msgpack`, `pg`) in an install that left them out: nothing
 // imports them unless their feature is on, a feature turned on without its package stops with one
 // line naming it, and the realtime.msgpack subprotocol is simply not offered. The packages are made
 // unimportable in child processes by test/fixtures/without-packages.mjs, which sends their imports to
@@ -53,9 +53,16 @@ t.test('the server with MQTT_URL and no `mqtt` package stops with one line namin
     'one line, no stack')
 })
 
-t.test('the server without either package: JSON as usual, realtime.msgpack not offered', async t => {
+t.test('the server with OUTBOX_URL and no `pg` package stops with one line naming the package', async t => {
+  const server = runWithout(t, ['pg'], SERVER, { PORT: '0', OUTBOX_URL: 'postgres://127.0.0.1:1/app' })
+  t.equal(await server.exited, 1, 'exit code 1')
+  t.equal(server.output(), 'fastify-realtime: cannot start: OUTBOX_URL is set but the optional package "pg" is not installed: npm install pg\n',
+    'one line, no stack')
+})
+
+t.test('the server without any of them (mqtt, @msgpack/msgpack, pg): JSON as usual, realtime.msgpack not offered', async t => {
   const port = await freePort()
-  const server = runWithout(t, ['mqtt', '@msgpack/msgpack'], SERVER, { PORT: String(port), LOG_LEVEL: 'info' })
+  const server = runWithout(t, ['mqtt', '@msgpack/msgpack', 'pg'], SERVER, { PORT: String(port), LOG_LEVEL: 'info' })
   await eventually(`the server listens; output:\n${server.output()}`, () => server.output().includes('Server listening'), 20_000)
   const lines = server.output().split('\n').filter(line => line.startsWith('{')).map(line => JSON.parse(line) as { level: number, msg: string })
   t.match(lines.find(line => line.msg.includes('realtime.msgpack')), {

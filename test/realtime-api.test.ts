@@ -1,12 +1,12 @@
-// `app.realtime` (src/core/api.ts): the seven calls host code has, against a real server and real
+// `app.realtime` (src/core/api.ts): the eight calls host code has, against a real server and real
 // websocket clients, and nothing of the node behind them.
 import t from 'tap'
 import { bearer, mint } from './auth-tokens.js'
 import { connect, startServer } from './helpers.js'
 
-t.test('app.realtime has exactly the seven calls and the two extensions (addHook, rpc), and no way to the node', async t => {
+t.test('app.realtime has exactly the eight calls and the two extensions (addHook, rpc), and no way to the node', async t => {
   const server = await startServer(t)
-  t.same(Object.keys(server.app.realtime).sort(), ['addHook', 'broadcast', 'disconnect', 'history', 'info', 'presence', 'publish', 'revoke', 'rpc'])
+  t.same(Object.keys(server.app.realtime).sort(), ['addHook', 'broadcast', 'disconnect', 'history', 'info', 'outbox', 'presence', 'publish', 'revoke', 'rpc'])
   t.ok(Object.isFrozen(server.app.realtime), 'frozen: nothing can be patched in')
 })
 

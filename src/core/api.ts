@@ -1,7 +1,10 @@
-// What host code gets as `fastify.realtime`: seven calls, each with one options object where it has
+// What host code gets as `fastify.realtime`: eight calls (outbox: docs/outbox.md), each with one options object where it has
 // options, and two that extend the server with the host's own code (addHook, rpc: docs/hooks.md). The node behind it stays internal (its hub, broker and stats are not part of the contract),
 // and this object holds no property that leads to it. Host input is checked here, once: the HTTP
 // routes and the websocket dispatcher check theirs before they call the node.
+import { insertOutboxRow, type OutboxInsertSettings, type OutboxOptions, type OutboxRow } from '../outbox/insert.js'
+import { outboxNames } from '../outbox/names.js'
+import type { Queryable } from '../outbox/pg-like.js'
 import type { HistoryQuery, HistoryResult } from './broker.js'
 import type { HookFunctions, HookName } from './hooks.js'
 import type { NodesInfo, PublishResult, RealtimeNode, RevokeOptions } from './node.js'
@@ -22,6 +25,12 @@ export interface PublishOptions {
 export interface RealtimeApi<Request = unknown> {
   /** Publishes `data` (any JSON value) to `topic` on every node; resolves with its position. */
   publish: (topic: string, data: unknown, options?: PublishOptions) => Promise<PublishResult>
+  /**
+   * Inserts a row into the outbox table (OUTBOX_TABLE) through `client`, the pg client of your own
+   * transaction: the publication goes out once that transaction commits, never if it rolls back
+   * (docs/outbox.md). Checks the topic and its declared schema now; resolves with the row's id.
+   */
+  outbox: (client: Queryable, topic: string, data: unknown, options?: OutboxOptions) => Promise<OutboxRow>
   /** Publishes the same `data` to each topic; the positions come in the order of `topics`. */
   broadcast: (topics: readonly string[], data: unknown) => Promise<PublishResult[]>
   /** The topic's position and retained publications (`frame`: the message frame as delivered). */
@@ -47,9 +56,18 @@ export interface RealtimeApi<Request = unknown> {
 }
 
 export function createRealtimeApi<Request = unknown> (node: RealtimeNode): RealtimeApi<Request> {
+  // The table only: this node needs no OUTBOX_URL to write rows that a consuming node publishes.
+  // Named when first used, so a node that never writes one never depends on OUTBOX_TABLE.
+  const outbox = (): OutboxInsertSettings => ({
+    table: outboxNames(node.config.outboxTable).table,
+    maxPayload: node.config.maxPayload,
+    checkData: (topic: string, data: unknown) => node.topicSchemas?.check(topic, data)
+  })
   return Object.freeze({
     publish: async (topic: string, data: unknown, options: PublishOptions = {}) =>
       await node.publish(checkTopic(topic), data, { idempotencyKey: options.idempotencyKey }),
+    outbox: async (client: Queryable, topic: string, data: unknown, options: OutboxOptions = {}) =>
+      await insertOutboxRow(client, checkTopic(topic), data, options, outbox()),
     broadcast: async (topics: readonly string[], data: unknown) => await node.broadcast(topics.map(checkTopic), data),
     history: async (topic: string, query: HistoryQuery = {}) => await node.history(checkTopic(topic), query),
     presence: async (topic: string) => await node.presence(checkTopic(topic)),

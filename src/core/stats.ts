@@ -5,7 +5,7 @@
 
 import type { TransportName } from './connection.js'
 
-export type PublishSource = 'http' | 'ws' | 'api' | 'mqtt'
+export type PublishSource = 'http' | 'ws' | 'api' | 'mqtt' | 'outbox'
 export type RateLimitScope = 'http' | 'message' | 'connect' | 'bytes'
 
 /** Upper bounds, in seconds, of the latency histograms' buckets. */
@@ -39,7 +39,7 @@ export class LatencyHistogram {
 
 export class Stats {
   deliveries = 0
-  readonly publications: Record<PublishSource, number> = { http: 0, ws: 0, api: 0, mqtt: 0 }
+  readonly publications: Record<PublishSource, number> = { http: 0, ws: 0, api: 0, mqtt: 0, outbox: 0 }
   readonly rateLimited: Record<RateLimitScope, number> = { http: 0, message: 0, connect: 0, bytes: 0 }
   readonly recoveries = { recovered: 0, failed: 0 }
   /** Control messages (revoke, disconnect) applied late, healed from a Redis broker's control log: pub/sub lost them. */
