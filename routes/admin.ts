@@ -100,7 +100,12 @@ export default async function adminRoutes (app: FastifyInstance, options: RouteO
                   connections: { type: 'integer' },
                   subscriptions: { type: 'integer' },
                   topics: { type: 'integer', description: 'topics with a subscriber on that node' },
-                  startedAt: { type: 'integer', description: 'ms since the epoch' }
+                  startedAt: { type: 'integer', description: 'ms since the epoch' },
+                  // Optional: a node of an older version, or a broker's own figures, may not give them.
+                  memory: { type: 'integer', description: "resident set size of the node's process, bytes" },
+                  deliveries: { type: 'integer', description: 'frames delivered to subscribers since the node started' },
+                  brokerUp: { type: 'boolean', description: "whether the node's broker was reachable" },
+                  sampledAt: { type: 'integer', description: 'when these figures were taken, ms since the epoch (another node announces them every few seconds)' }
                 }
               }
             }

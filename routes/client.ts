@@ -21,9 +21,9 @@ function packageRoot (): string {
   return dir
 }
 
-interface Asset { body: Buffer, etag: string, headers: Record<string, string> }
+export interface Asset { body: Buffer, etag: string, headers: Record<string, string> }
 
-function asset (path: string, headers: Record<string, string>): Asset | undefined {
+export function asset (path: string, headers: Record<string, string>): Asset | undefined {
   const file = join(packageRoot(), path)
   if (!existsSync(file)) return undefined
   const body = readFileSync(file)
@@ -34,7 +34,7 @@ function asset (path: string, headers: Record<string, string>): Asset | undefine
  * Serves a file read once at start. Cacheable for five minutes, then revalidated by its ETag, so a
  * new version reaches browsers soon after a deploy.
  */
-function serve (file: Asset) {
+export function serve (file: Asset) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<Buffer | undefined> => {
     reply.headers(file.headers).header('cache-control', 'public, max-age=300').header('etag', file.etag)
     if (request.headers['if-none-match'] === file.etag) return await reply.code(304).send()

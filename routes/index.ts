@@ -5,6 +5,8 @@ import httpRateLimit from './rate-limit.js'
 import type { Config } from '../src/config.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import adminRoutes from './admin.js'
+import adminPageRoutes from './admin-page.js'
+import adminTopicRoutes from './admin-topics.js'
 import asyncapiRoutes from './asyncapi.js'
 import clientRoutes from './client.js'
 import healthRoutes from './health.js'
@@ -37,7 +39,9 @@ export default async function routes (app: FastifyInstance, options: RouteOption
   await app.register(rpcRoutes, children)
   await app.register(topicRoutes, children)
   await app.register(adminRoutes, children)
+  await app.register(adminTopicRoutes, children)
   await app.register(healthRoutes, children)
   await app.register(clientRoutes, children)
+  await app.register(adminPageRoutes, children)
   await app.register(asyncapiRoutes, children)
 }

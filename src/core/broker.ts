@@ -136,13 +136,24 @@ export interface ControlBus {
 
 // ---- NodeRegistry: which nodes serve ----
 
-/** A node as the registry lists it (GET /api/info). */
+/**
+ * A node as the registry lists it (GET /api/info). The optional fields came later (the admin page):
+ * a broker that passes an older node's figures along, or builds its own, may leave them out.
+ */
 export interface NodeInfo {
   id: string
   connections: number
   subscriptions: number
   topics: number
   startedAt: number
+  /** Resident set size of the node's process, bytes. */
+  memory?: number
+  /** Frames delivered to subscribers since the node started: two readings give deliveries per second. */
+  deliveries?: number
+  /** Whether the node's broker was reachable. */
+  brokerUp?: boolean
+  /** When these figures were taken, ms since the epoch: the registry hands them on later. */
+  sampledAt?: number
 }
 
 export interface NodeRegistry {

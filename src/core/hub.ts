@@ -7,6 +7,7 @@ import { resolveSince } from './brokers/history.js'
 import type { Connection, SubscribedAck, TransportName } from './connection.js'
 import { OutgoingFrame } from './frame.js'
 import { historyReplyBytes, REFUSED, type HistoryBudget } from './history-budget.js'
+import { LocalTopic } from './local-topic.js'
 import type { Presence } from './presence.js'
 import { ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
 import type { Stats } from './stats.js'
@@ -25,7 +26,7 @@ export interface HubOptions {
 export class Hub {
   readonly connections = new Set<Connection>()
   private readonly byUser = new Map<string, Set<Connection>>()
-  private readonly topics = new Map<string, Set<Subscription>>()
+  private readonly topics = new Map<string, LocalTopic>()
   /** Topics the broker is subscribed to for this node (what the broker has, not what we want). */
   private readonly brokerTopics = new Set<string>()
   /** Per topic, the broker (un)subscribe in progress, so that they run one at a time in order. */
@@ -92,6 +93,7 @@ export class Hub {
       ])
       if (history === REFUSED) this.refuseReplay(budget as HistoryBudget)
       if (history === undefined) return
+      this.topics.get(topic)?.seen(history)
       const recovered = since === undefined ? undefined : this.canRecover(since, history, history.publications)
       if (recovered !== undefined) this.stats.recoveries[recovered ? 'recovered' : 'failed']++
       const ack: SubscribedAck = { topic, epoch: history.epoch, offset: history.offset }
@@ -121,8 +123,10 @@ export class Hub {
   deliver (publication: Publication): void {
     const subscriptions = this.topics.get(publication.topic)
     if (subscriptions === undefined) return
+    const now = Date.now()
     // Clocks of different nodes may disagree by a little: a publication is never early.
-    this.stats.deliveryLag.observe(Math.max(0, (Date.now() - publication.ts) / 1000))
+    this.stats.deliveryLag.observe(Math.max(0, (now - publication.ts) / 1000))
+    subscriptions.published(publication, now)
     const frame = new OutgoingFrame(publication.frame)
     let delivered = 0
     for (const subscription of subscriptions) {
@@ -139,6 +143,11 @@ export class Hub {
     for (const subscription of subscriptions) {
       if (subscription.active) subscription.connection.send(frame)
     }
+  }
+
+  /** The topics with a local subscriber, with the traffic this node sees on them (GET /api/topics). */
+  localTopics (): IterableIterator<LocalTopic> {
+    return this.topics.values()
   }
 
   get counts (): { connections: number, subscriptions: number, topics: number } {
@@ -161,7 +170,7 @@ export class Hub {
 
   private index (subscription: Subscription): void {
     let subscriptions = this.topics.get(subscription.topic)
-    if (subscriptions === undefined) this.topics.set(subscription.topic, subscriptions = new Set())
+    if (subscriptions === undefined) this.topics.set(subscription.topic, subscriptions = new LocalTopic(subscription.topic))
     subscriptions.add(subscription)
     this.subscriptionCount++
   }

@@ -445,6 +445,15 @@ export class RealtimeNode {
 
   /** This node's figures, for the node registry and GET /api/info. */
   private describe (): NodeInfo {
-    return { id: this.id, startedAt: this.startedAt, ...this.hub.counts }
+    return {
+      id: this.id,
+      startedAt: this.startedAt,
+      ...this.hub.counts,
+      // rss() alone: memoryUsage() walks the V8 heap spaces too, and this runs at every registry heartbeat.
+      memory: process.memoryUsage.rss(),
+      deliveries: this.stats.deliveries,
+      brokerUp: this.broker.up,
+      sampledAt: Date.now()
+    }
   }
 }
