@@ -5,7 +5,7 @@
 // server and client process it starts is stopped when it ends.
 //
 //   node bench/run.mjs [--quick] [--connections N] [--duration S] [--cross-subscribers S] [--rounds R]
-//                      [--only memory,fanout,fanout-wire,fanout-sse,http,connect,crossnode] [--profile DIR] [--out FILE]
+//                      [--only memory,fanout,fanout-wire,fanout-sse,http,connect,crossnode,stream,workers] [--profile DIR] [--out FILE]
 //                      [--sse-sizes 1000,5000]
 //   node bench/run.mjs --only scale [--connections 100000] [--nodes 8] [--per-client 12500]
 //                      [--publications 20] [--interval 1000]     (many nodes on one Redis; never by default)
@@ -26,8 +26,11 @@ import { fanoutSse, SSE_SIZES } from './scenarios/fanout-sse.mjs'
 import { httpPublish } from './scenarios/http-publish.mjs'
 import { memory } from './scenarios/memory.mjs'
 import { SCALE_DEFAULTS, scale, scaleBudgetMs } from './scenarios/scale.mjs'
+import { workers } from './scenarios/workers.mjs'
+import { streamScenario } from './scenarios/stream.mjs'
+import { outboxScenario } from './scenarios/outbox.mjs'
 
-const SCENARIOS = { memory, fanout, 'fanout-wire': fanoutWire, 'fanout-sse': fanoutSse, http: httpPublish, connect: connectRate, crossnode: crossNode, scale }
+const SCENARIOS = { memory, fanout, 'fanout-wire': fanoutWire, 'fanout-sse': fanoutSse, http: httpPublish, connect: connectRate, crossnode: crossNode, stream: streamScenario, outbox: outboxScenario, scale, workers }
 // Run only when named in --only: it takes the whole machine (100k connections by default).
 const NOT_BY_DEFAULT = new Set(['scale'])
 // The server process may hold 20000 file descriptors; leave room for its own.
@@ -48,6 +51,7 @@ const { values: args } = parseArgs({
     publications: { type: 'string' },
     interval: { type: 'string' },
     'sse-sizes': { type: 'string' },
+    'stream-rate': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
@@ -63,6 +67,12 @@ if (args.help) {
   --duration S         seconds per throughput/latency measurement (default 10)
   --cross-subscribers  subscribers on node B in the cross-node scenario (default 100)
   --sse-sizes N,M      subscriber counts for fanout-sse (default ${SSE_SIZES.join(',')}; --quick 200,1000)
+  stream               500 connections x 10 of 50 topics, 40 publications/s per topic (400 messages/s per
+                       connection), over HTTP and through Redis (BENCH_REDIS_URL), raw ws and ours with
+                       WRITE_DELAY=0 and 10; --duration sets each measured window (plus 3 s of warm-up)
+  --stream-rate N      publications per second per topic in stream (default 40; lower to stay below saturation)
+  outbox               rows per second from a PostgreSQL COMMIT (BENCH_DATABASE_URL, default the machine's
+                       127.0.0.1:5432/test) to every subscriber: --duration x 2000 rows, --cross-subscribers subscribers
   --rounds R           run every scenario R times and report the median of each number (default 1)
   --profile DIR        profile our server (inspector) over each measured window: DIR/<scenario>.cpuprofile
                        and the top frames in the log (the profiler costs a little: not for the table)
@@ -89,6 +99,7 @@ const options = {
   crossSubscribers: Math.floor(positive('cross-subscribers', args['cross-subscribers'], args.quick ? 20 : 100)),
   rounds: Math.floor(positive('rounds', args.rounds, 1)),
   profile: args.profile,
+  streamRate: positive('stream-rate', args['stream-rate'], 40),
   sizes: args['sse-sizes'] === undefined
     ? (args.quick ? [200, 1000] : SSE_SIZES)
     : args['sse-sizes'].split(',').map(n => Math.floor(positive('sse-sizes', n)))
