@@ -361,8 +361,8 @@ export const FIELDS = {
     read: asInteger,
     check: integerIn(0, 1000),
     default: 0,
-    help: 'Milliseconds a websocket\'s frames may wait so that several go out in one write (0: only the frames of one ' +
-      'event-loop turn are written together). More: fewer writes per delivery, up to that much latency.'
+    help: 'Milliseconds a websocket\'s frames may wait so that several go out in one write (0: a turn\'s first frame goes ' +
+      'as it comes, the rest of the turn\'s together). More: fewer writes per delivery, up to that much latency.'
   }),
   workers: field({
     variable: 'WORKERS',

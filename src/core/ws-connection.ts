@@ -9,7 +9,7 @@ import { encodingOf, jsonToMsgpack, type EncodingName } from './encoding.js'
 import type { OutgoingFrame } from './frame.js'
 import type { Identity } from './identity.js'
 import { ServerClose, type CloseCause } from './protocol.js'
-import { flushAfterThisTurn, flushHeldWrites, type HeldWrites } from './write-coalescing.js'
+import { flushAfterThisTurn, flushHeldWrites, writeTurn, type HeldWrites } from './write-coalescing.js'
 import { internals, SENDER_IDLE } from './ws-internals.js'
 
 /** ws would send a Buffer as a binary frame; a JSON frame is text. Shared, not per call. */
@@ -35,6 +35,8 @@ export function wsCloseStatus (err: Error): number | undefined {
 export class WebSocketConnection extends Connection implements HeldWrites {
   /** Whether this connection holds a cork on its TCP socket: what is written now waits for flushWrites(). */
   private holding = false
+  /** The turn (write-coalescing.ts) of this connection's last frame written as it came, WRITE_DELAY=0. */
+  private plainWriteTurn = 0
   /** WRITE_DELAY's timer, made at the first held frame and re-armed (refresh) for each batch after. */
   private delayTimer?: NodeJS.Timeout
 
@@ -64,8 +66,8 @@ export class WebSocketConnection extends Connection implements HeldWrites {
 
   /**
    * Sends one frame (Connection.send): a fan-out frame is written pre-framed when it can be. Every
-   * frame joins the socket's held writes (write-coalescing.ts), which leave together at the end of the
-   * turn or after WRITE_DELAY.
+   * frame but a turn's first (WRITE_DELAY=0) joins the socket's held writes (write-coalescing.ts),
+   * which leave together at the end of the turn or after WRITE_DELAY.
    */
   send (frame: string | OutgoingFrame): void {
     if (!this.open) return
@@ -86,16 +88,27 @@ export class WebSocketConnection extends Connection implements HeldWrites {
    * Corks the TCP socket at the first frame of a batch, so that this frame, the ones after it and
    * whatever ws writes meanwhile (its acks, pings, close frames, compressed frames) queue in Node's
    * buffer in call order, and leave in one writev when flushWrites() uncorks. ws corks around its own
-   * two-part writes too: corks nest, so those join the queue rather than leave early.
+   * two-part writes too: corks nest, so those join the queue rather than leave early. With
+   * WRITE_DELAY=0 a turn's first frame is not held but written as it comes (write-coalescing.ts says
+   * why): it is on the socket before anything corked after it, so the order stays the call order.
    */
   private holdWrites (tcp: Socket): void {
     if (this.holding) return
-    this.holding = true
-    tcp.cork()
     const delay = this.limits.writeDelay
     if (delay === 0) {
+      const turn = writeTurn()
+      if (this.plainWriteTurn !== turn) {
+        this.plainWriteTurn = turn
+        return
+      }
+      this.holding = true
+      tcp.cork()
       flushAfterThisTurn(this)
-    } else if (this.delayTimer === undefined) {
+      return
+    }
+    this.holding = true
+    tcp.cork()
+    if (this.delayTimer === undefined) {
       // Not unref()ed: held frames are due, and the timer is gone once they have left.
       this.delayTimer = setTimeout(flushHeldWrites, delay, this)
     } else {
