@@ -18,13 +18,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyMetricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
-import promClient, { Counter, Gauge, Registry, type Metric } from 'prom-client'
+import promClient, { Counter, Gauge, Registry, type Aggregator, type Metric } from 'prom-client'
 import type { Config } from '../src/config.js'
 import { ForbiddenError } from '../src/core/auth/errors.js'
 import type { RealtimeNode } from '../src/core/node.js'
 import { closeCodeLabel } from '../src/core/protocol.js'
 import type { LatencyHistogram } from '../src/core/stats.js'
-import { clusterScrape } from '../src/workers/cluster-metrics.js'
+import { IpcBroker } from '../src/core/brokers/ipc.js'
+import { clusterScrape, HISTORY_BYTES_HELP } from '../src/workers/cluster-metrics.js'
 import { TRANSPORTS, type TransportName } from '../src/core/connection.js'
 import { kRealtimeNode } from './node.js'
 import { findHostMetrics, OWN_DECORATOR, type HostMetrics } from './host-metrics.js'
@@ -95,8 +96,9 @@ function mirroredMultiLabelledCounter (registry: Registry, name: string, help: s
   }))
 }
 
-function gauge (registry: Registry, name: string, help: string, read: () => number): void {
-  registry.registerMetric(new Gauge({ name, help, registers: [], collect () { this.set(read()) } }))
+/** `aggregator`: how a scrape of every worker (WORKERS > 1) combines the workers' values; the sum by default. */
+function gauge (registry: Registry, name: string, help: string, read: () => number, aggregator: Aggregator = 'sum'): void {
+  registry.registerMetric(new Gauge({ name, help, registers: [], aggregator, collect () { this.set(read()) } }))
 }
 
 /** A gauge per value of one label, read at scrape time. */
@@ -162,7 +164,9 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   // A shard down leaves readiness at 200 (the other shards serve): this is what an alert can watch.
   gauge(registry, 'realtime_broker_unavailable_shards', 'Redis Cluster shards whose subscriber connection is down (their topics answer 503); 0 otherwise',
     () => node.broker.unavailableShards?.length ?? 0)
-  gauge(registry, 'realtime_history_bytes', 'approximate bytes of history held in this process (in-memory broker; 0 with Redis)', () => node.broker.heldBytes ?? 0)
+  // A worker on its primary's in-memory broker holds no history: the primary does, and adds its own
+  // figure to the scrape of every worker (src/workers/cluster-metrics.ts); the workers' zeros are left out.
+  gauge(registry, 'realtime_history_bytes', HISTORY_BYTES_HELP, () => node.broker.heldBytes ?? 0, node.broker instanceof IpcBroker ? 'omit' : 'sum')
   mirroredLabelledCounter(registry, 'realtime_publications_total', 'publications accepted on this node', 'source', () => Object.entries(stats.publications))
   mirroredCounter(registry, 'realtime_deliveries_total', 'message frames written to sockets', () => stats.deliveries)
   mirroredMultiLabelledCounter(registry, 'realtime_disconnects_total', 'connections closed, by transport and close code (peer-chosen codes by class)', ['transport', 'code'], () => byTransportAndCloseCodeLabel(stats.disconnects))

@@ -43,7 +43,7 @@ async function outbox (app: FastifyInstance, options: OutboxPluginOptions): Prom
   if (config.outboxUrl === undefined && handed === undefined) throw new Error('fastify-realtime: the outbox needs outboxUrl (OUTBOX_URL) or an outboxPool')
   const names = outboxNames(config.outboxTable)
   // Nothing connects here: PostgreSQL out of reach at start is an outage the consumer waits out.
-  const pool = handed ?? await createOutboxPool(config.outboxUrl as string)
+  const pool = handed ?? await createOutboxPool(config.outboxUrl as string, node.id)
   const consumer = new OutboxConsumer(pool, { names, pollInterval: config.outboxPollInterval, batch: config.outboxBatch }, rowPublisher(node), app.log, new ThrottledLog(app.log))
   app.decorate('realtimeOutbox', consumer)
   if (app.hasDecorator('realtimeMetrics')) outboxMetrics(app.realtimeMetrics, consumer)

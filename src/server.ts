@@ -6,18 +6,33 @@ import type { FastifyInstance } from 'fastify'
 import cluster from 'node:cluster'
 import { statSync } from 'node:fs'
 import { buildApp } from './app.js'
+import { isWorkerOfPrimary } from './core/brokers/ipc-protocol.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { registerDemoRpc } from './demo-rpc.js'
 import { capConnections, openFileLimit, shedThreshold } from './fd-limit.js'
 import { shedBeyond } from './socket-shedding.js'
-import { runPrimary } from './workers/primary.js'
+import { reportStartupFailure, runPrimary } from './workers/primary.js'
 
 const ENV_FILE = '.env'
 
 /** Prints the reason on one line and exits 1: an operator needs the cause, not our stack. */
 function fail (message: string): never {
-  process.stderr.write(`fastify-realtime: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+  process.stderr.write(`${failureLine(message)}\n`)
   process.exit(1)
+}
+
+function failureLine (message: string): string {
+  return `fastify-realtime: ${message.replace(/\s*\n\s*/g, ' ')}`
+}
+
+/**
+ * fail(), for what fails once the process runs (building the app, listening). A worker (WORKERS > 1)
+ * hands its line to the primary instead, which prints it once for all of them (they fail alike: one
+ * configuration, one port) and stops the server; it exits once the primary has it.
+ */
+async function failStart (message: string): Promise<never> {
+  if (!isWorkerOfPrimary()) fail(message)
+  return await reportStartupFailure(failureLine(message))
 }
 
 function messageOf (err: unknown): string {
@@ -59,7 +74,7 @@ async function build (config: Config): Promise<FastifyInstance> {
   } catch (err) {
     // A ConfigError raised while the plugins start (a JWT_PUBLIC_KEY that is not a key) already says
     // "invalid configuration: VARIABLE ..."; other errors (Redis refusing us) name their variable.
-    fail(err instanceof ConfigError ? err.message : `cannot start: ${messageOf(err)}`)
+    return await failStart(err instanceof ConfigError ? err.message : `cannot start: ${messageOf(err)}`)
   }
 }
 
@@ -113,11 +128,19 @@ async function serve (configured: Config): Promise<void> {
   }
   process.once('SIGTERM', () => { void shutdown('SIGTERM') })
   process.once('SIGINT', () => { void shutdown('SIGINT') })
+  if (isWorkerOfPrimary()) {
+    // node:cluster ends a worker whose IPC channel to the primary closes (the primary gone, or the
+    // channel broken) at once, with exit code 0 and no drain (lib/internal/cluster/child.js): say so
+    // first, or the exit looks like a clean one. Prepended: node's own listener exits the process.
+    process.prependOnceListener('disconnect', () => {
+      if (!shuttingDown) app.log.warn('the IPC channel to the primary closed: node:cluster ends this worker now (exit code 0), without draining its connections')
+    })
+  }
 
   try {
     await app.listen({ host: config.host, port: config.port })
   } catch (err) {
-    fail(listenFailure(err as NodeJS.ErrnoException, config))
+    await failStart(listenFailure(err as NodeJS.ErrnoException, config))
   }
 }
 

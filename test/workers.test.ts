@@ -1,15 +1,15 @@
 // WORKERS=2 without Redis (src/workers/, src/core/brokers/ipc*.ts): two processes on one port that
 // behave as one server, sharing the one in-memory broker their primary holds. A publication landing on
 // either worker reaches subscribers on both, in one offset order; recovery, presence, idempotency keys
-// and admin disconnects hold across them; one scrape covers both; SIGTERM drains both (1001) and the
-// primary exits 0; a worker that dies is restarted.
+// and admin disconnects hold across them; one scrape covers both, the history bytes the primary holds
+// included; SIGTERM drains both (1001) and the primary exits 0; a worker that dies is restarted.
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { mint, SECRET } from './auth-tokens.js'
-import { connect, getJson, postJson, type Client } from './helpers.js'
+import { connect, getJson, postJson, startServer, type Client } from './helpers.js'
 import { eventually } from './fixtures/cluster.js'
 import { exitWithin, freePort, SERVER_CWD, startNode } from './fixtures/spawn.js'
 import { clientsOnEveryWorker, startWorkers, workerPid, type Workers } from './fixtures/workers.js'
@@ -119,6 +119,27 @@ t.test('two workers act as one server on one in-memory broker', async t => {
   })
 })
 
+t.test('realtime_history_bytes: the history the primary holds, once, as one node holding the same reports it', async t => {
+  const workers = await startWorkers(t, 2, { LOG_LEVEL: 'info' }, 'h')
+  const single = await startServer(t)
+  /** The family's lines in the scrape: HELP, TYPE and the samples. */
+  const bytes = async (url: string): Promise<string[]> => (await (await fetch(`${url}/metrics`)).text()).split('\n').filter(line => line.includes('realtime_history_bytes'))
+  t.same((await bytes(workers.url)).slice(1), ['# TYPE realtime_history_bytes gauge', 'realtime_history_bytes 0'], 'nothing held yet')
+  // The same publications on both: HTTP publishes, which land on either worker.
+  const statuses = new Set<number>()
+  for (const [topic, count] of [['h.one', 5], ['h.two', 3]] as const) {
+    for (let i = 0; i < count; i++) {
+      for (const url of [workers.url, single.url]) statuses.add((await publishOnNewConnection({ ...workers, url }, { topic, data: { i, text: 'x'.repeat(100) } })).status)
+    }
+  }
+  t.same([...statuses], [200], 'all published')
+  const held = await bytes(single.url)
+  t.match(held, [/^# HELP realtime_history_bytes /, '# TYPE realtime_history_bytes gauge', /^realtime_history_bytes [1-9]\d*$/], `one node holds ${held[2]}`)
+  t.same(await bytes(workers.url), held, 'the workers\' scrape: the same figure, one sample (not 0, not counted per worker)')
+  workers.server.child.kill('SIGTERM')
+  t.equal(await exitWithin(workers.server, 20_000), 0)
+})
+
 t.test('a worker that dies is restarted; its clients reconnect and recover', async t => {
   const workers = await startWorkers(t, 2, ENV, 'r')
   const [one, two] = await onBothWorkers(t, workers, i => `u${i}`)
@@ -138,8 +159,25 @@ t.test('a worker that dies is restarted; its clients reconnect and recover', asy
   t.match(await back.request({ type: 'subscribe', topic: 'w.live', since: { epoch: last.epoch, offset: last.offset } }), { recovered: true, epoch: last.epoch, offset: 2 })
   await eventually('the missed message', () => back.messages('w.live').length === 1)
   t.same(back.messages('w.live').map(m => m.data), [2])
+
+  // A SIGTERM sent to a worker rather than to the primary: it drains and exits 0, and is restarted.
+  process.kill(workerPid(workers, 'r-1'), 'SIGTERM')
+  await workers.server.waitFor(/"worker":"r-1","code":0,"signal":null,"hint":"exit code 0: a SIGTERM or SIGINT sent to the worker itself[^\n]*"msg":"worker r-1 exited unexpectedly: restarting it/)
+  await eventually('both workers listed again', async () => (await getJson(`${workers.url}/api/info`, admin)).body.nodes.length === 2, 20_000, 200)
   workers.server.child.kill('SIGTERM')
   t.equal(await exitWithin(workers.server, 20_000), 0)
+})
+
+t.test('the primary killed -9: each worker says its channel closed and ends', async t => {
+  const workers = await startWorkers(t, 2, ENV, 'k')
+  const pids = workers.nodes.map(node => workerPid(workers, node))
+  workers.server.child.kill('SIGKILL')
+  await workers.server.exited
+  const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+  await eventually('both workers ended', () => pids.every(pid => !alive(pid)), 10_000)
+  for (const node of workers.nodes) {
+    t.match(workers.server.output(), new RegExp(`"worker":"${node}"[^\\n]*"msg":"the IPC channel to the primary closed: node:cluster ends this worker now \\(exit code 0\\)`), `${node} said why it ended`)
+  }
 })
 
 t.test('WORKERS=1 runs no cluster: one process, the node id as given', async t => {

@@ -9,7 +9,11 @@ const POOL_SIZE = 3
 /** A PostgreSQL that does not answer is an outage after this long, not a hang. */
 const CONNECT_TIMEOUT_MS = 5000
 
-export async function createOutboxPool (url: string): Promise<PoolLike> {
+/**
+ * `nodeId` names the node in PostgreSQL's application_name (`fastify-realtime outbox <node>`), so that
+ * pg_stat_activity, joined with pg_locks, shows which node consumes now (docs/outbox.md).
+ */
+export async function createOutboxPool (url: string, nodeId: string): Promise<PoolLike> {
   const pg = await importOptional('pg', async () => await import('pg'))
   if (pg === undefined) throw new MissingPackageError('pg', 'OUTBOX_URL is set')
   // pg is CommonJS: under NodeNext its classes are on the default export.
@@ -17,7 +21,7 @@ export async function createOutboxPool (url: string): Promise<PoolLike> {
     connectionString: url,
     max: POOL_SIZE,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    application_name: 'fastify-realtime outbox',
+    application_name: `fastify-realtime outbox ${nodeId}`,
     keepAlive: true
   })
   // An idle connection that breaks (PostgreSQL restarted) is reported here; without a listener pg

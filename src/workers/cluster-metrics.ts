@@ -1,9 +1,11 @@
 // One scrape of GET /metrics covers every worker (WORKERS > 1): whichever worker the scrape lands on
 // asks the primary, which gathers every worker's registry through prom-client's AggregatorRegistry
 // (counters and gauges summed, histograms merged) and answers with the text. fastify-metrics stays
-// what fills each worker's registry; only the endpoint's answer changes.
+// what fills each worker's registry; only the endpoint's answer changes. Without Redis the primary
+// holds the one in-memory broker, hence the history: its figure (realtime_history_bytes) is the
+// primary's own, added to the workers' aggregate, in which the workers leave theirs out.
 import cluster from 'node:cluster'
-import { AggregatorRegistry, type Registry } from 'prom-client'
+import { AggregatorRegistry, Gauge, Registry } from 'prom-client'
 import { isWorkerOfPrimary } from '../core/brokers/ipc-protocol.js'
 
 const SCRAPE_REQUEST = 'fastify-realtime:scrape'
@@ -17,16 +19,35 @@ function isScrape (message: unknown, type: string): message is ScrapeMessage {
   return typeof message === 'object' && message !== null && (message as ScrapeMessage).type === type
 }
 
-/** In the primary: answers the workers' scrape requests with every worker's metrics, aggregated. */
-export function serveClusterMetrics (): void {
+export const HISTORY_BYTES_HELP = 'approximate bytes of history held in this process (in-memory broker; 0 with Redis)'
+
+/** The primary's own metrics, when it holds the workers' broker: the bytes of history it holds. */
+export function primaryRegistry (heldBytes: () => number): Registry {
+  const registry = new Registry()
+  registry.registerMetric(new Gauge({ name: 'realtime_history_bytes', help: HISTORY_BYTES_HELP, registers: [], collect () { this.set(heldBytes()) } }))
+  return registry
+}
+
+/**
+ * In the primary: answers the workers' scrape requests with every worker's metrics, aggregated, and
+ * `own` (the primary's registry, whose metrics no worker reports) after them.
+ */
+export function serveClusterMetrics (own?: Registry): void {
   const aggregator = new AggregatorRegistry()
   cluster.on('message', (worker, message: unknown) => {
     if (!isScrape(message, SCRAPE_REQUEST)) return
-    aggregator.clusterMetrics().then(
-      text => ({ type: SCRAPE_RESPONSE, id: message.id, text }),
+    Promise.all([aggregator.clusterMetrics(), own?.metrics() ?? '']).then(
+      ([workers, primary]) => ({ type: SCRAPE_RESPONSE, id: message.id, text: joinExpositions(workers, primary) }),
       (error: Error) => ({ type: SCRAPE_RESPONSE, id: message.id, error: error.message })
     ).then(answer => { if (worker.isConnected()) worker.send(answer) }, () => {})
   })
+}
+
+/** Two texts of the exposition format, one after the other (each family stays whole in one of them). */
+export function joinExpositions (first: string, second: string): string {
+  if (second === '') return first
+  if (first === '') return second
+  return first.endsWith('\n') ? `${first}\n${second}` : `${first}\n\n${second}`
 }
 
 /**

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import type { Config } from '../config.js'
 import { IpcBrokerHost } from '../core/brokers/ipc-host.js'
 import { WORKER_ENV, type IpcEndpoint } from '../core/brokers/ipc-protocol.js'
-import { serveClusterMetrics } from './cluster-metrics.js'
+import { primaryRegistry, serveClusterMetrics } from './cluster-metrics.js'
 import { primaryLog } from './primary-log.js'
 
 /**
@@ -19,6 +19,13 @@ import { primaryLog } from './primary-log.js'
  * one message per publication and worker, whichever the encoding (BENCHMARKS.md, "Workers").
  */
 const SERIALIZATION = 'json'
+/**
+ * Worker -> primary: `{ type: STARTUP_FAILED, line }`, the one line saying why the worker cannot start
+ * (src/server.ts): the primary prints it, once however many workers fail alike, and stops the server.
+ */
+const STARTUP_FAILED = 'fastify-realtime:startup-failed'
+/** How long the primary waits for a worker that exited before it listened to deliver its line. */
+const LINE_WAIT_MS = 1000
 /** A worker that dies sooner than this after its start is restarted after RESTART_DELAY_MS, not at once. */
 const QUICK_DEATH_MS = 5000
 const RESTART_DELAY_MS = 1000
@@ -29,6 +36,26 @@ interface Slot {
   worker?: Worker
   startedAt: number
   listened: boolean
+  /** The line the worker's start-up failed with (STARTUP_FAILED), if it sent one. */
+  failure?: string
+}
+
+/**
+ * In a worker: hands the line saying why this worker cannot start to the primary, and exits 1 once
+ * it is sent (the primary prints it). Never resolves. Should the channel be gone, prints it itself.
+ */
+export async function reportStartupFailure (line: string): Promise<never> {
+  return await new Promise<never>(() => {
+    process.send?.({ type: STARTUP_FAILED, line }, undefined, {}, error => {
+      if (error !== null) process.stderr.write(`${line}\n`)
+      process.exit(1)
+    })
+  })
+}
+
+function isStartupFailure (message: unknown): message is { type: string, line: string } {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === STARTUP_FAILED &&
+    typeof (message as { line?: unknown }).line === 'string'
 }
 
 export async function runPrimary (config: Config): Promise<void> {
@@ -39,33 +66,58 @@ export async function runPrimary (config: Config): Promise<void> {
   const { historySize, historyTtl, historyMemoryLimit } = config
   const host = shared ? new IpcBrokerHost({ historySize, historyTtl, historyMemoryLimit }) : undefined
   await host?.start()
-  if (config.metrics) serveClusterMetrics()
+  if (config.metrics) serveClusterMetrics(host === undefined ? undefined : primaryRegistry(() => host.heldBytes))
 
   const slots: Slot[] = Array.from({ length: config.workers }, (_, i) => ({ index: i + 1, startedAt: 0, listened: false }))
   let started = false
   let draining = false
   let drainFailed = false
+  let failing = false
 
   function fork (slot: Slot): void {
     const worker = cluster.fork({ NODE_ID: `${config.nodeId}-${slot.index}`, [WORKER_ENV]: String(slot.index) })
     slot.worker = worker
     slot.startedAt = Date.now()
     slot.listened = false
+    slot.failure = undefined
     // The ChildProcess, not the cluster Worker: it has `connected`, and its send takes a callback.
     const detach = host?.attach(worker.process as unknown as IpcEndpoint)
     worker.once('listening', address => {
       slot.listened = true
+      worker.off('message', onMessage)
       if (!started && slots.every(s => s.listened)) {
         started = true
         log.info({ workers: config.workers, broker: shared ? 'memory (held by the primary)' : 'redis (each worker a node)', port: address.port },
           `${config.workers} workers listening on ${config.host}:${address.port}`)
       }
     })
+    // Listened only until the worker listens: the channel's hot traffic (brokers/ipc-host.ts) need not pass here.
+    const onMessage = (message: unknown): void => { if (isStartupFailure(message)) slot.failure = message.line }
+    worker.on('message', onMessage)
     worker.once('exit', (code, signal) => {
       detach?.()
       slot.worker = undefined
-      exited(slot, code, signal)
+      // The failure's line may still be on its way: it arrives before the channel's end.
+      if (!slot.listened && worker.isConnected()) {
+        const then = (): void => { clearTimeout(timer); worker.off('disconnect', then); exited(slot, code, signal) }
+        const timer = setTimeout(then, LINE_WAIT_MS)
+        worker.once('disconnect', then)
+      } else exited(slot, code, signal)
     })
+  }
+
+  /**
+   * A worker failed before the server started (a port in use, a key that is not one, Redis refusing
+   * us): the server cannot start as configured. Its reason, printed once (the other workers, failing
+   * alike, are stopped before they add theirs), and exit 1; nothing is restarted.
+   */
+  function startFailed (slot: Slot, code: number | null, signal: string | null): void {
+    if (failing) return
+    failing = true
+    for (const other of slots) other.worker?.process.kill('SIGKILL')
+    const reason = `worker ${config.nodeId}-${slot.index} exited (${signal ?? `code ${String(code)}`}) before it listened`
+    process.stderr.write(`${slot.failure ?? `fastify-realtime: cannot start: ${reason}`}\n`)
+    process.exit(1)
   }
 
   function exited (slot: Slot, code: number | null, signal: string | null): void {
@@ -75,14 +127,12 @@ export async function runPrimary (config: Config): Promise<void> {
       if (slots.every(s => s.worker === undefined)) void finish()
       return
     }
-    if (!started && !slot.listened) {
-      // A start-up failure (a port in use, Redis refusing us): the worker printed its reason; one
-      // process failing means the server cannot start as configured.
-      for (const other of slots) other.worker?.process.kill('SIGKILL')
-      process.exit(1)
-    }
+    if (!started && !slot.listened) return startFailed(slot, code, signal)
     const quick = Date.now() - slot.startedAt < QUICK_DEATH_MS
-    log.error({ worker: node, code, signal }, `worker ${node} exited unexpectedly: restarting it; its connections were lost and their clients reconnect and recover`)
+    // Code 0 is no crash: the worker drained on a SIGTERM or SIGINT sent to it rather than to the
+    // primary, or node:cluster ended it when its IPC channel closed (it logs a warning first).
+    const hint = code === 0 ? 'exit code 0: a SIGTERM or SIGINT sent to the worker itself (signal the primary only), or its IPC channel to the primary closed' : undefined
+    log.error({ worker: node, code, signal, reason: slot.failure, hint }, `worker ${node} exited unexpectedly: restarting it; its connections were lost and their clients reconnect and recover`)
     if (quick) setTimeout(() => { if (!draining) fork(slot) }, RESTART_DELAY_MS)
     else fork(slot)
   }
