@@ -45,6 +45,38 @@ t.test('a client that does not answer pings is terminated; one that answers surv
   t.equal(server.app[kRealtimeNode].hub.counts.connections, 1)
 })
 
+t.test('the pings of an interval are spread over it in slices, each connection pinged once', async t => {
+  // 1 s interval: 10 slices of 100 ms. 30 connections: at most 3 pinged per slice.
+  const server = await startServer(t, { heartbeatInterval: 1000, heartbeatTimeout: 1000 })
+  const node = server.app[kRealtimeNode]
+  const clients = await Promise.all(Array.from({ length: 30 }, async () => await connect(t, server.wsUrl)))
+  await eventually('all 30 in the hub', () => node.hub.counts.connections === 30)
+  const heartbeat = (node as unknown as { heartbeat: { slice: number } }).heartbeat
+  // Which slice pinged each connection, over one whole interval: from one entry into slice 0 to the next.
+  const sliceOf = new Map<string, number[]>()
+  let phase: 'waiting' | 'counting' | 'done' = 'waiting'
+  let previous = -1
+  for (const connection of node.hub.connections) {
+    const ping = connection.ping.bind(connection)
+    connection.ping = (now: number) => {
+      // The heartbeat moves on to the next slice before it pings this one.
+      const slice = (heartbeat.slice + 9) % 10
+      if (slice === 0 && previous !== 0) phase = phase === 'waiting' ? 'counting' : 'done'
+      previous = slice
+      if (phase === 'counting') sliceOf.set(connection.id, [...(sliceOf.get(connection.id) ?? []), slice])
+      ping(now)
+    }
+  }
+  await eventually('a whole interval of pings', () => phase === 'done', 10_000)
+  t.equal(sliceOf.size, 30, 'every connection pinged in the interval')
+  t.ok([...sliceOf.values()].every(slices => slices.length === 1), 'each once')
+  const perSlice = new Map<number, number>()
+  for (const [slice] of sliceOf.values()) perSlice.set(slice, (perSlice.get(slice) ?? 0) + 1)
+  t.equal(perSlice.size, 10, 'over the 10 slices of the interval, not at once')
+  t.ok([...perSlice.values()].every(count => count === 3), 'ceil(30 / 10) = 3 in each slice')
+  t.equal(clients.filter(client => client.ws.readyState === WebSocket.OPEN).length, 30, 'all answered and stay open')
+})
+
 t.test('any frame counts as an answer: a client that talks but ignores pings survives', async t => {
   const server = await startServer(t, HEARTBEAT)
   const talker = await connect(t, server.wsUrl, { autoPong: false })
