@@ -6,12 +6,25 @@
 //   connect -> connected {ok, failed, errors, ms}
 //   reset -> reset (forget the warm-up's latencies)    exit -> exits (the kernel closes the sockets)
 //   report -> report {received, histogram (since the reset), perSocket {messages: sockets}, closed {code: sockets} (whole run)}
-//             and bytes: what the sockets read since the reset (frames with their headers, after compression)
+//             and bytes: what the sockets read since the reset (frames with their headers, after compression),
+//             pings {100 ms slot (epoch ms / 100): heartbeat pings received in it} since the reset
 // `wire` says how the connections talk: {dialect: 'realtime' (ours and raw ws), 'socketio' (Engine.IO 4 /
 // Socket.IO 5 over a plain websocket) or 'sse' (ours over server-sent events: `url` is the http url of
 // GET /sse?topic=..., opened with node:http, one socket per stream, no keep-alive agent), encoding:
-// 'json' or 'msgpack' (subprotocol realtime.msgpack), deflate: offer permessage-deflate}.
+// 'json' or 'msgpack' (subprotocol realtime.msgpack), deflate: offer permessage-deflate, lean: see below}.
+//
+// wire.lean (dialect 'realtime', JSON, no deflate, one `topic`): instead of the `ws` library, each
+// connection is a plain net.Socket reading into one buffer shared by the process (net's `onread`: no
+// Buffer per read, no stream events) and a minimal RFC 6455 client: the upgrade request (its
+// Sec-WebSocket-Accept checked), unmasked frames from the server (ping answered with a masked pong,
+// close code kept), masked frames to it. It receives exactly the bytes `ws` would and records every
+// delivery the same way (per socket counts, per publication counts, latency of each) with about a
+// quarter less CPU per delivery (12 against 16 µs at 20k connections): on the 2 shared cores the
+// client processes' reads compete with the nodes' writes. It skips what `ws` checks beyond that
+// (UTF-8 of text frames, RSV bits: no extension is negotiated).
+import { createHash, randomBytes } from 'node:crypto'
 import http from 'node:http'
+import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { decode, encode } from '@msgpack/msgpack'
 import WebSocket from 'ws'
@@ -32,6 +45,12 @@ let subscribed = 0
 const perSocket = []
 /** Close codes of sockets that closed after they were open (the server dropped them). */
 const closed = new Map()
+/** Pings from the servers (heartbeats) received per 100 ms slot (epoch ms / 100), since the reset. */
+const pings = new Map()
+function pinged () {
+  const slot = Math.floor(now() / 100)
+  pings.set(slot, (pings.get(slot) ?? 0) + 1)
+}
 /** seq -> deliveries seen here; `done` goes to the parent when every subscriber here has it. */
 const seen = new Map()
 
@@ -57,6 +76,11 @@ function messageData (raw, isBinary) {
 function onMessage (raw, isBinary, socketIndex) {
   const data = messageData(raw, isBinary)
   if (data === undefined) return
+  record(data, socketIndex)
+}
+
+/** One delivery of a message frame's `data` ({t, seq?}) to socket `socketIndex`. */
+function record (data, socketIndex) {
   perSocket[socketIndex]++
   histogram.record(now() - data.t)
   received++
@@ -74,6 +98,7 @@ function onMessage (raw, isBinary, socketIndex) {
 /** Resolves true once the connection is usable: welcomed and, with a topic, acknowledged. */
 function open (index) {
   if (plan.wire.dialect === 'sse') return openSse(index)
+  if (plan.wire.lean) return openLean(index)
   return new Promise(resolve => {
     const headers = tokens.length > 0 ? { authorization: `Bearer ${tokens[index]}` } : {}
     const { dialect, encoding, deflate } = plan.wire
@@ -88,6 +113,7 @@ function open (index) {
         const socketIndex = sockets.push(ws) - 1
         perSocket.push(0)
         ws.on('message', (raw, isBinary) => onMessage(raw, isBinary, socketIndex))
+        ws.on('ping', pinged)
         ws.on('close', code => closed.set(code, (closed.get(code) ?? 0) + 1))
       } else {
         ws.terminate()
@@ -228,6 +254,162 @@ function openSocketIo (ws, finish) {
   })
 }
 
+/** The read buffer every lean socket shares: a read's bytes are consumed (or copied) before the next read. */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024)
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+const MESSAGE_PREFIX = Buffer.from('{"type":"message"')
+const DATA_FIELD = Buffer.from('"data":')
+const HEADERS_END = Buffer.from('\r\n\r\n')
+
+/** A masked frame from the client (RFC 6455 §5.3); payloads here are small (< 64 KiB). */
+function clientFrame (opcode, payload) {
+  const length = payload.length
+  const header = length < 126 ? 6 : 8
+  const frame = Buffer.allocUnsafe(header + length)
+  frame[0] = 0x80 | opcode
+  if (length < 126) {
+    frame[1] = 0x80 | length
+  } else {
+    frame[1] = 0x80 | 126
+    frame.writeUInt16BE(length, 2)
+  }
+  const mask = randomBytes(4)
+  mask.copy(frame, header - 4)
+  for (let i = 0; i < length; i++) frame[header + i] = payload[i] ^ mask[i & 3]
+  return frame
+}
+
+/** A delivery in a lean socket's text frame bytes [start, end): the same checks as messageData. */
+function onLeanText (bytes, start, end, socketIndex) {
+  if (end - start < MESSAGE_PREFIX.length || bytes.compare(MESSAGE_PREFIX, 0, MESSAGE_PREFIX.length, start, start + MESSAGE_PREFIX.length) !== 0) return
+  // data is always the last field of the frame: {"t": send time in ms, "seq": n}.
+  const at = bytes.lastIndexOf(DATA_FIELD, end - 1)
+  if (at < start) return
+  record(JSON.parse(bytes.toString('utf8', at + DATA_FIELD.length, end - 1)), socketIndex)
+}
+
+/**
+ * wire.lean: the websocket by hand on a net.Socket (see the top of the file). States: upgrade answer,
+ * welcome, subscribe's ack, open.
+ */
+function openLean (index) {
+  return new Promise(resolve => {
+    const { hostname, port, pathname, search } = new URL(plan.url)
+    const key = randomBytes(16).toString('base64')
+    const accept = createHash('sha1').update(key + WS_GUID).digest('base64')
+    let state = 'upgrade'
+    let pending = null // unparsed bytes of the previous reads (a copy)
+    let fragments = null // a fragmented message's payloads so far (the server does not fragment, but may)
+    let socketIndex = -1
+    let closeCode = 1006
+    let settled = false
+    const finish = (ok, error) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      if (ok) {
+        state = 'open'
+        socketIndex = sockets.push({ _socket: socket }) - 1
+        perSocket.push(0)
+      } else {
+        socket.destroy()
+      }
+      resolve(ok ? true : String(error))
+    }
+    const text = (bytes, start, end) => {
+      if (state === 'open') return onLeanText(bytes, start, end, socketIndex)
+      const frame = JSON.parse(bytes.toString('utf8', start, end))
+      if (state === 'welcome') {
+        if (frame.type !== 'welcome') return finish(false, `first frame ${frame.type}`)
+        if (plan.topic === undefined) return finish(true)
+        state = 'ack'
+        socket.write(clientFrame(1, Buffer.from(JSON.stringify({ type: 'subscribe', id: 1, topic: plan.topic }))))
+      } else if (state === 'ack') {
+        finish(frame.type === 'ack', `subscribe answered ${JSON.stringify(frame).slice(0, 200)}`)
+      }
+    }
+    const frame = (first, bytes, start, end) => {
+      const opcode = first & 0x0f
+      if (opcode === 9) {
+        socket.write(clientFrame(10, bytes.subarray(start, end)))
+        pinged()
+      } else if (opcode === 8) {
+        closeCode = end - start >= 2 ? bytes.readUInt16BE(start) : 1005
+        socket.end(clientFrame(8, bytes.subarray(start, Math.min(end, start + 2))))
+      } else if (opcode === 1 || opcode === 2 || opcode === 0) {
+        if ((first & 0x80) === 0 || fragments !== null) {
+          fragments = [...(fragments ?? []), Buffer.from(bytes.subarray(start, end))]
+          if ((first & 0x80) === 0) return
+          const whole = Buffer.concat(fragments)
+          fragments = null
+          return text(whole, 0, whole.length)
+        }
+        text(bytes, start, end)
+      }
+    }
+    const onBytes = (length, read) => {
+      let bytes = read
+      let start = 0
+      let end = length
+      if (pending !== null) {
+        bytes = Buffer.concat([pending, read.subarray(0, length)])
+        end = bytes.length
+        pending = null
+      }
+      if (state === 'upgrade') {
+        const headersEnd = bytes.subarray(0, end).indexOf(HEADERS_END)
+        if (headersEnd === -1) {
+          pending = Buffer.from(bytes.subarray(0, end))
+          return
+        }
+        const head = bytes.toString('latin1', 0, headersEnd)
+        const status = /^HTTP\/1\.1 (\d+)/.exec(head)?.[1]
+        if (status !== '101') return finish(false, `HTTP ${status}`)
+        if (!new RegExp(`^sec-websocket-accept: *${accept.replace(/[+/=]/g, '\\$&')} *$`, 'im').test(head)) return finish(false, 'bad Sec-WebSocket-Accept')
+        state = 'welcome'
+        start = headersEnd + HEADERS_END.length
+      }
+      while (end - start >= 2) {
+        const first = bytes[start]
+        const second = bytes[start + 1]
+        if ((second & 0x80) !== 0) return finish(false, 'masked frame from the server')
+        let payload = second & 0x7f
+        let at = start + 2
+        if (payload === 126) {
+          if (end - start < 4) break
+          payload = bytes.readUInt16BE(start + 2)
+          at = start + 4
+        } else if (payload === 127) {
+          if (end - start < 10) break
+          payload = Number(bytes.readBigUInt64BE(start + 2))
+          at = start + 10
+        }
+        if (at + payload > end) break
+        frame(first, bytes, at, at + payload)
+        if (socket.destroyed) return
+        start = at + payload
+      }
+      if (start < end) pending = Buffer.from(bytes.subarray(start, end))
+    }
+    const socket = net.connect({
+      host: hostname,
+      port: Number(port),
+      localAddress: plan.localAddress,
+      onread: { buffer: READ_BUFFER, callback: onBytes }
+    })
+    const timer = setTimeout(() => finish(false, 'timeout'), CONNECT_TIMEOUT_MS)
+    socket.setNoDelay(true)
+    socket.on('error', err => finish(false, err.code ?? err.message))
+    socket.on('close', () => {
+      if (settled && state === 'open') closed.set(closeCode, (closed.get(closeCode) ?? 0) + 1)
+      finish(false, `closed ${closeCode}`)
+    })
+    const authorization = tokens.length > 0 ? `Authorization: Bearer ${tokens[index]}\r\n` : ''
+    socket.write(`GET ${pathname}${search} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${authorization}\r\n`)
+  })
+}
+
 function bytesRead () {
   return sockets.reduce((sum, ws) => sum + (ws._socket?.bytesRead ?? 0), 0)
 }
@@ -253,7 +435,10 @@ process.on('message', async message => {
   switch (message.cmd) {
     case 'prepare':
       plan = message
-      plan.wire = { dialect: 'realtime', encoding: 'json', deflate: false, ...message.wire }
+      plan.wire = { dialect: 'realtime', encoding: 'json', deflate: false, lean: false, ...message.wire }
+      if (plan.wire.lean && (plan.wire.dialect !== 'realtime' || plan.wire.encoding !== 'json' || plan.wire.deflate || plan.topics !== undefined)) {
+        throw new Error('wire.lean is for the realtime dialect, JSON, no deflate, one topic')
+      }
       if (plan.jwt !== undefined) {
         const exp = Math.floor(Date.now() / 1000) + 3600
         tokens = Array.from({ length: plan.count }, (_, i) => mintToken(plan.jwt.secret, { sub: `${plan.jwt.subPrefix}${i}`, exp }))
@@ -266,11 +451,12 @@ process.on('message', async message => {
     case 'reset':
       histogram.reset()
       received = 0
+      pings.clear()
       bytesAtReset = bytesRead()
       process.send({ ev: 'reset' })
       break
     case 'report':
-      process.send({ ev: 'report', received, histogram: histogram.toJSON(), perSocket: countValues(perSocket), closed: Object.fromEntries(closed), bytes: bytesRead() - bytesAtReset })
+      process.send({ ev: 'report', received, histogram: histogram.toJSON(), perSocket: countValues(perSocket), closed: Object.fromEntries(closed), bytes: bytesRead() - bytesAtReset, pings: Object.fromEntries(pings) })
       break
     case 'exit':
       process.exit(0)

@@ -5,18 +5,12 @@
 // Each backend is started here on free ports and killed at the end: one redis-server, and a 3-master
 // cluster (redis-server --cluster-enabled yes + redis-cli --cluster create). Run `npm run build` first:
 //   node bench/redis-cluster.mjs [--publishes 20000] [--topics 64] [--inflight 256] [--latency 500]
-import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { parseArgs, promisify } from 'node:util'
-import { Redis } from 'ioredis'
+import { parseArgs } from 'node:util'
+import { redisCluster, redisServers } from './lib/redis-cluster.mjs'
 import { RedisBroker } from '../dist/src/core/brokers/redis.js'
 import { RedisClusterBroker } from '../dist/src/core/brokers/redis-cluster.js'
 
-const run = promisify(execFile)
 const { values: args } = parseArgs({
   options: {
     publishes: { type: 'string', default: '20000' },
@@ -30,44 +24,6 @@ const TOPICS = Number(args.topics)
 const INFLIGHT = Number(args.inflight)
 const LATENCY_SAMPLES = Number(args.latency)
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-
-async function isFree (port) {
-  const server = createServer()
-  return await new Promise(resolve => {
-    server.once('error', () => resolve(false))
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-  })
-}
-
-async function ports (count) {
-  const found = []
-  while (found.length < count) {
-    const port = 20000 + Math.floor(Math.random() * 25000)
-    if (!found.includes(port) && await isFree(port) && await isFree(port + 10000)) found.push(port)
-  }
-  return found
-}
-
-async function redisServers (count, cluster) {
-  const dir = mkdtempSync(join(tmpdir(), 'rt-bench-redis-'))
-  const list = await ports(count)
-  const servers = list.map(port => spawn('redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
-    ...(cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`)] : [])
-  ], { stdio: 'ignore' }))
-  for (const port of list) {
-    for (;;) {
-      const client = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-      client.on('error', () => {})
-      const ok = await client.connect().then(() => client.ping(), () => undefined)
-      client.disconnect()
-      if (ok === 'PONG') break
-      await sleep(50)
-    }
-  }
-  const stop = () => { for (const server of servers) server.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }) }
-  return { ports: list, stop }
-}
 
 class Listener {
   constructor () { this.count = 0; this.waiters = new Map() }
@@ -131,25 +87,18 @@ async function measure (name, makeBroker) {
 
 const settings = { historySize: 100, historyTtl: 300 }
 const results = []
-const single = await redisServers(1, false)
+const single = await redisServers(1)
 try {
   results.push(await measure('one Redis', (prefix, nodeId) =>
     new RedisBroker({ url: `redis://127.0.0.1:${single.ports[0]}`, prefix, nodeId, ...settings })))
 } finally {
-  single.stop()
+  await single.stop()
 }
-const cluster = await redisServers(3, true)
+const cluster = await redisCluster(3)
 try {
-  await run('redis-cli', ['--cluster', 'create', ...cluster.ports.map(port => `127.0.0.1:${port}`), '--cluster-yes'])
-  for (;;) {
-    const infos = await Promise.all(cluster.ports.map(async port => (await run('redis-cli', ['-p', String(port), 'cluster', 'info'])).stdout))
-    if (infos.every(info => info.includes('cluster_state:ok'))) break
-    await sleep(100)
-  }
-  const nodes = cluster.ports.map(port => ({ host: '127.0.0.1', port }))
-  results.push(await measure('Redis Cluster, 3 masters', (prefix, nodeId) => new RedisClusterBroker({ nodes, prefix, nodeId, ...settings })))
+  results.push(await measure('Redis Cluster, 3 masters', (prefix, nodeId) => new RedisClusterBroker({ nodes: cluster.nodes, prefix, nodeId, ...settings })))
 } finally {
-  cluster.stop()
+  await cluster.stop()
 }
 console.log(`${PUBLISHES} publishes over ${TOPICS} topics, ${INFLIGHT} in flight; latency: ${LATENCY_SAMPLES} one at a time`)
 console.table(results)

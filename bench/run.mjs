@@ -8,7 +8,8 @@
 //                      [--only memory,fanout,fanout-wire,fanout-sse,http,connect,crossnode,stream,workers] [--profile DIR] [--out FILE]
 //                      [--sse-sizes 1000,5000]
 //   node bench/run.mjs --only scale [--connections 100000] [--nodes 8] [--per-client 12500]
-//                      [--publications 20] [--interval 1000]     (many nodes on one Redis; never by default)
+//                      [--publications 20] [--interval 1000] [--redis-cluster] [--client lean|ws] [--stagger]
+//                      (many nodes on one Redis, or on a private 3-master Redis Cluster; never by default)
 //
 // Not a test: `npm test` and CI never run it. Needs `npm run build` first (`npm run bench` does it).
 import { execFileSync } from 'node:child_process'
@@ -50,6 +51,9 @@ const { values: args } = parseArgs({
     'per-client': { type: 'string' },
     publications: { type: 'string' },
     interval: { type: 'string' },
+    'redis-cluster': { type: 'boolean', default: false },
+    client: { type: 'string' },
+    stagger: { type: 'boolean', default: false },
     'sse-sizes': { type: 'string' },
     'stream-rate': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
@@ -82,7 +86,13 @@ scale (only with --only scale): N nodes on the Redis at BENCH_REDIS_URL (default
   --nodes N            server processes (default ${SCALE_DEFAULTS.nodes}; each holds at most ulimit -n minus 1000)
   --per-client N       connections per client process, one source address each (default ${SCALE_DEFAULTS.perClient})
   --publications N     measured publications to everyone (default ${SCALE_DEFAULTS.publications}; --quick 5)
-  --interval MS        at least this long between publications (default ${SCALE_DEFAULTS.interval})`)
+  --interval MS        at least this long between publications (default ${SCALE_DEFAULTS.interval})
+  --redis-cluster      the nodes share a private 3-master Redis Cluster (sharded pub/sub, REDIS_CLUSTER_NODES)
+                       started on free ports and removed at the end, instead of the Redis at BENCH_REDIS_URL
+  --client lean|ws     the client processes' websocket: lean (default; a minimal client on net.Socket, same
+                       checks and timing of every delivery, less CPU on the shared cores) or the ws library
+  --stagger            start node i i/N of HEARTBEAT_INTERVAL (25 s) after node 1, as a rolling start would: each
+                       node pings all its connections at once, and nodes started together all ping in the same second`)
   process.exit(0)
 }
 
@@ -115,7 +125,10 @@ if (selected.includes('scale')) {
     nodes: Math.floor(positive('nodes', args.nodes, SCALE_DEFAULTS.nodes)),
     perClient: Math.floor(positive('per-client', args['per-client'], SCALE_DEFAULTS.perClient)),
     publications: Math.floor(positive('publications', args.publications, args.quick ? 5 : SCALE_DEFAULTS.publications)),
-    interval: positive('interval', args.interval, SCALE_DEFAULTS.interval)
+    interval: positive('interval', args.interval, SCALE_DEFAULTS.interval),
+    redisCluster: args['redis-cluster'],
+    client: args.client ?? SCALE_DEFAULTS.client,
+    stagger: args.stagger
   }
   SCENARIOS.scale = (_options, log) => scale(scaleOptions, log)
   options.scale = scaleOptions

@@ -99,7 +99,7 @@ export class ClientPool {
   /**
    * Latency histogram and delivery count over all workers (since the last reset), and over the whole
    * run: `perSocket` {messages received: connections} and `closed` {close code: connections that
-   * closed after they were open}.
+   * closed after they were open}, and `pings` {100 ms slot (epoch ms / 100): heartbeat pings received} since the reset.
    */
   async report () {
     const reports = await Promise.all(this.workers.map(worker => this.request(worker, { cmd: 'report' }, 'report')))
@@ -110,7 +110,8 @@ export class ClientPool {
       histogram,
       bytes: reports.reduce((sum, r) => sum + (r.bytes ?? 0), 0),
       perSocket: sumCounts(reports.map(r => r.perSocket)),
-      closed: sumCounts(reports.map(r => r.closed))
+      closed: sumCounts(reports.map(r => r.closed)),
+      pings: sumCounts(reports.map(r => r.pings))
     }
   }
 

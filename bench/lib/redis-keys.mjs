@@ -4,8 +4,8 @@ import { Redis } from 'ioredis'
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379'
 
-async function withRedis (fn) {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false })
+async function withRedis (fn, url = REDIS_URL) {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false })
   redis.on('error', () => {}) // reported by the command that fails
   try {
     await redis.connect()
@@ -30,8 +30,8 @@ export async function deleteKeys (prefix) {
   })
 }
 
-/** Fields of INFO `section` as numbers where they are numbers (e.g. used_memory of "memory"). */
-export async function redisInfo (section) {
+/** Fields of INFO `section` as numbers where they are numbers (e.g. used_memory of "memory"), of the Redis at `url`. */
+export async function redisInfo (section, url = REDIS_URL) {
   return await withRedis(async redis => {
     const text = await redis.info(section)
     const fields = {}
@@ -42,11 +42,11 @@ export async function redisInfo (section) {
       fields[line.slice(0, colon)] = Number.isFinite(Number(value)) && value !== '' ? Number(value) : value
     }
     return fields
-  })
+  }, url)
 }
 
 /** Redis's CPU seconds so far (user + system, main thread and children), from INFO cpu. */
-export async function redisCpuSeconds () {
-  const cpu = await redisInfo('cpu')
+export async function redisCpuSeconds (url = REDIS_URL) {
+  const cpu = await redisInfo('cpu', url)
   return cpu.used_cpu_sys + cpu.used_cpu_user
 }

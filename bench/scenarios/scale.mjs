@@ -1,13 +1,16 @@
 // 6. Scale: several nodes on one Redis holding N authenticated, subscribed connections in total
 // (100,000 on the 2-core machine). Every node is `node dist/src/server.js` with JWT_SECRET
 // and API_KEY, under a REDIS_PREFIX of this run (its keys are deleted at the end, SCAN + DEL on that
-// prefix only). Client processes hold at most --per-client sockets each (one process may open 20,000
+// prefix only). With --redis-cluster the nodes share a private 3-master Redis Cluster instead
+// (REDIS_CLUSTER_NODES, sharded pub/sub), started here on free ports and killed at the end with its
+// directory. Client processes hold at most --per-client sockets each (one process may open 20,000
 // files), each from its own 127.0.0.x source address (one address has ~28k ephemeral ports), and
 // every connection presents its own HS256 token (a distinct `sub`) and subscribes to one topic.
 // Then --publications messages go to POST /api/publish (round robin over the nodes, with the API
 // key), one at a time: the next once every connection has the previous one and at least --interval
 // ms later. Measured: connect rate (overall and per node), RSS per connection per node, publish-to-
-// delivery p50/p99 over every delivery of every client process, and losses (should be 0).
+// delivery p50/p99 over every delivery of every client process, losses (should be 0), and the CPU
+// each side spends per delivery (server nodes, client processes, Redis).
 //
 // Not run by default (`--only scale`): the full run takes the whole machine for ~10 minutes.
 import { randomBytes } from 'node:crypto'
@@ -19,8 +22,9 @@ import { ClientPool, sumCounts } from '../lib/clients.mjs'
 import { Histogram } from '../lib/histogram.mjs'
 import { postJson } from '../lib/http.mjs'
 import { round, settledRss } from '../lib/measure.mjs'
-import { atStop, cpuSeconds } from '../lib/proc.mjs'
+import { atStop, cpuSeconds, cpuTimes } from '../lib/proc.mjs'
 import { profiled } from '../lib/profiler.mjs'
+import { redisCluster } from '../lib/redis-cluster.mjs'
 import { REDIS_URL, deleteKeys, redisCpuSeconds, redisInfo } from '../lib/redis-keys.mjs'
 import { OURS_ENV, start } from '../lib/targets.mjs'
 
@@ -38,7 +42,9 @@ const CLIENT_FD_HEADROOM = 1000
 /** Connection attempts in flight per client process. */
 const CONCURRENCY = 64
 
-export const SCALE_DEFAULTS = { connections: 100000, nodes: 8, perClient: 12500, publications: 20, interval: 1000 }
+export const SCALE_DEFAULTS = { connections: 100000, nodes: 8, perClient: 12500, publications: 20, interval: 1000, redisCluster: false, client: 'lean', stagger: false }
+/** Masters of the private cluster of --redis-cluster. */
+const CLUSTER_MASTERS = 3
 
 /** Upper bound of the whole scenario, for bench/run.mjs's time budget. */
 export function scaleBudgetMs ({ connections, publications, interval }) {
@@ -67,6 +73,12 @@ function split (total, parts) {
   return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0))
 }
 
+/** HEARTBEAT_INTERVAL's default (ms), from the build: the nodes run with it. */
+async function heartbeatIntervalMs () {
+  const { FIELDS } = await import(fileURLToPath(new URL('../../dist/src/config-fields.js', import.meta.url)))
+  return FIELDS.heartbeatInterval.default
+}
+
 /** Checks the plan against the machine's limits before anything starts; throws what to change. */
 async function plan ({ connections, nodes, perClient }) {
   const fdLimit = openFileLimit()
@@ -91,13 +103,75 @@ async function clusterInfo (url, apiKey) {
   return await res.json()
 }
 
+/**
+ * What the nodes share: the Redis at BENCH_REDIS_URL (only the run's own prefix is touched, and
+ * deleted at the end), or a private Redis Cluster started here. `env` points a node at it; memory,
+ * commands and CPU are summed over its masters; stop() cleans up (idempotent).
+ */
+async function backend (useCluster, prefix) {
+  if (!useCluster) {
+    await redisInfo('memory').catch(err => {
+      throw new Error(`cannot reach Redis at ${REDIS_URL} (BENCH_REDIS_URL): ${err.message}`)
+    })
+    const forget = atStop(() => deleteKeys(prefix)) // also on Ctrl-C and at the time budget
+    return {
+      label: 'one Redis',
+      description: `one Redis at ${REDIS_URL.replace(/\/\/[^@]*@/, '//')}, prefix ${prefix}`,
+      env: { REDIS_URL },
+      urls: [REDIS_URL],
+      stop: async log => {
+        forget()
+        const deleted = await deleteKeys(prefix).catch(err => { log(`  could not delete the keys under ${prefix}: ${err.message}`); return 0 })
+        log(`  deleted ${deleted} Redis keys under ${prefix}`)
+      }
+    }
+  }
+  // Killed with its directory by stop(), or by stopAll() on a failure, Ctrl-C or the time budget.
+  const cluster = await redisCluster(CLUSTER_MASTERS)
+  return {
+    label: `Redis Cluster, ${CLUSTER_MASTERS} masters`,
+    description: `private Redis Cluster, ${CLUSTER_MASTERS} masters (no replicas) on ${cluster.seeds}, sharded pub/sub, prefix ${prefix}`,
+    // REDIS_CLUSTER_NODES replaces REDIS_URL (docs/scaling.md, "Redis Cluster"): REDIS_URL stays unset.
+    env: { REDIS_CLUSTER_NODES: cluster.seeds },
+    urls: cluster.urls,
+    stop: async log => {
+      await cluster.stop()
+      log(`  stopped the Redis Cluster on ${cluster.seeds} and removed ${cluster.dir}`)
+    }
+  }
+}
+
+/** A number of INFO `section` summed over the backend's Redis processes. */
+async function backendInfo (redis, section, field) {
+  const infos = await Promise.all(redis.urls.map(url => redisInfo(section, url)))
+  return infos.reduce((sum, info) => sum + info[field], 0)
+}
+
+async function backendCpuSeconds (redis) {
+  const each = await Promise.all(redis.urls.map(url => redisCpuSeconds(url)))
+  return each.reduce((a, b) => a + b, 0)
+}
+
+/** CPU seconds (user, system) of the given processes so far, summed. */
+function cpuOf (pids) {
+  return pids.map(pid => cpuTimes(pid)).reduce((sum, each) => ({ user: sum.user + each.user, system: sum.system + each.system }), { user: 0, system: 0 })
+}
+
+const clientPids = pools => pools.flatMap(pool => pool.workers).map(worker => worker.child.pid)
+
+/** CPU seconds of this process (the harness: publisher, IPC, pools) so far. */
+function harnessCpuSeconds () {
+  const { user, system } = process.cpuUsage()
+  return (user + system) / 1e6
+}
+
 /** Node env: the server's defaults, except what the benchmark needs; nothing else is lifted. */
-function nodeEnv ({ prefix, secret, apiKey, nodeId, maxConnections }) {
+function nodeEnv ({ redisEnv, prefix, secret, apiKey, nodeId, maxConnections }) {
   return {
     // targets.mjs raises every limit for the single-node scenarios; here the defaults stay.
     ...Object.fromEntries(Object.keys(OURS_ENV).map(name => [name, undefined])),
     LOG_LEVEL: 'warn',
-    REDIS_URL,
+    ...redisEnv,
     REDIS_PREFIX: prefix,
     NODE_ID: nodeId,
     JWT_SECRET: secret,
@@ -121,31 +195,41 @@ const KiB = bytes => round(bytes / 1024, 2)
 const MiB = bytes => round(bytes / 2 ** 20, 1)
 
 export async function scale (options, log) {
-  const { connections, nodes: nodeCount, perClient, publications, interval } = options
+  const { connections, nodes: nodeCount, perClient, publications, interval, redisCluster: useCluster = false, client = SCALE_DEFAULTS.client } = options
+  if (client !== 'lean' && client !== 'ws') throw new Error(`--client is lean or ws, not "${client}"`)
+  // The measured connections' client: 'lean' (a minimal websocket client on net.Socket, see
+  // bench/client-worker.mjs) or 'ws' (the ws library); both count and time every delivery the same way.
+  const wire = { lean: client === 'lean' }
+  // --stagger: node i starts i/N of a heartbeat interval after node 1, as after a rolling start, so
+  // that the nodes' heartbeats (each pings all its connections at once) do not all fall together.
+  const staggerMs = options.stagger ? await heartbeatIntervalMs() / nodeCount : 0
   const layout = await plan({ connections, nodes: nodeCount, perClient })
   const clientProcesses = layout.clientsPerNode.reduce((a, b) => a + b, 0)
   log(`  plan: ${connections} connections on ${nodeCount} nodes (${layout.perNode[0]} each, at most ${layout.nodeCap} per node), ` +
     `${clientProcesses} client processes (one source address each), ` +
-    `${publications} publications (+${WARMUP_PUBLICATIONS} warm-up) at least ${interval} ms apart; ` +
+    `${publications} publications (+${WARMUP_PUBLICATIONS} warm-up) at least ${interval} ms apart, ${client} client` +
+    `${staggerMs > 0 ? `, nodes started ${round(staggerMs)} ms apart` : ''}; ` +
     `ulimit -n ${layout.fdLimit}, ${layout.ports} ephemeral ports per address`)
 
   const prefix = `rt-bench-scale-${randomBytes(4).toString('hex')}:`
   const secret = randomBytes(32).toString('hex')
   const apiKey = randomBytes(16).toString('hex')
-  const redisBefore = await redisInfo('memory').catch(err => {
-    throw new Error(`cannot reach Redis at ${REDIS_URL} (BENCH_REDIS_URL): ${err.message}`)
-  })
-  const forgetKeys = atStop(() => deleteKeys(prefix)) // also on Ctrl-C and at the time budget
+  const redis = await backend(useCluster, prefix)
+  log(`  backend: ${redis.description}`)
   const nodes = []
   const pools = []
   try {
-    const started = await Promise.allSettled(Array.from({ length: nodeCount }, (_, i) =>
-      start('ours', { env: nodeEnv({ prefix, secret, apiKey, nodeId: `scale-${i + 1}`, maxConnections: layout.nodeCap }) })))
+    const redisBefore = await backendInfo(redis, 'memory', 'used_memory')
+    const startedAt = performance.now()
+    const started = await Promise.allSettled(Array.from({ length: nodeCount }, async (_, i) => {
+      await sleep(Math.max(0, startedAt + i * staggerMs - performance.now()))
+      return await start('ours', { env: nodeEnv({ redisEnv: redis.env, prefix, secret, apiKey, nodeId: `scale-${i + 1}`, maxConnections: layout.nodeCap }) })
+    }))
     nodes.push(...started.filter(s => s.status === 'fulfilled').map(s => s.value))
     const notStarted = started.find(s => s.status === 'rejected')
     if (notStarted !== undefined) throw notStarted.reason
     const warmPools = nodes.map((node, i) => new ClientPool({
-      url: node.wsUrl, total: WARMUP_CONNECTIONS, perWorker: WARMUP_CONNECTIONS, topic: TOPIC, jwt: { secret, subPrefix: `scale-warm-n${i + 1}-` }
+      url: node.wsUrl, total: WARMUP_CONNECTIONS, perWorker: WARMUP_CONNECTIONS, topic: TOPIC, jwt: { secret, subPrefix: `scale-warm-n${i + 1}-` }, wire
     }))
     pools.push(...warmPools)
     await Promise.all(warmPools.map(pool => pool.start()))
@@ -161,24 +245,25 @@ export async function scale (options, log) {
       perWorker: Math.ceil(layout.perNode[i] / layout.clientsPerNode[i]),
       topic: TOPIC,
       jwt: { secret, subPrefix: `scale-n${i + 1}-` },
-      concurrency: CONCURRENCY
+      concurrency: CONCURRENCY,
+      wire
     })))
     await Promise.all(pools.map(pool => pool.start())) // tokens are minted here, before the clock starts
     const addresses = pools.flatMap(pool => pool.workers.map(worker => worker.localAddress))
     log(`  client processes connect from ${addresses[0]} .. ${addresses.at(-1)}`)
 
     const cpuBefore = nodes.map(node => cpuSeconds(node.pid))
-    const redisCpuBefore = await redisCpuSeconds()
-    const redisCommandsBefore = (await redisInfo('stats')).total_commands_processed
+    const redisCpuBefore = await backendCpuSeconds(redis)
+    const redisCommandsBefore = await backendInfo(redis, 'stats', 'total_commands_processed')
     const connectStarted = performance.now()
     const connectTimeoutMs = Math.max(300_000, perClient * 50)
     // With --profile, node 1 is profiled over the connect phase and over the measured publications.
     const connected = await profiled(nodes[0], 'scale-connect-node-1', log, () => Promise.all(pools.map(pool => pool.connect(connectTimeoutMs))))
     const connectSeconds = (performance.now() - connectStarted) / 1000
     const connectCpu = nodes.map((node, i) => cpuSeconds(node.pid) - cpuBefore[i])
-    const redisConnectCpu = await redisCpuSeconds() - redisCpuBefore
+    const redisConnectCpu = await backendCpuSeconds(redis) - redisCpuBefore
     // On a shared Redis this includes other clients' commands: read it as an upper bound.
-    const redisConnectCommands = (await redisInfo('stats')).total_commands_processed - redisCommandsBefore
+    const redisConnectCommands = await backendInfo(redis, 'stats', 'total_commands_processed') - redisCommandsBefore
     const ok = connected.reduce((sum, r) => sum + r.ok, 0)
     const failed = connected.reduce((sum, r) => sum + r.failed, 0)
     const connectErrors = sumCounts(connected.map(r => r.errors))
@@ -188,7 +273,7 @@ export async function scale (options, log) {
 
     await sleep(2000) // let the heartbeats report the counts and the allocator settle
     const rssConnected = await Promise.all(nodes.map(node => settledRss(node.pid, 3)))
-    const redisAfter = await redisInfo('memory')
+    const redisAfter = await backendInfo(redis, 'memory', 'used_memory')
     const info = await clusterInfo(nodes[0].url, apiKey)
     const serverCounts = Object.fromEntries(info.nodes.map(n => [n.id, n]))
 
@@ -198,6 +283,9 @@ export async function scale (options, log) {
     let timeouts = 0
     let slowest = 0
     const roundTrips = []
+    /** Epoch ms each measured publication was sent at (beside roundTrips: how long it took to reach everyone). */
+    const sentAt = []
+    let lastSentAt = 0
     const publishOne = async () => {
       const target = nodes[seq % nodes.length]
       const id = ++seq
@@ -205,6 +293,7 @@ export async function scale (options, log) {
       const timeoutMs = Math.min(DELIVERY_TIMEOUT_MS.max, Math.max(floor, DELIVERY_TIMEOUT_MS.slowest * slowest))
       const delivered = Promise.all(pools.map(pool => pool.waitDelivered(id, timeoutMs)))
       const sent = performance.now()
+      lastSentAt = performance.timeOrigin + sent
       await postJson(target.url, '/api/publish', { topic: TOPIC, data: { t: performance.timeOrigin + sent, seq: id } }, { 'x-api-key': apiKey })
       const everywhere = (await delivered).every(Boolean)
       const ms = performance.now() - sent
@@ -216,13 +305,25 @@ export async function scale (options, log) {
     for (let i = 0; i < WARMUP_PUBLICATIONS; i++) await publishOne()
     await Promise.all(pools.map(pool => pool.reset()))
     const cpuPublishBefore = nodes.map(node => cpuSeconds(node.pid))
+    const clientCpuBefore = cpuOf(clientPids(pools))
+    const serverCpuBefore = cpuOf(nodes.map(node => node.pid))
+    const harnessCpuBefore = harnessCpuSeconds()
+    const redisPublishCpuBefore = await backendCpuSeconds(redis)
+    const publishStarted = performance.now()
     await profiled(nodes[0], 'scale-publish-node-1', log, async () => {
       for (let i = 0; i < publications; i++) {
         roundTrips.push(await publishOne())
+        sentAt.push(lastSentAt)
         if ((i + 1) % 10 === 0) log(`  ${i + 1}/${publications} publications, last reached everyone in ${round(roundTrips.at(-1))} ms`)
       }
     })
     const publishCpu = nodes.map((node, i) => cpuSeconds(node.pid) - cpuPublishBefore[i])
+    const publishWallSeconds = (performance.now() - publishStarted) / 1000
+    const clientCpuAfter = cpuOf(clientPids(pools))
+    const serverCpuAfter = cpuOf(nodes.map(node => node.pid))
+    const clientPublishCpu = clientCpuAfter.user + clientCpuAfter.system - clientCpuBefore.user - clientCpuBefore.system
+    const harnessPublishCpu = harnessCpuSeconds() - harnessCpuBefore
+    const redisPublishCpu = await backendCpuSeconds(redis) - redisPublishCpuBefore
     await sleep(500) // late deliveries of a timed-out publication still count as received
 
     // Deliveries and losses over the whole run (warm-up included): each open socket should hold every publication once.
@@ -238,6 +339,17 @@ export async function scale (options, log) {
       if (missing < 0) duplicated += -missing * sockets
     }
     const closed = sumCounts(reports.map(r => r.closed))
+    // The servers' heartbeat pings (every connection of a node at once, every HEARTBEAT_INTERVAL) that
+    // the clients received while each measured publication was on its way: the work they compete with.
+    const pingSlots = sumCounts(reports.map(r => r.pings))
+    const pingsDuring = sentAt.map((at, i) => {
+      let count = 0
+      for (let slot = Math.floor(at / 100); slot <= Math.floor((at + roundTrips[i]) / 100); slot++) count += pingSlots[slot] ?? 0
+      return count
+    })
+    const pingsTotal = Object.values(pingSlots).reduce((a, b) => a + b, 0)
+    // Publications that met no heartbeat: the slowest of them bounds their deliveries' p99 from above.
+    const quietRoundTrips = roundTrips.filter((_, i) => pingsDuring[i] === 0)
     const closedCount = Object.values(closed).reduce((a, b) => a + b, 0)
     // Connections that never opened count as lost too: they were asked for and got nothing.
     const lostWithFailed = lost + failed * expectedPerSocket
@@ -256,10 +368,32 @@ export async function scale (options, log) {
         rssStart: rssStart[i],
         rssConnected: rssConnected[i],
         rssPerConnection: (rssConnected[i] - rssStart[i]) / c.ok,
-        publishCpuSeconds: publishCpu[i]
+        publishCpuSeconds: publishCpu[i],
+        // Over the measured publications (heartbeats of its connections included).
+        publishCpuMicrosPerDelivery: publishCpu[i] * 1e6 / (publications * c.ok)
       }
     })
+    const measuredDeliveries = publications * ok
+    const serverPublishCpu = publishCpu.reduce((a, b) => a + b, 0)
+    // Where the 2 cores went over the measured publications, per delivery (µs) and as cores busy.
+    const publishCpuSplit = {
+      wallSeconds: publishWallSeconds,
+      serverMicrosPerDelivery: serverPublishCpu * 1e6 / measuredDeliveries,
+      // of which in the kernel (system time: the socket writes and reads, loopback TCP)
+      serverSystemMicrosPerDelivery: (serverCpuAfter.system - serverCpuBefore.system) * 1e6 / measuredDeliveries,
+      clientMicrosPerDelivery: clientPublishCpu * 1e6 / measuredDeliveries,
+      clientSystemMicrosPerDelivery: (clientCpuAfter.system - clientCpuBefore.system) * 1e6 / measuredDeliveries,
+      redisMicrosPerDelivery: redisPublishCpu * 1e6 / measuredDeliveries,
+      harnessMicrosPerDelivery: harnessPublishCpu * 1e6 / measuredDeliveries,
+      serverCores: serverPublishCpu / publishWallSeconds,
+      clientCores: clientPublishCpu / publishWallSeconds,
+      redisCores: redisPublishCpu / publishWallSeconds,
+      harnessCores: harnessPublishCpu / publishWallSeconds
+    }
     const result = {
+      backend: redis.label,
+      client,
+      nodesStartedApartMs: staggerMs,
       connections: { requested: connections, ok, failed, errors: connectErrors },
       nodes: nodeCount,
       clientProcesses,
@@ -267,7 +401,7 @@ export async function scale (options, log) {
       connectPerSecond: ok / connectSeconds,
       redisCpuMicrosPerConnect: redisConnectCpu * 1e6 / ok,
       redisCommandsPerConnect: redisConnectCommands / ok,
-      redisUsedMemoryDelta: redisAfter.used_memory - redisBefore.used_memory,
+      redisUsedMemoryDelta: redisAfter - redisBefore,
       publications,
       warmupPublications: WARMUP_PUBLICATIONS,
       deliveries: histogram.total,
@@ -281,20 +415,25 @@ export async function scale (options, log) {
       p50: histogram.quantile(0.5),
       p99: histogram.quantile(0.99),
       max: histogram.quantile(1),
-      reachedEveryoneMs: { p50: quantile(roundTrips, 0.5), max: quantile(roundTrips, 1) },
+      reachedEveryoneMs: { p50: quantile(roundTrips, 0.5), max: quantile(roundTrips, 1), each: roundTrips.map(ms => round(ms)) },
+      heartbeatPings: { total: pingsTotal, duringEachPublication: pingsDuring },
+      withoutHeartbeat: { publications: quietRoundTrips.length, reachedEveryoneMaxMs: quantile(quietRoundTrips, 1), reachedEveryoneP50Ms: quantile(quietRoundTrips, 0.5) },
       rssPerConnection: { min: Math.min(...perNode.map(n => n.rssPerConnection)), max: Math.max(...perNode.map(n => n.rssPerConnection)) },
       rssTotalConnected: rssConnected.reduce((a, b) => a + b, 0),
+      publishCpu: publishCpuSplit,
+      interval,
       perNode
     }
 
     log('')
-    table(log, ['node', 'connections (server count)', 'connect/s', 'server CPU per connect (µs)', 'RSS start (MiB)', 'RSS connected (MiB)', 'RSS per connection (KiB)', 'publish CPU (s)'],
+    table(log, ['node', 'connections (server count)', 'connect/s', 'server CPU per connect (µs)', 'RSS start (MiB)', 'RSS connected (MiB)', 'RSS per connection (KiB)', 'publish CPU (s)', 'publish CPU per delivery (µs)'],
       perNode.map(n => [n.node, `${n.connections} (${n.serverConnections ?? '?'})`, round(n.connectPerSecond), round(n.cpuMicrosPerConnect),
-        MiB(n.rssStart), MiB(n.rssConnected), KiB(n.rssPerConnection), round(n.publishCpuSeconds, 2)]))
+        MiB(n.rssStart), MiB(n.rssConnected), KiB(n.rssPerConnection), round(n.publishCpuSeconds, 2), round(n.publishCpuMicrosPerDelivery, 1)]))
     log('')
     table(log, ['metric', 'value'], [
+      ['backend', redis.description],
       ['connections (authenticated, subscribed)', `${ok} of ${connections}${failed > 0 ? ` (${failed} failed: ${JSON.stringify(connectErrors)})` : ''}`],
-      ['nodes / client processes (source addresses)', `${nodeCount} / ${clientProcesses}`],
+      ['nodes / client processes (source addresses), client', `${nodeCount} / ${clientProcesses}, ${client === 'lean' ? 'lean (net.Socket, bench/client-worker.mjs)' : 'ws library'}`],
       ['connect rate, all nodes (connections/s)', `${round(result.connectPerSecond)} (${round(connectSeconds, 1)} s)`],
       ['connect rate per node (connections/s)', `${round(Math.min(...perNode.map(n => n.connectPerSecond)))} - ${round(Math.max(...perNode.map(n => n.connectPerSecond)))}`],
       ['RSS per connection per node (KiB)', `${KiB(result.rssPerConnection.min)} - ${KiB(result.rssPerConnection.max)}`],
@@ -303,6 +442,15 @@ export async function scale (options, log) {
       ['Redis per connect: commands, counting those inside scripts / CPU (µs)', `${round(result.redisCommandsPerConnect, 2)} / ${round(result.redisCpuMicrosPerConnect)}`],
       ['publish-to-delivery p50 / p99 / max (ms)', `${round(result.p50, 1)} / ${round(result.p99, 1)} / ${round(result.max, 1)}`],
       ['publication reached every connection in (ms, p50 / max)', `${round(result.reachedEveryoneMs.p50)} / ${round(result.reachedEveryoneMs.max)}`],
+      ['CPU per delivery over the publications (µs): server nodes (kernel) / client processes (kernel) / Redis / harness',
+        `${round(publishCpuSplit.serverMicrosPerDelivery, 1)} (${round(publishCpuSplit.serverSystemMicrosPerDelivery, 1)}) / ${round(publishCpuSplit.clientMicrosPerDelivery, 1)} (${round(publishCpuSplit.clientSystemMicrosPerDelivery, 1)}) / ` +
+        `${round(publishCpuSplit.redisMicrosPerDelivery, 2)} / ${round(publishCpuSplit.harnessMicrosPerDelivery, 2)}`],
+      ['each publication reached every connection in (ms)', roundTrips.map(ms => round(ms)).join(', ')],
+      ['heartbeat pings the clients received meanwhile, each publication (all measured publications)', `${pingsDuring.join(', ')} (${pingsTotal})`],
+      ['publications that met no heartbeat ping: how many, reached everyone in (ms, p50 / max: an upper bound of their p99)',
+        `${quietRoundTrips.length} of ${publications}, ${round(result.withoutHeartbeat.reachedEveryoneP50Ms)} / ${round(result.withoutHeartbeat.reachedEveryoneMaxMs)}`],
+      ['cores busy over the publications (s of CPU per s): server nodes / client processes / Redis / harness',
+        `${round(publishCpuSplit.serverCores, 2)} / ${round(publishCpuSplit.clientCores, 2)} / ${round(publishCpuSplit.redisCores, 3)} / ${round(publishCpuSplit.harnessCores, 3)} (${round(publishWallSeconds, 1)} s)`],
       ['deliveries measured', `${histogram.total} of ${result.expectedDeliveries} (${publications} publications x ${ok})`],
       ['lost / duplicated deliveries (whole run, warm-up included)', `${lost} / ${duplicated}${socketsMissing > 0 ? ` (${socketsMissing} connections missed some)` : ''}`],
       ['connections closed by the server during the run', closedCount === 0 ? '0' : `${closedCount} ${JSON.stringify(closed)}`],
@@ -310,7 +458,7 @@ export async function scale (options, log) {
     ])
     log(`\n  scale summary JSON: ${JSON.stringify({ ...result, perNode: undefined })}`)
 
-    const scenario = `scale: ${ok} subscribed JWT connections, ${nodeCount} nodes, one Redis`
+    const scenario = `scale: ${ok} subscribed JWT connections, ${nodeCount} nodes, ${redis.label}`
     const row = (metric, value, digits = 0, better = 'lower') => ({ scenario, metric, ours: round(value, digits), baseline: null, baselineLabel: 'none', better })
     return {
       rows: [
@@ -325,9 +473,7 @@ export async function scale (options, log) {
   } finally {
     await Promise.all(pools.map(pool => pool.close()))
     await Promise.all(nodes.map(node => node.stop()))
-    forgetKeys()
-    const deleted = await deleteKeys(prefix).catch(err => { log(`  could not delete the keys under ${prefix}: ${err.message}`); return 0 })
-    log(`  deleted ${deleted} Redis keys under ${prefix}`)
+    await redis.stop(log)
   }
 }
 
