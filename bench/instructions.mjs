@@ -3,12 +3,13 @@
 // 10-30% (a window that catches a major GC or a recompile is higher: medians are reported).
 // For finding and cutting per-request work, not for the benchmark table (bench/run.mjs).
 //
-//   node bench/instructions.mjs [--only http,http-jwt,connect] [--targets ours,bare,raw,same-stack]
-//                               [--requests 5000] [--connects 1000] [--top 30]
+//   node bench/instructions.mjs [--only http,http-jwt,connect,fanout] [--targets ours,bare,raw,same-stack]
+//                               [--requests 5000] [--connects 1000] [--subscribers 500] [--top 30]
 //
 // http: ours open against bare Fastify; http-jwt: every target started with JWT_SECRET and every request
 // carrying the same HS256 token, ours against the same stack by hand (bench/same-stack-server.mjs);
-// connect: ours against raw `ws` and the same stack.
+// connect: ours against raw `ws` and the same stack; fanout: the burst (one HTTP publication at a time
+// to every subscriber: one frame per connection per turn), ours against raw `ws`, per delivery.
 //
 // Needs valgrind and `npm run build` first. Loopback only; every server it starts is killed when it ends.
 import { randomBytes } from 'node:crypto'
@@ -38,13 +39,19 @@ const CONNECT_MEASURED_ROUNDS = 3
 // Valgrind runs the server ~50x slower: closing a round takes seconds, and what is left of it must
 // not be counted in the next measured round.
 const SETTLE_MS = 15_000
+// fanout: each window is this many publications, one at a time, the next once every subscriber has it.
+const FANOUT_PUBLICATIONS = 100
+const FANOUT_WARMUP_WINDOWS = 4
+const FANOUT_WINDOWS = 6
+const FANOUT_TOPIC = 'public.bench.instructions'
 const TIMEOUT_MS = 300_000
 
 const TARGETS = ['ours', 'bare', 'raw', 'same-stack']
 const SCENARIOS = {
   http: { unit: 'request', baselines: ['bare'], supports: TARGETS, run: (name, options, dir) => httpTarget(name, options, dir, false) },
   'http-jwt': { unit: 'request', baselines: ['same-stack'], supports: TARGETS, run: (name, options, dir) => httpTarget(name, options, dir, true) },
-  connect: { unit: 'connect', baselines: ['raw', 'same-stack'], supports: ['ours', 'raw', 'same-stack'], run: connectTarget }
+  connect: { unit: 'connect', baselines: ['raw', 'same-stack'], supports: ['ours', 'raw', 'same-stack'], run: connectTarget },
+  fanout: { unit: 'delivery', baselines: ['raw'], supports: ['ours', 'raw'], run: fanoutTarget }
 }
 
 const { values: args } = parseArgs({
@@ -53,23 +60,27 @@ const { values: args } = parseArgs({
     targets: { type: 'string' },
     requests: { type: 'string' },
     connects: { type: 'string' },
+    subscribers: { type: 'string' },
     top: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
 })
 
 if (args.help) {
-  console.log(`usage: node bench/instructions.mjs [--only http,http-jwt,connect] [--targets ${TARGETS.join(',')}]
-       [--requests N] [--connects N] [--top N]
+  console.log(`usage: node bench/instructions.mjs [--only http,http-jwt,connect,fanout] [--targets ${TARGETS.join(',')}]
+       [--requests N] [--connects N] [--subscribers N] [--top N]
   Runs each target under valgrind --tool=callgrind and counts the server's instructions per operation.
   --only       scenarios (default all three): http = POST /api/publish, no token (${HTTP_WARMUP_REQUESTS} warm-up requests,
                then ${HTTP_WINDOWS} windows; the median of the last ${COUNTED_WINDOWS} is reported); http-jwt = the same with JWT_SECRET
                set on every target and one caller's HS256 token on every request; connect = websocket connects with an
-               HS256 JWT, counted at the welcome frame (rounds, ${CONNECT_WARMUP}+ warm-up connects, then ${CONNECT_MEASURED_ROUNDS} measured rounds, median)
+               HS256 JWT, counted at the welcome frame (rounds, ${CONNECT_WARMUP}+ warm-up connects, then ${CONNECT_MEASURED_ROUNDS} measured rounds, median);
+               fanout = the burst: POST /api/publish to every subscriber of one topic, one at a time (${FANOUT_WARMUP_WINDOWS} warm-up windows,
+               then ${FANOUT_WINDOWS} of ${FANOUT_PUBLICATIONS} publications; the median of the last ${COUNTED_WINDOWS} is reported), per delivery
   --targets    servers (default: ours and the scenario's baselines: bare Fastify for http, the same stack by hand
-               (bench/same-stack-server.mjs) for http-jwt, raw ws and the same stack for connect)
+               (bench/same-stack-server.mjs) for http-jwt, raw ws and the same stack for connect, raw ws for fanout)
   --requests   requests per http window (default 5000)
   --connects   connects per round (default 1000)
+  --subscribers  fanout's subscribers (default 500)
   --top N      also list each server's N costliest functions by self instructions per operation (default 30);
                names JIT code with node --perf-basic-prof on every target, which adds to GC-heavy counts: --top 0 counts without it`)
   process.exit(0)
@@ -184,6 +195,56 @@ async function connectTarget (name, { connects, top }, dir) {
   }
 }
 
+/** Opens a websocket (no token) subscribed to `topic`; resolves once the ack arrives. */
+function subscriber (url, topic) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { handshakeTimeout: TIMEOUT_MS })
+    ws.on('message', raw => {
+      const frame = JSON.parse(raw.toString())
+      if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'subscribe', id: 's', topic }))
+      else if (frame.type === 'ack') resolve(ws)
+      else reject(new Error(`unexpected ${frame.type} before the ack: ${raw.toString().slice(0, 200)}`))
+    })
+    ws.on('error', reject)
+  })
+}
+
+/** The burst: one publication at a time to every subscriber, the next once each has it. */
+async function fanoutTarget (name, { subscribers, top }, dir) {
+  // GC on the main thread: V8's helper threads otherwise mark and sweep as valgrind happens to schedule
+  // them, and a window's count swings by +-30% with the collections that land in it (seen with 100
+  // publications per window). Callgrind counts every thread, so the work counted is the same.
+  const server = await startUnderCallgrind(name, { dir, tag: 'fanout', perfMap: top > 0, nodeFlags: ['--single-threaded-gc'] })
+  const sockets = []
+  try {
+    for (let i = 0; i < subscribers; i++) sockets.push(await subscriber(server.wsUrl, FANOUT_TOPIC))
+    let waiting = 0
+    let allHave = () => {}
+    for (const ws of sockets) {
+      ws.on('message', () => { if (--waiting === 0) allHave() })
+    }
+    const publishAll = async () => {
+      for (let n = 0; n < FANOUT_PUBLICATIONS; n++) {
+        const delivered = new Promise(resolve => { allHave = resolve })
+        waiting = sockets.length
+        const status = await postStatus(`${server.url}/api/publish`, JSON.stringify({ topic: FANOUT_TOPIC, data: { n, pad: 'x'.repeat(200) } }), undefined, TIMEOUT_MS)
+        if (status !== 200) throw new Error(`POST /api/publish answered ${status}`)
+        await delivered
+      }
+    }
+    for (let i = 0; i < FANOUT_WARMUP_WINDOWS; i++) await publishAll()
+    const windows = []
+    for (let i = 0; i < FANOUT_WINDOWS; i++) windows.push(await measureWindow(server, publishAll))
+    return summarize(server, windows, windows.slice(-COUNTED_WINDOWS), subscribers * FANOUT_PUBLICATIONS, top)
+  } catch (err) {
+    err.message += `\n${server.name} output:\n${server.output().trim()}`
+    throw err
+  } finally {
+    for (const ws of sockets) ws.terminate()
+    await server.stop()
+  }
+}
+
 function warmupRounds (connects) {
   return Math.max(2, Math.ceil(CONNECT_WARMUP / connects))
 }
@@ -201,6 +262,7 @@ async function main () {
   const options = {
     requests: positive('requests', args.requests, 5000),
     connects: positive('connects', args.connects, 1000),
+    subscribers: positive('subscribers', args.subscribers, 500),
     top: positive('top', args.top, 30, true)
   }
   const only = list('only', args.only, Object.keys(SCENARIOS)) ?? Object.keys(SCENARIOS)
@@ -219,7 +281,9 @@ async function main () {
     const per = name === 'connect' ? options.connects : options.requests
     console.log(name === 'connect'
       ? `\nconnect: websocket + HS256 JWT, ${CONNECTS_IN_FLIGHT} in flight, counted at the welcome frame; ${warmupRounds(per)} warm-up rounds, ${CONNECT_MEASURED_ROUNDS} measured rounds of ${per} (median)`
-      : `\n${name}: POST /api/publish${name === 'http-jwt' ? ' with an HS256 token (JWT_SECRET on every target)' : ', no token'}, ${HTTP_CONNECTIONS} keep-alive connections, ${HTTP_WARMUP_REQUESTS} warm-up requests, ${HTTP_WINDOWS} windows of ${per} (median of the last ${COUNTED_WINDOWS})`)
+      : name === 'fanout'
+        ? `\nfanout: 1 -> ${options.subscribers} subscribers, one POST /api/publish at a time; ${FANOUT_WARMUP_WINDOWS} warm-up windows, ${FANOUT_WINDOWS} windows of ${FANOUT_PUBLICATIONS} publications (median of the last ${COUNTED_WINDOWS})`
+        : `\n${name}: POST /api/publish${name === 'http-jwt' ? ' with an HS256 token (JWT_SECRET on every target)' : ', no token'}, ${HTTP_CONNECTIONS} keep-alive connections, ${HTTP_WARMUP_REQUESTS} warm-up requests, ${HTTP_WINDOWS} windows of ${per} (median of the last ${COUNTED_WINDOWS})`)
     if (skipped.length > 0) console.log(`  (${skipped.join(', ')}: not a ${name} target, skipped)`)
     const results = new Map()
     for (const target of names) {

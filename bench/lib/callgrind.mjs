@@ -41,10 +41,10 @@ function healthy (port, path) {
 /**
  * Starts target `name` (bench/lib/targets.mjs: same script and environment as the wall-clock benchmark,
  * plus `env`) as `valgrind --tool=callgrind node [--perf-basic-prof] <script>` and waits until it is ready.
- * Its dumps go to `<dir>/<name>-<tag>.out.<n>`. `perfMap` (the JIT code's names, for topFunctions) has a
+ * `nodeFlags` go to node before the script (V8 flags, which NODE_OPTIONS refuses). Its dumps go to `<dir>/<name>-<tag>.out.<n>`. `perfMap` (the JIT code's names, for topFunctions) has a
  * price in the counts: V8 then reports every object a collection moves (Heap::OnMoveEvent).
  */
-export async function startUnderCallgrind (name, { dir, tag, env = {}, perfMap = true }) {
+export async function startUnderCallgrind (name, { dir, tag, env = {}, perfMap = true, nodeFlags = [] }) {
   const target = targets[name]
   const port = await freePort()
   const merged = Object.assign({}, process.env)
@@ -54,7 +54,7 @@ export async function startUnderCallgrind (name, { dir, tag, env = {}, perfMap =
   const out = join(dir, `${name}-${tag}.out`)
   const child = track(spawn('valgrind', [
     '--tool=callgrind', '--instr-atstart=no', '--cache-sim=no', `--callgrind-out-file=${out}`,
-    process.execPath, ...(perfMap ? ['--perf-basic-prof'] : []), target.script
+    process.execPath, ...(perfMap ? ['--perf-basic-prof'] : []), ...nodeFlags, target.script
   ], { env: merged, stdio: ['ignore', 'pipe', 'pipe'] }))
   let output = ''
   const keep = chunk => { output = (output + chunk).slice(-8000) }
