@@ -86,8 +86,14 @@ function hostJwt (app: FastifyInstance): JWT | undefined {
 async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> {
   const { config, revocations } = options
   const key = verificationKey(config)
-  const tokenVerifier = (verify: (token: string) => unknown): TokenVerifier =>
-    async token => identityFromClaims(await verify(token) as Record<string, unknown>, config)
+  // @fastify/jwt verifies synchronously unless its key is a function: then the identity is built at
+  // once too, and a connect waits for no microtask (a promise only when the verifier returns one).
+  const tokenVerifier = (verify: (token: string) => unknown): TokenVerifier => token => {
+    const claims = verify(token)
+    return typeof (claims as { then?: unknown } | null)?.then === 'function'
+      ? Promise.resolve(claims).then(verified => identityFromClaims(verified as Record<string, unknown>, config))
+      : identityFromClaims(claims as Record<string, unknown>, config)
+  }
 
   let mode = options.verify !== undefined ? 'host verify' : options.verifyToken !== undefined ? 'host verifyToken' : 'open'
   let verifyToken = options.verifyToken

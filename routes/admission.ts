@@ -1,7 +1,7 @@
 // The checks a client passes before it gets a connection, websocket (routes/ws.ts) or event stream
 // (routes/sse.ts) alike: not draining, a MAX_CONNECTIONS slot, an allowed Origin, valid credentials, a
 // MAX_CONNECTIONS_PER_USER slot, and the host's `onConnect` hooks. Each refusal is an HTTP error.
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { Admission } from '../src/core/admission.js'
 import { codeOfStatus, refusalMessage, statusOf } from '../src/core/hooks.js'
@@ -41,7 +41,7 @@ export function logsInfo (log: FastifyBaseLogger): boolean {
  * Declares the request fields the admission fills, in the calling route plugin's context, and returns
  * the admission check to run as that route's onRequest hook.
  */
-export function connectionAdmission (app: FastifyInstance, options: RouteOptions): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export function connectionAdmission (app: FastifyInstance, options: RouteOptions): (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void {
   const { config, node } = options
   app.decorateRequest('realtimeIdentity', null)
   app.decorateRequest('realtimeAdmission', null)
@@ -58,7 +58,10 @@ export function connectionAdmission (app: FastifyInstance, options: RouteOptions
 
   // Slots are reserved, never counted from the hub: a check and its increment run in one tick
   // (src/core/admission.ts), so no number of concurrent upgrades gets past the caps.
-  async function admit (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  // A callback hook rather than an async one: its only wait is the identity's promise, and an async
+  // hook cost a promise of its own and one more microtask (Fastify's then() on it) per connect. What
+  // it throws before that wait, Fastify's hook runner passes on as it would done(err).
+  function admit (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     if (node.draining) throw httpError(ErrorCode.unavailable, 'server is shutting down; connect to another node')
     const admission = node.admissions.begin()
     if (admission === undefined) throw httpError(ErrorCode.unavailable, 'server is at MAX_CONNECTIONS')
@@ -70,13 +73,19 @@ export function connectionAdmission (app: FastifyInstance, options: RouteOptions
     // nothing behind on a socket that lives on: ~0.3 KB per open connection (BENCHMARKS.md).
     reply.raw.on('close', () => admission.release())
     checkOrigin(request)
-    const identity = await app.realtimeAuth.authenticate(request)
+    app.realtimeAuth.authenticate(request).then(identity => { identified(request, admission, identity, done) }, done)
+  }
+
+  /** The upgrade's verified identity: a slot of its user, then the host's `onConnect` hooks; done() once admitted. */
+  function identified (request: FastifyRequest, admission: Admission, identity: Identity, done: HookHandlerDoneFunction): void {
     if (!admission.identify(identity)) {
       node.stats.rateLimited.connect++
-      throw new HttpError(429, ErrorCode.rateLimited, `at most ${config.maxConnectionsPerUser} connections per user`)
+      done(new HttpError(429, ErrorCode.rateLimited, `at most ${config.maxConnectionsPerUser} connections per user`))
+      return
     }
     request.realtimeIdentity = identity
-    if (node.hooks.has('onConnect')) await runConnectHooks(request, identity)
+    if (node.hooks.has('onConnect')) runConnectHooks(request, identity).then(() => { done() }, done)
+    else done()
   }
 
   /** The host's `onConnect` hooks, last before the upgrade is accepted; a refusal is an HTTP error. */

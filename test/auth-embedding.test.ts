@@ -102,6 +102,34 @@ t.test('verify option built on the host\'s @fastify/jwt (request.jwtVerify + ide
   t.equal((await refusedUpgrade(server.wsUrl)).status, 401)
 })
 
+t.test('a verifyToken that answers with a promise: upgrades, refusals, refresh and revocation as with a synchronous one', async t => {
+  // The token verifier answers synchronously on the usual path (our own @fastify/jwt), with no await
+  // per connect; a host's asynchronous one must still be awaited, and its rejections still be 401s.
+  const app = Fastify()
+  await app.register(fastifyJwt, { secret: HOST_SECRET })
+  const config = configWith({})
+  await app.register(realtime, {
+    prefix: '/rt',
+    apiKey: 'k',
+    verifyToken: async (token) => {
+      await new Promise(resolve => setImmediate(resolve))
+      return identityFromClaims(app.jwt.verify(token), config)
+    }
+  })
+  const server = await listen(t, app)
+  const client = await connect(t, server.wsUrl, { headers: bearer(app.jwt.sign({ sub: 'fay', jti: 'fay-1' }, { expiresIn: 60 })) })
+  t.equal(client.welcome.user, 'fay')
+  t.ok(client.welcome.expiresAt > Date.now(), 'the identity the promise resolved to, expiry included')
+  t.match(await client.request({ type: 'refresh', token: app.jwt.sign({ sub: 'fay' }, { expiresIn: 120 }) }), { type: 'ack' })
+  const rejected = await refusedUpgrade(server.wsUrl, { headers: bearer(mint({ sub: 'fay' })) })
+  t.equal(rejected.status, 401, 'a rejection is a 401')
+  t.match(JSON.parse(rejected.body), { code: 'unauthorized', message: 'invalid token signature' })
+  t.equal((await postJson(`${server.url}/rt/api/revoke`, { jti: 'fay-2' }, { 'x-api-key': 'k' })).status, 200)
+  const revoked = await refusedUpgrade(server.wsUrl, { headers: bearer(app.jwt.sign({ sub: 'fay', jti: 'fay-2' }, { expiresIn: 60 })) })
+  t.equal(revoked.status, 401)
+  t.match(JSON.parse(revoked.body), { message: 'token revoked' })
+})
+
 t.test('the auth plugin on its own decorates realtimeAuth.authenticate', async t => {
   const app = Fastify()
   await app.register(auth, { config: configWith({ jwtSecret: SECRET, apiKey: 'k' }) })

@@ -41,6 +41,11 @@ export abstract class Connection {
   private rate?: MessageRateLimit
   /** When it opened (ms since the epoch), for the close log line's duration. */
   readonly openedAt = Date.now()
+  /**
+   * @internal Written by auth/expiry.ts only: the expiry (ms) whose shared timer this connection is
+   * armed on, undefined when none. A field rather than a WeakMap entry: no table insert per connect.
+   */
+  expiryArmedAt: number | undefined = undefined
   private currentIdentity: Identity
   /** When the oldest unanswered heartbeat ping went out (ms), 0 when none is outstanding. */
   protected pingSentAt = 0

@@ -42,23 +42,28 @@ export class Authenticator<R extends RequestLike> {
     return this.options.verifyToken !== undefined
   }
 
-  /** The caller's identity; rejects with AuthError (401), or `forbidden` (403) from a host verifier. */
+  /**
+   * The caller's identity; rejects with AuthError (401), or `forbidden` (403) from a host verifier.
+   * One promise per call: a verifier that answers synchronously (@fastify/jwt without a key function)
+   * and a token without `jti` (nothing to look up) cost no await, so no microtask per connect.
+   */
   async authenticate (request: R): Promise<Identity> {
     const apiKey = request.headers['x-api-key']
     // A configured key is checked whenever one is sent, open mode included: a wrong key is never let in.
     if (apiKey !== undefined && (!this.open || this.options.apiKey !== undefined)) return this.checkApiKey(apiKey)
     if (this.open) return this.options.apiKey === undefined ? OPEN_IDENTITY : OPEN_TOPICS_IDENTITY
-    const identity = this.options.verifyRequest !== undefined
+    let identity = this.options.verifyRequest !== undefined
       ? await this.hostVerify(this.options.verifyRequest, request)
-      : await this.verifyToken(this.tokenOf(request))
-    await this.checkRevoked(identity)
+      : this.verifyToken(this.tokenOf(request))
+    if (isPromiseLike(identity)) identity = await identity
+    if (this.mayBeRevoked(identity)) await this.checkRevoked(identity)
     return identity
   }
 
   /** The identity of a `refresh` frame's token. */
   async refresh (token: string): Promise<Identity> {
     const identity = await this.verifyToken(token)
-    await this.checkRevoked(identity)
+    if (this.mayBeRevoked(identity)) await this.checkRevoked(identity)
     return identity
   }
 
@@ -74,14 +79,20 @@ export class Authenticator<R extends RequestLike> {
     return token
   }
 
-  private async verifyToken (token: string): Promise<Identity> {
+  /**
+   * The identity of `token`, as the verifier gives it: at once when it answers synchronously, else a
+   * promise. Whatever the verifier throws or rejects with becomes an AuthError (tokenError).
+   */
+  private verifyToken (token: string): Identity | Promise<Identity> {
     const verify = this.options.verifyToken
     if (verify === undefined) throw new AuthError('this server cannot verify tokens')
+    let identity: Identity | PromiseLike<Identity>
     try {
-      return await verify(token)
+      identity = verify(token)
     } catch (err) {
       throw tokenError(err)
     }
+    return isPromiseLike(identity) ? Promise.resolve(identity).catch(rejectAsTokenError) : identity
   }
 
   private async hostVerify (verify: (request: R) => Identity | Promise<Identity>, request: R): Promise<Identity> {
@@ -92,12 +103,26 @@ export class Authenticator<R extends RequestLike> {
     }
   }
 
+  /** Whether `identity` has a revocation to look up: a `jti`, and a revocation list to ask. */
+  private mayBeRevoked (identity: Identity): boolean {
+    return identity.jti !== undefined && this.options.isRevoked !== undefined
+  }
+
   private async checkRevoked (identity: Identity): Promise<void> {
     // A broker that cannot answer makes this throw `unavailable` (503): refusing is the safe side.
     if (identity.jti !== undefined && this.options.isRevoked !== undefined && await this.options.isRevoked(identity.jti)) {
       throw new AuthError('token revoked')
     }
   }
+}
+
+/** A promise, or any thenable a host verifier may return. */
+function isPromiseLike<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
+
+function rejectAsTokenError (err: unknown): never {
+  throw tokenError(err)
 }
 
 /**

@@ -5,7 +5,9 @@
 // Connections that expire at the same moment share one timer. A JWT's `exp` is in whole seconds, so
 // every connection whose token expires in the same second is in one bucket: one timer per second of
 // expiry instead of one per connection, which cost a Timeout and, for each distinct delay, a timer
-// list in Node's timer heap on every connect (BENCHMARKS.md).
+// list in Node's timer heap on every connect (BENCHMARKS.md). Which bucket a connection is in is
+// written on the connection (Connection.expiryArmedAt, written only here), not in a WeakMap keyed by
+// connections: a WeakMap entry cost a runtime call per connect and an ephemeron for the collector.
 import type { Connection } from '../connection.js'
 import { ServerClose } from '../protocol.js'
 
@@ -20,9 +22,6 @@ interface Bucket {
 /** expiresAt (ms) -> the connections armed to close then. */
 const buckets = new Map<number, Bucket>()
 
-/** Each armed connection's expiresAt, its bucket; weak, so a connection that is gone takes its entry with it. */
-const armedAt = new WeakMap<Connection, number>()
-
 /** (Re)starts the connection's expiry from its current identity; none when it never expires. */
 export function armExpiry (connection: Connection): void {
   disarmExpiry(connection)
@@ -35,14 +34,14 @@ export function armExpiry (connection: Connection): void {
     buckets.set(expiresAt, bucket)
   }
   bucket.connections.add(connection)
-  armedAt.set(connection, expiresAt)
+  connection.expiryArmedAt = expiresAt
 }
 
 /** Stops the connection's expiry: the connection is gone (a peer close does not go through Connection.close). */
 export function disarmExpiry (connection: Connection): void {
-  const expiresAt = armedAt.get(connection)
+  const expiresAt = connection.expiryArmedAt
   if (expiresAt === undefined) return
-  armedAt.delete(connection)
+  connection.expiryArmedAt = undefined
   const bucket = buckets.get(expiresAt)
   if (bucket === undefined) return
   bucket.connections.delete(connection)
@@ -70,7 +69,7 @@ function expire (expiresAt: number): void {
   }
   buckets.delete(expiresAt)
   for (const connection of bucket.connections) {
-    armedAt.delete(connection)
+    connection.expiryArmedAt = undefined
     if (connection.open) connection.close(ServerClose.tokenExpired)
   }
 }
