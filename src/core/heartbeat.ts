@@ -30,6 +30,9 @@ export class Heartbeat {
   }
 
   start (): void {
+    // The first walk starts one interval after the start, as when all were pinged at once: a
+    // connection of the first moments is not pinged within its first interval.
+    this.slice = this.slices === 1 ? 0 : 1
     this.pinger = setInterval(() => this.pingSlice(), this.intervalMs / this.slices)
     this.pinger.unref()
   }
