@@ -9,7 +9,7 @@ import fastifyJwt, { type JWT } from '@fastify/jwt'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../src/config.js'
-import { Authenticator, type TokenVerifier } from '../src/core/auth/authenticator.js'
+import { Authenticator, isPromiseLike, type TokenVerifier } from '../src/core/auth/authenticator.js'
 import { identityFromClaims } from '../src/core/auth/claims.js'
 import { MIN_SECRET_BYTES, verificationKey, verifierOptions, type VerificationKey } from '../src/core/auth/keys.js'
 import type { ControlBus } from '../src/core/broker.js'
@@ -90,7 +90,7 @@ async function auth (app: FastifyInstance, options: AuthOptions): Promise<void> 
   // once too, and a connect waits for no microtask (a promise only when the verifier returns one).
   const tokenVerifier = (verify: (token: string) => unknown): TokenVerifier => token => {
     const claims = verify(token)
-    return typeof (claims as { then?: unknown } | null)?.then === 'function'
+    return isPromiseLike(claims)
       ? Promise.resolve(claims).then(verified => identityFromClaims(verified as Record<string, unknown>, config))
       : identityFromClaims(claims as Record<string, unknown>, config)
   }
