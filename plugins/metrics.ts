@@ -160,10 +160,14 @@ function realtimeMetrics (registry: Registry, node: RealtimeNode): void {
   labelledGauge(registry, 'realtime_connections', 'open connections on this node, by transport (websocket, sse)', 'transport', () => Object.entries(hub.transportCounts))
   gauge(registry, 'realtime_subscriptions', 'subscriptions on this node', () => hub.counts.subscriptions)
   gauge(registry, 'realtime_topics', 'topics with at least one local subscriber', () => hub.counts.topics)
-  gauge(registry, 'realtime_broker_up', '1 when the broker is reachable', () => node.broker.up ? 1 : 0)
+  // Not summed across workers (a scrape with WORKERS > 1): two workers up would read 2. The lowest:
+  // 1 only when every worker reaches its broker, 0 when any does not.
+  gauge(registry, 'realtime_broker_up', '1 when the broker is reachable', () => node.broker.up ? 1 : 0, 'min')
   // A shard down leaves readiness at 200 (the other shards serve): this is what an alert can watch.
+  // Each worker has subscriber connections of its own to the same shards: the worst worker's count
+  // with WORKERS > 1, not a sum that would count one shard once per worker.
   gauge(registry, 'realtime_broker_unavailable_shards', 'Redis Cluster shards whose subscriber connection is down (their topics answer 503); 0 otherwise',
-    () => node.broker.unavailableShards?.length ?? 0)
+    () => node.broker.unavailableShards?.length ?? 0, 'max')
   // A worker on its primary's in-memory broker holds no history: the primary does, and adds its own
   // figure to the scrape of every worker (src/workers/cluster-metrics.ts); the workers' zeros are left out.
   gauge(registry, 'realtime_history_bytes', HISTORY_BYTES_HELP, () => node.broker.heldBytes ?? 0, node.broker instanceof IpcBroker ? 'omit' : 'sum')

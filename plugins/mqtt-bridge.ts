@@ -34,6 +34,8 @@ function bridgeMetrics (registry: Registry, bridge: MqttBridge): void {
     name: 'realtime_mqtt_connected',
     help: '1 when the MQTT bridge is connected to its broker, subscribed for every partition this node holds',
     registers: [],
+    // With WORKERS > 1 each worker has its own connection: 1 only when every one is up (not their sum).
+    aggregator: 'min',
     collect () { this.set(bridge.connected ? 1 : 0) }
   }))
   registry.registerMetric(new Counter({

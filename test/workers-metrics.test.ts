@@ -1,10 +1,13 @@
 // The pieces of the workers' one scrape (src/workers/cluster-metrics.ts) that run in one process:
 // what the primary adds of its own (the history bytes of the broker it holds), and how a node on the
 // primary's broker (brokers/ipc.ts) has its own zero left out of the aggregate, so that the figure is
-// counted once. The spawned WORKERS=2 server's scrape: test/workers.test.ts.
+// counted once; and the gauges that a scrape of every worker does not sum (their lowest or highest
+// instead). The spawned WORKERS=2 server's scrape: test/workers.test.ts.
 import Fastify from 'fastify'
 import { AggregatorRegistry } from 'prom-client'
 import t from 'tap'
+import { eventually } from './helpers.js'
+import { privateMosquitto } from './fixtures/mosquitto.js'
 import { IpcBroker } from '../src/core/brokers/ipc.js'
 import type { IpcEndpoint } from '../src/core/brokers/ipc-protocol.js'
 import { realtime } from '../src/index.js'
@@ -39,4 +42,33 @@ t.test("a node on the primary's broker leaves its history bytes out of the worke
   const aggregated = await AggregatorRegistry.aggregate([own, own]).metrics()
   t.notMatch(aggregated, /realtime_history_bytes/, 'absent from the aggregate: the primary adds its own')
   t.match(aggregated, /^realtime_connections\{transport="websocket"\} 0$/m, 'the rest is aggregated as before')
+})
+
+t.test('up/down gauges are not summed across workers: the lowest (every worker up), the worst shard count', async t => {
+  const mosquitto = await privateMosquitto(t)
+  const app = Fastify()
+  t.teardown(async () => await app.close())
+  await app.register(realtime, { logLevel: 'silent', metrics: false, mqttUrl: mosquitto.url, mqttSubscribe: ['sensors/#'] })
+  await app.ready()
+  await eventually('the bridge is connected', () => app.realtimeMqtt.connected)
+  const up = await app.realtimeMetrics.getMetricsAsJSON()
+  /** A worker whose broker and MQTT connection are down, with two Redis Cluster shards unreachable. */
+  const down = up.map(metric => {
+    const value = ({ realtime_broker_up: 0, realtime_mqtt_connected: 0, realtime_broker_unavailable_shards: 2 } as Record<string, number>)[metric.name]
+    return value === undefined ? metric : { ...metric, values: metric.values.map(sample => ({ ...sample, value })) }
+  })
+  const sample = (text: string, name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1])
+
+  const allUp = await AggregatorRegistry.aggregate([up, up]).metrics()
+  t.equal(sample(allUp, 'realtime_broker_up'), 1, 'two workers up: 1, not 2')
+  t.equal(sample(allUp, 'realtime_mqtt_connected'), 1, 'two bridges connected: 1, not 2')
+  t.equal(sample(allUp, 'realtime_broker_unavailable_shards'), 0)
+
+  const twoDown = await AggregatorRegistry.aggregate([up, down, down]).metrics()
+  t.equal(sample(twoDown, 'realtime_broker_up'), 0, 'workers without their broker: 0')
+  t.equal(sample(twoDown, 'realtime_mqtt_connected'), 0, 'bridges down: 0')
+  t.equal(sample(twoDown, 'realtime_broker_unavailable_shards'), 2, "the worst worker's count, not their sum (4)")
+  const held = sample(await app.realtimeMetrics.metrics(), 'realtime_mqtt_partitions_held')
+  t.ok(held > 0, `${held} partitions held`)
+  t.equal(sample(twoDown, 'realtime_mqtt_partitions_held'), 3 * held, 'counts still add up')
 })

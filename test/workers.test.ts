@@ -2,7 +2,8 @@
 // behave as one server, sharing the one in-memory broker their primary holds. A publication landing on
 // either worker reaches subscribers on both, in one offset order; recovery, presence, idempotency keys
 // and admin disconnects hold across them; one scrape covers both, the history bytes the primary holds
-// included; SIGTERM drains both (1001) and the primary exits 0; a worker that dies is restarted.
+// included; SIGTERM drains both (1001) and the primary exits 0; a worker that dies is restarted, later
+// each time it dies again soon after its start.
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { request } from 'node:http'
@@ -99,6 +100,8 @@ t.test('two workers act as one server on one in-memory broker', async t => {
     const held = (await getJson(`${workers.url}/api/info`, admin)).body.nodes.reduce((sum: number, node: { connections: number }) => sum + node.connections, 0)
     t.ok(held >= 2, `${held} connections held`)
     t.equal(open, held, 'the gauge sums the connections of both workers')
+    t.match(text, /^realtime_broker_up 1$/m, 'up: the lowest of the workers\' 1s, not their sum')
+    t.match(text, /^realtime_broker_unavailable_shards 0$/m)
   })
 
   t.test('POST /api/disconnect closes the user\'s sockets on every worker with 4003', async t => {
@@ -166,6 +169,28 @@ t.test('a worker that dies is restarted; its clients reconnect and recover', asy
   await eventually('both workers listed again', async () => (await getJson(`${workers.url}/api/info`, admin)).body.nodes.length === 2, 20_000, 200)
   workers.server.child.kill('SIGTERM')
   t.equal(await exitWithin(workers.server, 20_000), 0)
+})
+
+t.test('a worker that keeps dying soon after its start is restarted later each time: 1 s, then 2 s', async t => {
+  const workers = await startWorkers(t, 2, ENV, 'b')
+  const primary = workers.server.child.pid
+  const killed: number[] = []
+  /** The delays logged with each restart of b-2, in order. */
+  const delays = (): number[] => [...workers.server.output().matchAll(/"worker":"b-2"[^\n]*"restartInMs":(\d+)[^\n]*"msg":"worker b-2 exited unexpectedly: restarting it/g)].map(m => Number(m[1]))
+  /** The pid of b-2 now: its newest, from its log lines (the primary's lines about it carry the primary's). */
+  const pid = (): number | undefined => [...workers.server.output().matchAll(/"pid":(\d+),"hostname":"[^"]*","worker":"b-2"/g)]
+    .map(m => Number(m[1])).filter(p => p !== primary && !killed.includes(p)).at(-1)
+  // Each worker is killed as soon as it logs, well within QUICK_DEATH_MS (5 s) of its start.
+  for (const expected of [[1000], [1000, 2000]]) {
+    let victim: number | undefined
+    await eventually('a new b-2 logged', () => (victim = pid()) !== undefined, 20_000)
+    killed.push(victim as number)
+    process.kill(victim as number, 'SIGKILL')
+    await eventually(`${expected.length} restarts logged`, () => delays().length === expected.length, 20_000)
+    t.same(delays(), expected)
+  }
+  workers.server.child.kill('SIGTERM')
+  t.equal(await exitWithin(workers.server, 20_000), 0, 'a drain meanwhile: no restart, exit 0')
 })
 
 t.test('the primary killed -9: each worker says its channel closed and ends', async t => {

@@ -1,6 +1,7 @@
 // One scrape of GET /metrics covers every worker (WORKERS > 1): whichever worker the scrape lands on
 // asks the primary, which gathers every worker's registry through prom-client's AggregatorRegistry
-// (counters and gauges summed, histograms merged) and answers with the text. fastify-metrics stays
+// (each metric combined by its own `aggregator`: counters, histograms and counting gauges summed, the
+// up gauges' minimum, the worst worker's shard count) and answers with the text. fastify-metrics stays
 // what fills each worker's registry; only the endpoint's answer changes. Without Redis the primary
 // holds the one in-memory broker, hence the history: its figure (realtime_history_bytes) is the
 // primary's own, added to the workers' aggregate, in which the workers leave theirs out.

@@ -26,9 +26,16 @@ const SERIALIZATION = 'json'
 const STARTUP_FAILED = 'fastify-realtime:startup-failed'
 /** How long the primary waits for a worker that exited before it listened to deliver its line. */
 const LINE_WAIT_MS = 1000
-/** A worker that dies sooner than this after its start is restarted after RESTART_DELAY_MS, not at once. */
+/**
+ * A worker that dies sooner than this after its start is restarted after a delay, not at once: the
+ * first such death of a slot after RESTART_DELAY_MS, each consecutive one twice as long as the one
+ * before, at most MAX_RESTART_DELAY_MS. A worker that keeps dying at start (a dependency gone, a bad
+ * deploy) would otherwise be forked every second for ever, each fork a start-up's CPU and an error
+ * line. One that lived QUICK_DEATH_MS is restarted at once, and its slot's count starts over.
+ */
 const QUICK_DEATH_MS = 5000
 const RESTART_DELAY_MS = 1000
+const MAX_RESTART_DELAY_MS = 30_000
 
 interface Slot {
   /** 1..N: the worker's node id is `<NODE_ID>-<index>`. */
@@ -38,6 +45,8 @@ interface Slot {
   listened: boolean
   /** The line the worker's start-up failed with (STARTUP_FAILED), if it sent one. */
   failure?: string
+  /** Consecutive quick deaths (QUICK_DEATH_MS) of this slot's workers: what its restart delay doubles with. */
+  quickDeaths: number
 }
 
 /**
@@ -68,7 +77,7 @@ export async function runPrimary (config: Config): Promise<void> {
   await host?.start()
   if (config.metrics) serveClusterMetrics(host === undefined ? undefined : primaryRegistry(() => host.heldBytes))
 
-  const slots: Slot[] = Array.from({ length: config.workers }, (_, i) => ({ index: i + 1, startedAt: 0, listened: false }))
+  const slots: Slot[] = Array.from({ length: config.workers }, (_, i) => ({ index: i + 1, startedAt: 0, listened: false, quickDeaths: 0 }))
   let started = false
   let draining = false
   let drainFailed = false
@@ -128,12 +137,15 @@ export async function runPrimary (config: Config): Promise<void> {
       return
     }
     if (!started && !slot.listened) return startFailed(slot, code, signal)
-    const quick = Date.now() - slot.startedAt < QUICK_DEATH_MS
+    // 1 s, 2 s, 4 s, ... 30 s for consecutive quick deaths; at once (0) for a worker that lived.
+    slot.quickDeaths = Date.now() - slot.startedAt < QUICK_DEATH_MS ? slot.quickDeaths + 1 : 0
+    const restartInMs = slot.quickDeaths === 0 ? 0 : Math.min(RESTART_DELAY_MS * 2 ** (slot.quickDeaths - 1), MAX_RESTART_DELAY_MS)
     // Code 0 is no crash: the worker drained on a SIGTERM or SIGINT sent to it rather than to the
     // primary, or node:cluster ended it when its IPC channel closed (it logs a warning first).
     const hint = code === 0 ? 'exit code 0: a SIGTERM or SIGINT sent to the worker itself (signal the primary only), or its IPC channel to the primary closed' : undefined
-    log.error({ worker: node, code, signal, reason: slot.failure, hint }, `worker ${node} exited unexpectedly: restarting it; its connections were lost and their clients reconnect and recover`)
-    if (quick) setTimeout(() => { if (!draining) fork(slot) }, RESTART_DELAY_MS)
+    log.error({ worker: node, code, signal, reason: slot.failure, hint, restartInMs }, `worker ${node} exited unexpectedly: restarting it; its connections were lost and their clients reconnect and recover`)
+    // A drain that starts meanwhile cancels the restart: the drained server must not fork again.
+    if (restartInMs > 0) setTimeout(() => { if (!draining) fork(slot) }, restartInMs)
     else fork(slot)
   }
 
