@@ -38,6 +38,19 @@ export const QUOTES = {
   }))
 }
 
+/**
+ * CPU seconds (user, system) of the pool's client processes so far. They read every delivery from
+ * the sockets on the same cores as the server (workers.mjs: why WORKERS=2 cannot double a node's
+ * rate on 2 cores), so the measured window records what they cost too. Each worker is one forked
+ * process without children; cpuTimes reads /proc like it does for the server.
+ */
+function clientCpuTimes (pool) {
+  return pool.workers.reduce((sum, worker) => {
+    const times = cpuTimes(worker.child.pid)
+    return { user: sum.user + times.user, system: sum.system + times.system }
+  }, { user: 0, system: 0 })
+}
+
 export async function publishAndWait (baseUrl, pool, seq, timeoutMs = DELIVERY_TIMEOUT_MS, extra = undefined) {
   const delivered = pool.waitDelivered(seq, timeoutMs)
   await postJson(baseUrl, '/api/publish', { topic: TOPIC, data: { ...extra, t: performance.timeOrigin + performance.now(), seq } })
@@ -67,6 +80,7 @@ export async function measure (target, { subscribers, duration, env, wire, data,
       await pool.reset()
       const timesStart = cpuTimes(server.pid)
       const cpuStart = cpuSeconds(server.pid)
+      const clientStart = clientCpuTimes(pool)
       const started = performance.now()
       let publications = 0
       let timeouts = 0
@@ -79,6 +93,9 @@ export async function measure (target, { subscribers, duration, env, wire, data,
       const wallSeconds = (performance.now() - started) / 1000
       const cpu = cpuSeconds(server.pid) - cpuStart
       const times = cpuTimes(server.pid)
+      const clientTimes = clientCpuTimes(pool)
+      const clientUser = clientTimes.user - clientStart.user
+      const clientSystem = clientTimes.system - clientStart.system
       const { received, histogram, bytes } = await pool.report()
       const result = {
         subscribers: connected.ok,
@@ -93,6 +110,10 @@ export async function measure (target, { subscribers, duration, env, wire, data,
         deliveriesPerCpuSecond: received / cpu,
         deliveriesPerSecond: received / wallSeconds,
         cpuMicrosPerDelivery: cpu * 1e6 / received,
+        // The client processes over the same window (clientCpuTimes): user + kernel, and the split.
+        clientUserSeconds: clientUser,
+        clientSystemSeconds: clientSystem,
+        clientCpuMicrosPerDelivery: (clientUser + clientSystem) * 1e6 / received,
         wireBytesPerDelivery: bytes / received,
         p50: histogram.quantile(0.5),
         p99: histogram.quantile(0.99),
@@ -100,7 +121,8 @@ export async function measure (target, { subscribers, duration, env, wire, data,
         subscribedRssPerConnection: (rssSubscribed - rssBefore) / connected.ok
       }
       log(`  ${server.name}${label === target ? '' : ` (${label})`}: ${publications} publications x ${connected.ok} subscribers, ${received}/${result.expected} delivered, ` +
-        `server CPU ${round(cpu, 2)} s of ${round(wallSeconds, 1)} s: ${round(result.deliveriesPerCpuSecond)} deliveries/CPU-s, ` +
+        `server CPU ${round(cpu, 2)} s of ${round(wallSeconds, 1)} s: ${round(result.deliveriesPerCpuSecond)} deliveries/CPU-s, ${round(result.cpuMicrosPerDelivery, 2)} µs/delivery, ` +
+        `client CPU ${round(clientUser + clientSystem, 2)} s (user ${round(clientUser, 2)}, sys ${round(clientSystem, 2)}): ${round(result.clientCpuMicrosPerDelivery, 2)} µs/delivery, ` +
         `p50 ${round(result.p50, 1)} ms p99 ${round(result.p99, 1)} ms, ${round(result.wireBytesPerDelivery, 1)} bytes/delivery`)
       return result
     } finally {
