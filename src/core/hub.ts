@@ -12,6 +12,7 @@ import type { Presence } from './presence.js'
 import { ErrorCode, ProtocolError, type Publication, type RequestId, type StreamPosition } from './protocol.js'
 import type { Stats } from './stats.js'
 import { Subscription } from './subscription.js'
+import { startWriteTurn } from './write-coalescing.js'
 
 export interface HubOptions {
   maxSubscriptions: number
@@ -128,6 +129,8 @@ export class Hub {
     this.stats.deliveryLag.observe(Math.max(0, (now - publication.ts) / 1000))
     subscriptions.published(publication, now)
     const frame = new OutgoingFrame(publication.frame)
+    // The publication's first frame to each connection is written as it comes (write-coalescing.ts).
+    startWriteTurn()
     let delivered = 0
     for (const subscription of subscriptions) {
       if (subscription.deliver(publication, frame)) delivered++
@@ -140,6 +143,7 @@ export class Hub {
     const subscriptions = this.topics.get(topic)
     if (subscriptions === undefined) return
     const frame = new OutgoingFrame(text)
+    startWriteTurn()
     for (const subscription of subscriptions) {
       if (subscription.active) subscription.connection.send(frame)
     }

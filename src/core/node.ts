@@ -27,6 +27,7 @@ import { Stats, type PublishSource } from './stats.js'
 import { TopicSchemas } from './topic-schemas.js'
 import { WebSocketConnection } from './ws-connection.js'
 import { SseConnection } from './sse-connection.js'
+import { startWriteTurn } from './write-coalescing.js'
 
 /** The subset of pino's logger the core uses, so the core does not depend on Fastify. */
 export interface Logger {
@@ -360,7 +361,11 @@ export class RealtimeNode {
 
   private createSocketListeners (): SocketListeners {
     // Arrows keep the node; the listeners below get the socket as `this`.
-    const handle = (connection: WebSocketConnection, data: RawData, isBinary: boolean): void => this.dispatcher.handle(connection, data, isBinary)
+    const handle = (connection: WebSocketConnection, data: RawData, isBinary: boolean): void => {
+      // The answer (an ack, a replay) is the first frame of a turn: written as it comes (write-coalescing.ts).
+      startWriteTurn()
+      this.dispatcher.handle(connection, data, isBinary)
+    }
     const failed = (connection: WebSocketConnection, err: Error): void => this.socketFailed(connection, err)
     const closed = (connection: WebSocketConnection, code: number, reason: Buffer): void => this.connectionClosed(connection, code, reason.toString())
     return {

@@ -13,8 +13,16 @@
 // When the cork comes off: after the current event-loop turn (WRITE_DELAY=0), or WRITE_DELAY ms after
 // the first frame was held. This module keeps the list of connections whose turn ends: one
 // setImmediate for all of them, so the poll phase's I/O callbacks (every HTTP request, every Redis
-// read that arrived together) first write what they have, and nothing waits for the next I/O. The same
-// setImmediate ends the turn's number, which tells a connection's first frame of a turn from the next.
+// read that arrived together) first write what they have, and nothing waits for the next I/O.
+//
+// A turn, here, runs from the first scheduling of that setImmediate to the flush, and has a number:
+// what tells a connection's first frame of a turn from the next. The places frames come from start
+// it (startWriteTurn): a fan-out (hub.ts) and a client's frame (node.ts), once per publication or per
+// frame received. send() only reads the number: scheduling from send() put setImmediate in its inline
+// tree (V8 saw it called on every reply of a connection's first moments), which then had no budget
+// left for the socket write itself, +3% per delivery in the burst (BENCHMARKS.md). A frame sent from
+// elsewhere (a timer, a late reply) may find the number of a turn that has ended: then it is held as a
+// second frame would be. The order is the call order either way; only the count of writes differs.
 
 /** A connection that holds its socket's writes (ws-connection.ts). */
 export interface HeldWrites {
@@ -26,16 +34,20 @@ export interface HeldWrites {
 let dueThisTurn: HeldWrites[] = []
 let flushing: HeldWrites[] = []
 let flushScheduled = false
-/** Advanced by every flush: a connection that wrote in turn N and sends again in turn N holds. */
+/** Advanced as each turn starts: a connection that wrote in turn N and sends again in turn N holds. */
 let turn = 1
 
-/**
- * The number of the current turn, made sure to end (by the flush's setImmediate): what a connection
- * compares with the turn of its last plain write, to write a turn's first frame as it comes.
- */
-export function writeTurn (): number {
-  if (!flushScheduled) scheduleFlush()
+/** The number of the current turn, to compare with the turn of a connection's last plain write. */
+export function currentTurn (): number {
   return turn
+}
+
+/**
+ * Frames are about to be sent (a publication's fan-out, the answer to a client's frame): unless a turn
+ * is under way, one starts, with a new number and a flush at its end.
+ */
+export function startWriteTurn (): void {
+  if (!flushScheduled) scheduleFlush()
 }
 
 /**
@@ -50,6 +62,7 @@ export function flushAfterThisTurn (held: HeldWrites): void {
 
 function scheduleFlush (): void {
   flushScheduled = true
+  turn++
   setImmediate(flushDue)
 }
 
@@ -60,7 +73,6 @@ function flushDue (): void {
   dueThisTurn = flushing
   flushing = due
   flushScheduled = false
-  turn++
   for (let i = 0; i < due.length; i++) due[i].flushWrites()
   due.length = 0
 }

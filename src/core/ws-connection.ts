@@ -9,7 +9,7 @@ import { encodingOf, jsonToMsgpack, type EncodingName } from './encoding.js'
 import type { OutgoingFrame } from './frame.js'
 import type { Identity } from './identity.js'
 import { ServerClose, type CloseCause } from './protocol.js'
-import { flushAfterThisTurn, flushHeldWrites, writeTurn, type HeldWrites } from './write-coalescing.js'
+import { currentTurn, flushAfterThisTurn, flushHeldWrites, type HeldWrites } from './write-coalescing.js'
 import { internals, SENDER_IDLE } from './ws-internals.js'
 
 /** ws would send a Buffer as a binary frame; a JSON frame is text. Shared, not per call. */
@@ -72,7 +72,7 @@ export class WebSocketConnection extends Connection implements HeldWrites {
   send (frame: string | OutgoingFrame): void {
     if (!this.open) return
     const tcp = internals(this.socket)._socket
-    if (tcp !== null) this.holdWrites(tcp)
+    if (tcp !== null && !this.holding && !this.firstOfTurn()) this.holdWrites(tcp)
     const encoding = this.encoding
     if (typeof frame !== 'string') {
       this.sendPrepared(frame, encoding, tcp)
@@ -85,30 +85,33 @@ export class WebSocketConnection extends Connection implements HeldWrites {
   }
 
   /**
-   * Corks the TCP socket at the first frame of a batch, so that this frame, the ones after it and
-   * whatever ws writes meanwhile (its acks, pings, close frames, compressed frames) queue in Node's
-   * buffer in call order, and leave in one writev when flushWrites() uncorks. ws corks around its own
-   * two-part writes too: corks nest, so those join the queue rather than leave early. With
-   * WRITE_DELAY=0 a turn's first frame is not held but written as it comes (write-coalescing.ts says
-   * why): it is on the socket before anything corked after it, so the order stays the call order.
+   * With WRITE_DELAY=0, whether this is the connection's first frame of the turn, which is written as
+   * it comes (write-coalescing.ts says why); it records the turn. Small and apart from holdWrites, so
+   * that send() stays within V8's inlining budget with the socket write inlined: a burst's deliveries
+   * call only this (BENCHMARKS.md).
+   */
+  private firstOfTurn (): boolean {
+    if (this.limits.writeDelay !== 0) return false
+    const turn = currentTurn()
+    if (this.plainWriteTurn === turn) return false
+    this.plainWriteTurn = turn
+    return true
+  }
+
+  /**
+   * Corks the TCP socket for a batch, so that this frame, the ones after it and whatever ws writes
+   * meanwhile (its acks, pings, close frames, compressed frames) queue in Node's buffer in call order,
+   * and leave in one writev when flushWrites() uncorks. ws corks around its own two-part writes too:
+   * corks nest, so those join the queue rather than leave early. With WRITE_DELAY=0 this is a turn's
+   * second frame: the first is already on the socket, so the order stays the call order.
    */
   private holdWrites (tcp: Socket): void {
-    if (this.holding) return
-    const delay = this.limits.writeDelay
-    if (delay === 0) {
-      const turn = writeTurn()
-      if (this.plainWriteTurn !== turn) {
-        this.plainWriteTurn = turn
-        return
-      }
-      this.holding = true
-      tcp.cork()
-      flushAfterThisTurn(this)
-      return
-    }
     this.holding = true
     tcp.cork()
-    if (this.delayTimer === undefined) {
+    const delay = this.limits.writeDelay
+    if (delay === 0) {
+      flushAfterThisTurn(this)
+    } else if (this.delayTimer === undefined) {
       // Not unref()ed: held frames are due, and the timer is gone once they have left.
       this.delayTimer = setTimeout(flushHeldWrites, delay, this)
     } else {
