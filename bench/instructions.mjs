@@ -42,6 +42,11 @@ const SETTLE_MS = 15_000
 // fanout: each window is this many publications, one at a time, the next once every subscriber has it.
 const FANOUT_PUBLICATIONS = 100
 const FANOUT_WARMUP_WINDOWS = 4
+// Before the subscribers connect, this many publications to a topic nobody follows: the request's
+// path (Fastify, the publish route, the broker) turns hot slowly at 100 publications a window, and
+// without these TurboFan was still compiling it in the measured windows, a third of their
+// instructions (v8::internal::compiler::* under --top) and +-15% from window to window.
+const FANOUT_HTTP_WARMUP = 3000
 const FANOUT_WINDOWS = 6
 const FANOUT_TOPIC = 'public.bench.instructions'
 const TIMEOUT_MS = 300_000
@@ -217,6 +222,8 @@ async function fanoutTarget (name, { subscribers, top }, dir) {
   const server = await startUnderCallgrind(name, { dir, tag: 'fanout', perfMap: top > 0, nodeFlags: ['--single-threaded-gc'] })
   const sockets = []
   try {
+    const unfollowed = JSON.stringify({ topic: `${FANOUT_TOPIC}.warm-up`, data: { pad: 'x'.repeat(200) } })
+    for (let i = 0; i < FANOUT_HTTP_WARMUP; i++) await postStatus(`${server.url}/api/publish`, unfollowed, undefined, TIMEOUT_MS)
     for (let i = 0; i < subscribers; i++) sockets.push(await subscriber(server.wsUrl, FANOUT_TOPIC))
     let waiting = 0
     let allHave = () => {}
