@@ -54,6 +54,18 @@ function statFields (pid) {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
 }
 
+/**
+ * CPU seconds the whole machine has been busy so far, all cores together (/proc/stat: every state but
+ * idle and iowait), with the number of cores. Over a window, busy / wall says how many cores were in
+ * use: on this 2-core machine the load generator shares the cores with the server, and a window that
+ * kept both busy could not have gone faster with more server processes.
+ */
+export function machineBusy () {
+  const lines = readFileSync('/proc/stat', 'utf8').split('\n')
+  const [user, nice, system, , , irq, softirq, steal] = lines[0].split(/\s+/).slice(1).map(Number)
+  return { seconds: (user + nice + system + irq + softirq + steal) / CLOCK_TICKS, cores: lines.filter(line => /^cpu\d/.test(line)).length }
+}
+
 /** CPU seconds (user + system) the process (and its descendants: workers) has used so far. */
 export function cpuSeconds (pid) {
   return overTree(pid, each => {

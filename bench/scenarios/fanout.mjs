@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks'
 import { ClientPool } from '../lib/clients.mjs'
 import { postJson } from '../lib/http.mjs'
 import { round, settledRss } from '../lib/measure.mjs'
-import { cpuSeconds, cpuTimes } from '../lib/proc.mjs'
+import { cpuSeconds, cpuTimes, machineBusy } from '../lib/proc.mjs'
 import { profiled } from '../lib/profiler.mjs'
 import { start } from '../lib/targets.mjs'
 
@@ -81,6 +81,7 @@ export async function measure (target, { subscribers, duration, env, wire, data,
       const timesStart = cpuTimes(server.pid)
       const cpuStart = cpuSeconds(server.pid)
       const clientStart = clientCpuTimes(pool)
+      const machineStart = machineBusy()
       const started = performance.now()
       let publications = 0
       let timeouts = 0
@@ -96,6 +97,7 @@ export async function measure (target, { subscribers, duration, env, wire, data,
       const clientTimes = clientCpuTimes(pool)
       const clientUser = clientTimes.user - clientStart.user
       const clientSystem = clientTimes.system - clientStart.system
+      const machine = machineBusy()
       const { received, histogram, bytes } = await pool.report()
       const result = {
         subscribers: connected.ok,
@@ -114,6 +116,9 @@ export async function measure (target, { subscribers, duration, env, wire, data,
         clientUserSeconds: clientUser,
         clientSystemSeconds: clientSystem,
         clientCpuMicrosPerDelivery: (clientUser + clientSystem) * 1e6 / received,
+        // Every process of the machine over the window (server, clients, this harness, the rest).
+        machineBusyCores: (machine.seconds - machineStart.seconds) / wallSeconds,
+        machineCores: machine.cores,
         wireBytesPerDelivery: bytes / received,
         p50: histogram.quantile(0.5),
         p99: histogram.quantile(0.99),
@@ -123,7 +128,7 @@ export async function measure (target, { subscribers, duration, env, wire, data,
       log(`  ${server.name}${label === target ? '' : ` (${label})`}: ${publications} publications x ${connected.ok} subscribers, ${received}/${result.expected} delivered, ` +
         `server CPU ${round(cpu, 2)} s of ${round(wallSeconds, 1)} s: ${round(result.deliveriesPerCpuSecond)} deliveries/CPU-s, ${round(result.cpuMicrosPerDelivery, 2)} µs/delivery, ` +
         `client CPU ${round(clientUser + clientSystem, 2)} s (user ${round(clientUser, 2)}, sys ${round(clientSystem, 2)}): ${round(result.clientCpuMicrosPerDelivery, 2)} µs/delivery, ` +
-        `p50 ${round(result.p50, 1)} ms p99 ${round(result.p99, 1)} ms, ${round(result.wireBytesPerDelivery, 1)} bytes/delivery`)
+        `machine ${round(result.machineBusyCores, 2)} of ${result.machineCores} cores busy, p50 ${round(result.p50, 1)} ms p99 ${round(result.p99, 1)} ms, ${round(result.wireBytesPerDelivery, 1)} bytes/delivery`)
       return result
     } finally {
       await pool.close()

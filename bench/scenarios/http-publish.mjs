@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { publisherAuthorization } from '../lib/jwt.mjs'
 import { round } from '../lib/measure.mjs'
-import { cpuSeconds } from '../lib/proc.mjs'
+import { cpuSeconds, machineBusy } from '../lib/proc.mjs'
 import { profiled } from '../lib/profiler.mjs'
 import { start } from '../lib/targets.mjs'
 
@@ -70,11 +70,16 @@ export async function measure (target, { duration, wrk, secret, tag }, log) {
     const url = `${server.url}/api/publish`
     await load(url, WARMUP_SECONDS, wrk, authorization)
     const cpuStart = cpuSeconds(server.pid)
+    const machineStart = machineBusy()
     const result = await profiled(server, tag, log, () => load(url, duration, wrk, authorization))
     const cpu = cpuSeconds(server.pid) - cpuStart
+    const machine = machineBusy()
     result.cpuMicrosPerRequest = cpu * 1e6 / (result.requestsPerSecond * duration)
+    // Every process of the machine over the load (the server, wrk, the rest): wrk shares the cores.
+    result.machineBusyCores = (machine.seconds - machineStart.seconds) / duration
+    result.machineCores = machine.cores
     log(`  ${name}: ${round(result.requestsPerSecond)} req/s, p50 ${round(result.p50, 2)} ms, p99 ${round(result.p99, 2)} ms, ` +
-      `server ${round(result.cpuMicrosPerRequest)} CPU-us/request, ${result.errors} errors (${result.tool})`)
+      `server ${round(result.cpuMicrosPerRequest)} CPU-us/request, machine ${round(result.machineBusyCores, 2)} of ${result.machineCores} cores busy, ${result.errors} errors (${result.tool})`)
     if (result.errors > 0) throw new Error(`${name} answered ${result.errors} requests with errors:\n${server.output()}`)
     return result
   } finally {
