@@ -20,7 +20,7 @@
 // it (startWriteTurn): a fan-out (hub.ts) and a client's frame (node.ts), once per publication or per
 // frame received. send() only reads the number: scheduling from send() put setImmediate in its inline
 // tree (V8 saw it called on every reply of a connection's first moments), which then had no budget
-// left for the socket write itself, +3% per delivery in the burst (BENCHMARKS.md). A frame sent from
+// left for the socket write itself, +6% per delivery in the burst (BENCHMARKS.md). A frame sent from
 // elsewhere (a timer, a late reply) may find the number of a turn that has ended: then it is held as a
 // second frame would be. The order is the call order either way; only the count of writes differs.
 
