@@ -79,7 +79,8 @@ if (args.help) {
                then ${HTTP_WINDOWS} windows; the median of the last ${COUNTED_WINDOWS} is reported); http-jwt = the same with JWT_SECRET
                set on every target and one caller's HS256 token on every request; connect = websocket connects with an
                HS256 JWT, counted at the welcome frame (rounds, ${CONNECT_WARMUP}+ warm-up connects, then ${CONNECT_MEASURED_ROUNDS} measured rounds, median);
-               fanout = the burst: POST /api/publish to every subscriber of one topic, one at a time (${FANOUT_WARMUP_WINDOWS} warm-up windows,
+               fanout = the burst: POST /api/publish to every subscriber of one topic, one at a time (${FANOUT_HTTP_WARMUP} publications to an unfollowed topic
+               and ${FANOUT_WARMUP_WINDOWS} warm-up windows,
                then ${FANOUT_WINDOWS} of ${FANOUT_PUBLICATIONS} publications; the median of the last ${COUNTED_WINDOWS} is reported), per delivery
   --targets    servers (default: ours and the scenario's baselines: bare Fastify for http, the same stack by hand
                (bench/same-stack-server.mjs) for http-jwt, raw ws and the same stack for connect, raw ws for fanout)
@@ -223,7 +224,10 @@ async function fanoutTarget (name, { subscribers, top }, dir) {
   const sockets = []
   try {
     const unfollowed = JSON.stringify({ topic: `${FANOUT_TOPIC}.warm-up`, data: { pad: 'x'.repeat(200) } })
-    for (let i = 0; i < FANOUT_HTTP_WARMUP; i++) await postStatus(`${server.url}/api/publish`, unfollowed, undefined, TIMEOUT_MS)
+    for (let i = 0; i < FANOUT_HTTP_WARMUP; i++) {
+      const status = await postStatus(`${server.url}/api/publish`, unfollowed, undefined, TIMEOUT_MS)
+      if (status !== 200) throw new Error(`warm-up POST /api/publish answered ${status}`)
+    }
     for (let i = 0; i < subscribers; i++) sockets.push(await subscriber(server.wsUrl, FANOUT_TOPIC))
     let waiting = 0
     let allHave = () => {}
@@ -289,7 +293,7 @@ async function main () {
     console.log(name === 'connect'
       ? `\nconnect: websocket + HS256 JWT, ${CONNECTS_IN_FLIGHT} in flight, counted at the welcome frame; ${warmupRounds(per)} warm-up rounds, ${CONNECT_MEASURED_ROUNDS} measured rounds of ${per} (median)`
       : name === 'fanout'
-        ? `\nfanout: 1 -> ${options.subscribers} subscribers, one POST /api/publish at a time; ${FANOUT_WARMUP_WINDOWS} warm-up windows, ${FANOUT_WINDOWS} windows of ${FANOUT_PUBLICATIONS} publications (median of the last ${COUNTED_WINDOWS})`
+        ? `\nfanout: 1 -> ${options.subscribers} subscribers, one POST /api/publish at a time; ${FANOUT_HTTP_WARMUP} publications to an unfollowed topic and ${FANOUT_WARMUP_WINDOWS} warm-up windows, ${FANOUT_WINDOWS} windows of ${FANOUT_PUBLICATIONS} publications (median of the last ${COUNTED_WINDOWS})`
         : `\n${name}: POST /api/publish${name === 'http-jwt' ? ' with an HS256 token (JWT_SECRET on every target)' : ', no token'}, ${HTTP_CONNECTIONS} keep-alive connections, ${HTTP_WARMUP_REQUESTS} warm-up requests, ${HTTP_WINDOWS} windows of ${per} (median of the last ${COUNTED_WINDOWS})`)
     if (skipped.length > 0) console.log(`  (${skipped.join(', ')}: not a ${name} target, skipped)`)
     const results = new Map()
